@@ -46,10 +46,24 @@ def find_tool(name: str) -> str:
     return found
 
 
-def run(cmd: list[str], *, timeout: float = 120, env: dict[str, str] | None = None,
-        cwd: Path | str | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=cwd, input=input, check=False)
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | str | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        input=input,
+        check=False,
+    )
 
 
 def explain(proc: subprocess.CompletedProcess[str]) -> str:
@@ -94,15 +108,25 @@ class Compose:
     def __call__(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         """Run with exactly `env` (plus PATH/HOME and the private DOCKER_CONFIG): nothing from the
         caller's shell or a developer's ./.env leaks in (`--env-file` must be passed by the caller)."""
-        full = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-                "DOCKER_CONFIG": self.docker_config, **env}
-        return run([*self.cmd, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *args],
-                   env=full, cwd=ROOT)
+        full = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "DOCKER_CONFIG": self.docker_config,
+            **env,
+        }
+        return run(
+            [*self.cmd, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *args],
+            env=full,
+            cwd=ROOT,
+        )
 
 
 @pytest.fixture(scope="session")
 def compose(tmp_path_factory: pytest.TempPathFactory) -> Compose:
     c = Compose(tmp_path_factory.mktemp("docker-config"))
-    proc = run([*c.cmd, "version"], env={"PATH": os.environ.get("PATH", ""), "DOCKER_CONFIG": c.docker_config})
+    proc = run(
+        [*c.cmd, "version"],
+        env={"PATH": os.environ.get("PATH", ""), "DOCKER_CONFIG": c.docker_config},
+    )
     assert proc.returncode == 0 and "v2." in proc.stdout, explain(proc)
     return c

@@ -8,8 +8,8 @@ import contextlib
 import math
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +22,9 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -45,9 +47,13 @@ def redis_exporter(redis_url: str, workdir: Path) -> Iterator[str]:
     """Start prometheus-redis-exporter against `redis_url`; yield its host:port."""
     u = urlsplit(redis_url)
     port = free_port()
-    cmd = [find_tool("prometheus-redis-exporter"),
-           "-redis.addr", f"redis://{u.hostname}:{u.port or 6379}",
-           "-web.listen-address", f"127.0.0.1:{port}"]
+    cmd = [
+        find_tool("prometheus-redis-exporter"),
+        "-redis.addr",
+        f"redis://{u.hostname}:{u.port or 6379}",
+        "-web.listen-address",
+        f"127.0.0.1:{port}",
+    ]
     if u.password:
         cmd += ["-redis.password", u.password]
     log = workdir / "redis-exporter.log"
@@ -93,18 +99,28 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus(jobs: dict[str, str], workdir: Path, scrape_interval_s: int = 1) -> Iterator[Prometheus]:
+def prometheus(
+    jobs: dict[str, str], workdir: Path, scrape_interval_s: int = 1
+) -> Iterator[Prometheus]:
     """Start Prometheus scraping `jobs` ({job name: metrics URL}) every `scrape_interval_s`."""
     config = {
-        "global": {"scrape_interval": f"{scrape_interval_s}s", "evaluation_interval": f"{scrape_interval_s}s"},
+        "global": {
+            "scrape_interval": f"{scrape_interval_s}s",
+            "evaluation_interval": f"{scrape_interval_s}s",
+        },
         "scrape_configs": [{"job_name": job, **_target(url)} for job, url in jobs.items()],
     }
     cfg = workdir / "prometheus.yml"
     cfg.write_text(yaml.safe_dump(config))
     port = free_port()
     log = workdir / "prometheus.log"
-    cmd = [find_tool("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={workdir / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"]
+    cmd = [
+        find_tool("prometheus"),
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+    ]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     try:

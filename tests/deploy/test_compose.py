@@ -40,7 +40,9 @@ def render(compose, env_file: Path, profiles: tuple[str, ...]) -> dict:
 
 
 def gpu_devices(svc: dict) -> list[dict]:
-    return (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices") or []
+    return (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get(
+        "devices"
+    ) or []
 
 
 @pytest.mark.parametrize("profiles", list(PROFILES), ids=lambda p: "+".join(p))
@@ -52,8 +54,10 @@ def test_profile_renders(compose, env_file, profiles):
     # ---- Triton: GPU reservation only in the gpu profile; converter runs to completion first
     if "gpu" in profiles:
         triton = services["triton"]
-        assert any("gpu" in d.get("capabilities", []) and d.get("driver") == "nvidia"
-                   for d in gpu_devices(triton)), triton.get("deploy")
+        assert any(
+            "gpu" in d.get("capabilities", []) and d.get("driver") == "nvidia"
+            for d in gpu_devices(triton)
+        ), triton.get("deploy")
         assert "--model-config-name=gpu" in triton["command"]
         assert triton["depends_on"]["converter"]["condition"] == "service_completed_successfully"
         conv = services["converter"]
@@ -63,8 +67,12 @@ def test_profile_renders(compose, env_file, profiles):
         assert conv["build"]["dockerfile"] == "docker/converter.Dockerfile"
     else:
         triton = services["triton-cpu"]
-        assert not any(gpu_devices(s) for s in services.values()), "no GPU anywhere in the cpu profile"
-        assert not any("--model-config-name=gpu" in (s.get("command") or []) for s in services.values())
+        assert not any(gpu_devices(s) for s in services.values()), (
+            "no GPU anywhere in the cpu profile"
+        )
+        assert not any(
+            "--model-config-name=gpu" in (s.get("command") or []) for s in services.values()
+        )
     assert triton["build"]["dockerfile"] == "docker/triton.Dockerfile"
     assert "triton-server" in triton["networks"]["backend"]["aliases"]
     assert any(v["target"] == "/models" and v.get("read_only") for v in triton["volumes"])
@@ -74,10 +82,18 @@ def test_profile_renders(compose, env_file, profiles):
     # ---- Redis: password, no persistence, maxmemory + allkeys-lru
     redis = services["redis"]
     cmd = " ".join(redis["command"])
-    for flag in ("--requirepass", '--save ""', "--appendonly no", "--maxmemory ", "--maxmemory-policy allkeys-lru"):
+    for flag in (
+        "--requirepass",
+        '--save ""',
+        "--appendonly no",
+        "--maxmemory ",
+        "--maxmemory-policy allkeys-lru",
+    ):
         assert flag in cmd, (flag, cmd)
     assert redis["environment"]["REDIS_PASSWORD"] == SECRETS["REDIS_PASSWORD"]
-    assert not redis.get("ports") and not redis.get("volumes"), "no published port, nothing persisted"
+    assert not redis.get("ports") and not redis.get("volumes"), (
+        "no published port, nothing persisted"
+    )
     assert redis["healthcheck"]["test"]
 
     # ---- gateway: API keys on, waits for healthy Triton and Redis
@@ -96,8 +112,10 @@ def test_profile_renders(compose, env_file, profiles):
 
     # ---- Prometheus scrapes with our config and rules; Grafana provisioned, no anonymous access
     prom = services["prometheus"]
-    assert any(v["source"].endswith("monitoring/prometheus") and v["target"] == "/etc/prometheus"
-               for v in prom["volumes"])
+    assert any(
+        v["source"].endswith("monitoring/prometheus") and v["target"] == "/etc/prometheus"
+        for v in prom["volumes"]
+    )
     graf = services["grafana"]
     genv = graf["environment"]
     assert genv["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
@@ -135,6 +153,8 @@ def test_profile_is_required(compose, env_file):
     proc = compose(["--env-file", str(env_file), "config", "--services"], env={})
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.split() == []
-    proc = compose(["--env-file", str(env_file), "--profile", "loadtest", "config", "--quiet"], env={})
+    proc = compose(
+        ["--env-file", str(env_file), "--profile", "loadtest", "config", "--quiet"], env={}
+    )
     assert proc.returncode != 0, explain(proc)
     assert "gateway" in proc.stderr

@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,7 +33,9 @@ def concrete(expr: str) -> str:
 
 
 def all_targets() -> list[tuple[str, dict, dict]]:
-    return [(name, p, t) for name, d in DASHBOARDS.items() for p in d["panels"] for t in p["targets"]]
+    return [
+        (name, p, t) for name, d in DASHBOARDS.items() for p in d["panels"] for t in p["targets"]
+    ]
 
 
 def target_id(item: tuple[str, dict, dict]) -> str:
@@ -44,6 +45,7 @@ def target_id(item: tuple[str, dict, dict]) -> str:
 
 # ------------------------------------------------------------------ structure, no stack needed
 
+
 def test_dashboards_present():
     assert set(DASHBOARDS) == {"gateway", "triton", "redis"}
 
@@ -51,7 +53,9 @@ def test_dashboards_present():
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_dashboard_structure(name):
     d = DASHBOARDS[name]
-    ds = yaml.safe_load((MONITORING_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    ds = yaml.safe_load(
+        (MONITORING_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     ds_uid = ds["datasources"][0]["uid"]
     assert d["uid"] and d["title"] and d["schemaVersion"] >= 36
     ids = [p["id"] for p in d["panels"]]
@@ -78,10 +82,22 @@ def test_uids_unique():
 
 
 REQUIRED_PANELS = {
-    "gateway": [r"^Requests / s", r"p50 / p95 / p99", r"Errors / s by status code", r"^Cache hit ratio",
-                r"^Coalesced", r"^In-flight"],
-    "triton": [r"^Inferences / s by model", r"^Average batch size", r"Queue time vs compute time",
-               r"^Pending requests", r"^GPU utilization", r"^GPU memory"],
+    "gateway": [
+        r"^Requests / s",
+        r"p50 / p95 / p99",
+        r"Errors / s by status code",
+        r"^Cache hit ratio",
+        r"^Coalesced",
+        r"^In-flight",
+    ],
+    "triton": [
+        r"^Inferences / s by model",
+        r"^Average batch size",
+        r"Queue time vs compute time",
+        r"^Pending requests",
+        r"^GPU utilization",
+        r"^GPU memory",
+    ],
     "redis": [r"^Redis up", r"^Memory", r"^Commands / s", r"hit ratio", r"^Evicted"],
 }
 
@@ -95,23 +111,34 @@ def test_required_panels(name):
     if name == "triton":
         assert sorted(gpu) == ["GPU memory used", "GPU utilization"]
         for p in DASHBOARDS[name]["panels"]:
-            assert (GPU_TAG in p.get("tags", [])) == any("nv_gpu_" in t["expr"] for t in p["targets"])
+            assert (GPU_TAG in p.get("tags", [])) == any(
+                "nv_gpu_" in t["expr"] for t in p["targets"]
+            )
     else:
         assert gpu == []
 
 
 def test_average_batch_size_formula():
-    panel = next(p for p in DASHBOARDS["triton"]["panels"] if p["title"].startswith("Average batch size"))
+    panel = next(
+        p for p in DASHBOARDS["triton"]["panels"] if p["title"].startswith("Average batch size")
+    )
     expr = panel["targets"][0]["expr"]
-    assert re.fullmatch(r"sum by \(model\) \(rate\(nv_inference_count\{.*\}\[.*\]\)\) / "
-                        r"sum by \(model\) \(rate\(nv_inference_exec_count\{.*\}\[.*\]\)\)", expr), expr
+    assert re.fullmatch(
+        r"sum by \(model\) \(rate\(nv_inference_count\{.*\}\[.*\]\)\) / "
+        r"sum by \(model\) \(rate\(nv_inference_exec_count\{.*\}\[.*\]\)\)",
+        expr,
+    ), expr
 
 
 def test_provisioning_matches_compose():
-    ds = yaml.safe_load((MONITORING_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    ds = yaml.safe_load(
+        (MONITORING_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     assert ds["datasources"][0]["url"] == "http://prometheus:9090"
     assert ds["datasources"][0]["type"] == "prometheus"
-    prov = yaml.safe_load((MONITORING_DIR / "grafana/provisioning/dashboards/dashboards.yml").read_text())
+    prov = yaml.safe_load(
+        (MONITORING_DIR / "grafana/provisioning/dashboards/dashboards.yml").read_text()
+    )
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"./monitoring/grafana/dashboards:{prov['providers'][0]['options']['path']}:ro" in mounts
@@ -121,8 +148,17 @@ def test_provisioning_matches_compose():
 def test_every_query_parses(tmp_path):
     """promtool parses every panel query (as recording rules): a syntax error fails offline."""
     items = all_targets()
-    rules = {"groups": [{"name": "panels", "rules": [
-        {"record": f"panel:q{i}", "expr": concrete(t["expr"])} for i, (_, _, t) in enumerate(items)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "panels",
+                "rules": [
+                    {"record": f"panel:q{i}", "expr": concrete(t["expr"])}
+                    for i, (_, _, t) in enumerate(items)
+                ],
+            }
+        ]
+    }
     f = tmp_path / "panels.yml"
     f.write_text(yaml.safe_dump(rules))
     proc = run([find_tool("promtool"), "check", "rules", str(f)])
@@ -131,6 +167,7 @@ def test_every_query_parses(tmp_path):
 
 
 # ------------------------------------------------------------------ against the running stack
+
 
 def has_gpu() -> bool:
     smi = shutil.which("nvidia-smi")
@@ -164,18 +201,20 @@ def drive_traffic(stack, rounds: int = 6, pause_s: float = 1.2) -> dict[str, int
     repeated = digits_payload(rng)
     with ThreadPoolExecutor(max_workers=16) as pool:
         for i in range(rounds):
-            for j in range(5):                          # cache misses (unique inputs), 1-4 rows each
+            for j in range(5):  # cache misses (unique inputs), 1-4 rows each
                 send(digits_payload(rng, n=1 + (i + j) % 4))
-            for _ in range(5):                          # cache hits
+            for _ in range(5):  # cache hits
                 send(repeated)
-            burst = digits_payload(rng)                 # identical concurrent requests: coalesced
+            burst = digits_payload(rng)  # identical concurrent requests: coalesced
             list(pool.map(send, [burst] * 16))
             # distinct concurrent requests: Triton's dynamic batcher merges them
             list(pool.map(send, [digits_payload(rng) for _ in range(32)]))
-            for bad in ({"model": "no_such_model", "inputs": {"image": [[[[0.0] * 8] * 8]]}},
-                        {"model": "digits", "inputs": {"image": [[[0.0] * 7] * 7]}},
-                        {"model": "digits"}):
-                send(bad)                               # client errors: the errors-by-code panel
+            for bad in (
+                {"model": "no_such_model", "inputs": {"image": [[[[0.0] * 8] * 8]]}},
+                {"model": "digits", "inputs": {"image": [[[0.0] * 7] * 7]}},
+                {"model": "digits"},
+            ):
+                send(bad)  # client errors: the errors-by-code panel
             time.sleep(pause_s)
     return codes
 
@@ -204,9 +243,15 @@ def live_prometheus(stack, tmp_path_factory):
     from .monitoring_stack import prometheus, redis_exporter
 
     work = tmp_path_factory.mktemp("prometheus")
-    with production_redis_limits(stack.redis_url), redis_exporter(stack.redis_url, work) as exporter:
-        jobs = {"gateway": stack.gateway_metrics_url, "triton": stack.triton_metrics_url,
-                "redis": f"http://{exporter}/metrics"}
+    with (
+        production_redis_limits(stack.redis_url),
+        redis_exporter(stack.redis_url, work) as exporter,
+    ):
+        jobs = {
+            "gateway": stack.gateway_metrics_url,
+            "triton": stack.triton_metrics_url,
+            "redis": f"http://{exporter}/metrics",
+        }
         with prometheus(jobs, work, scrape_interval_s=1) as prom:
             codes = drive_traffic(stack)
             assert codes.get("200", 0) >= 300, f"the stack did not serve the traffic: {codes}"
@@ -223,17 +268,24 @@ def test_all_targets_up(live_prometheus):
 @pytest.mark.integration
 def test_empty_query_is_detected(live_prometheus):
     """Guards the check below: a misspelled metric returns no data."""
-    assert live_prometheus.finite_values('sum(rate(gateway_requests_totl[1m]))') == []
+    assert live_prometheus.finite_values("sum(rate(gateway_requests_totl[1m]))") == []
 
 
 # Panels the generated traffic must move: their value must also be above zero, not merely present.
 MUST_BE_POSITIVE = {
-    ("gateway", "Requests / s"), ("gateway", "Requests / s by model, route and status"),
-    ("gateway", "Errors / s by status code"), ("gateway", "Cache hit ratio"),
-    ("gateway", "Cache hit ratio by model"), ("gateway", "Cache hits and misses / s"),
-    ("gateway", "Latency p50 / p95 / p99 by route"), ("gateway", "Triton call latency p50 / p99 (from the gateway)"),
-    ("triton", "Inferences / s by model"), ("triton", "Average batch size by model"),
-    ("triton", "Request latency inside Triton"), ("redis", "Commands / s"), ("redis", "Keys"),
+    ("gateway", "Requests / s"),
+    ("gateway", "Requests / s by model, route and status"),
+    ("gateway", "Errors / s by status code"),
+    ("gateway", "Cache hit ratio"),
+    ("gateway", "Cache hit ratio by model"),
+    ("gateway", "Cache hits and misses / s"),
+    ("gateway", "Latency p50 / p95 / p99 by route"),
+    ("gateway", "Triton call latency p50 / p99 (from the gateway)"),
+    ("triton", "Inferences / s by model"),
+    ("triton", "Average batch size by model"),
+    ("triton", "Request latency inside Triton"),
+    ("redis", "Commands / s"),
+    ("redis", "Keys"),
 }
 
 
@@ -247,14 +299,20 @@ def test_positive_panels_exist():
 def test_panel_query_returns_data(live_prometheus, item):
     name, panel, target = item
     if GPU_TAG in panel.get("tags", []) and not has_gpu():
-        pytest.skip(f"no GPU on this host: '{panel['title']}' queries nv_gpu_* metrics, which Triton "
-                    "exports only where it sees a GPU")
+        pytest.skip(
+            f"no GPU on this host: '{panel['title']}' queries nv_gpu_* metrics, which Triton "
+            "exports only where it sees a GPU"
+        )
     expr = concrete(target["expr"])
     values = live_prometheus.finite_values(expr)
-    assert values, (f"{name} / {panel['title']} / {target['refId']}: no data for\n{expr}\n"
-                    f"raw result: {live_prometheus.query(expr)}")
+    assert values, (
+        f"{name} / {panel['title']} / {target['refId']}: no data for\n{expr}\n"
+        f"raw result: {live_prometheus.query(expr)}"
+    )
     if (name, panel["title"]) in MUST_BE_POSITIVE:
-        assert max(values) > 0, f"{name} / {panel['title']}: the traffic did not move it: {expr} = {values}"
+        assert max(values) > 0, (
+            f"{name} / {panel['title']}: the traffic did not move it: {expr} = {values}"
+        )
 
 
 @pytest.mark.integration
@@ -263,6 +321,10 @@ def test_prometheus_adapter_queries_return_data(live_prometheus):
     adapter = yaml.safe_load((K8S_DIR / "prometheus-adapter" / "values.yaml").read_text())
     for rule in adapter["rules"]["custom"]:
         series = rule["seriesQuery"].split("{")[0]
-        expr = (rule["metricsQuery"].replace("<<.Series>>", series)
-                .replace("<<.LabelMatchers>>", 'job="triton"').replace("<<.GroupBy>>", "instance"))
+        expr = (
+            rule["metricsQuery"]
+            .replace("<<.Series>>", series)
+            .replace("<<.LabelMatchers>>", 'job="triton"')
+            .replace("<<.GroupBy>>", "instance")
+        )
         assert live_prometheus.finite_values(expr), f"{rule['name']['as']}: no data for {expr}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ DOCKERFILES = sorted(DOCKER_DIR.glob("*Dockerfile"))
 TRITON_RELEASE = "24.10"
 
 
-def hadolint(path: Path) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     # --failure-threshold style: even the lowest-severity finding fails the check
     return run([find_tool("hadolint"), "--no-color", "--failure-threshold", "style", str(path)])
 
@@ -32,7 +33,9 @@ def test_hadolint_clean(dockerfile):
 def test_hadolint_catches_a_bad_dockerfile(tmp_path):
     """Guards against a silently passing linter: a Dockerfile with known faults must fail."""
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\nRUN cd /tmp\n")
+    bad.write_text(
+        "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\nRUN cd /tmp\n"
+    )
     proc = hadolint(bad)
     assert proc.returncode != 0, explain(proc)
     for rule in ("DL3007", "DL3008", "DL3015"):
@@ -85,5 +88,13 @@ def test_converter_image():
 
 def test_dockerignore_keeps_secrets_and_models_out():
     lines = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
-    for entry in (".env", ".env.*", "**/secrets.env", "model_repository/", "**/.git", "**/.venv", "tests/"):
+    for entry in (
+        ".env",
+        ".env.*",
+        "**/secrets.env",
+        "model_repository/",
+        "**/.git",
+        "**/.venv",
+        "tests/",
+    ):
         assert entry in lines, entry

@@ -4,6 +4,7 @@ properties issue 5 asks for, read from the rendered manifests."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,13 @@ def k8s_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of k8s/ with the secrets.env the operator would create (it is never committed)."""
     dst = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S_DIR, dst)
-    (dst / "base" / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in SECRET_VALUES.items()))
+    (dst / "base" / "secrets.env").write_text(
+        "".join(f"{k}={v}\n" for k, v in SECRET_VALUES.items())
+    )
     return dst
 
 
-def kustomize(path: Path) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def kustomize(path: Path) -> subprocess.CompletedProcess[str]:
     return run([find_tool("kubectl"), "kustomize", str(path)])
 
 
@@ -58,8 +61,18 @@ def test_kubernetes_validate_strict(rendered, overlay):
     # every built-in kind is validated; only the operator's CRD (ServiceMonitor) has no schema
     assert "ERROR" not in proc.stdout + proc.stderr, explain(proc)
     kinds = {d["kind"] for d in docs}
-    assert {"Namespace", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-            "NetworkPolicy", "ConfigMap", "Secret", "PersistentVolumeClaim", "ServiceMonitor"} <= kinds
+    assert {
+        "Namespace",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "ServiceMonitor",
+    } <= kinds
 
 
 def test_kubernetes_validate_catches_errors(tmp_path):
@@ -68,7 +81,8 @@ def test_kubernetes_validate_catches_errors(tmp_path):
     bad.write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 1\n"
         "  selectr: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
-        "    spec: {containers: [{name: c, image: i}]}\n")
+        "    spec: {containers: [{name: c, image: i}]}\n"
+    )
     proc = run([find_tool("kubernetes-validate"), "--strict", "--quiet", str(bad)])
     assert proc.returncode != 0, explain(proc)
 
@@ -95,7 +109,11 @@ def test_triton(rendered, overlay):
     assert "--model-repository=/models" in triton["args"]
     mount = next(m for m in triton["volumeMounts"] if m["mountPath"] == "/models")
     volumes = {v["name"]: v for v in spec["volumes"]}
-    pvc_volumes = [v for v in spec["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == "model-repository"]
+    pvc_volumes = [
+        v
+        for v in spec["volumes"]
+        if v.get("persistentVolumeClaim", {}).get("claimName") == "model-repository"
+    ]
     assert pvc_volumes, "the model repository comes from the shared volume"
     get(docs, "PersistentVolumeClaim", "model-repository")
     gpu_limit = triton["resources"]["limits"].get("nvidia.com/gpu")
@@ -129,7 +147,10 @@ def test_triton_autoscaling_matches_adapter_rules(rendered):
         names = {m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"}
         assert names == {"triton_queue_time_per_request_us", "triton_pending_requests"}
         assert names <= set(served)
-    assert "nv_inference_queue_duration_us" in served["triton_queue_time_per_request_us"]["metricsQuery"]
+    assert (
+        "nv_inference_queue_duration_us"
+        in served["triton_queue_time_per_request_us"]["metricsQuery"]
+    )
     assert "nv_inference_pending_request_count" in served["triton_pending_requests"]["seriesQuery"]
 
 
@@ -159,7 +180,11 @@ def test_gateway_and_redis(rendered, overlay):
     redis = get(docs, "Deployment", "redis")["spec"]["template"]["spec"]
     rc = next(x for x in redis["containers"] if x["name"] == "redis")
     assert "--requirepass" in rc["command"]
-    conf_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("redis-config"))
+    conf_cm = next(
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("redis-config")
+    )
     conf = conf_cm["data"]["redis.conf"]
     for line in ('save ""', "appendonly no", "maxmemory-policy allkeys-lru"):
         assert line in conf
@@ -193,7 +218,9 @@ def _peers(policy: dict) -> list[tuple[str, set[int]]]:
             if "podSelector" in peer:
                 who = "pod:" + peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
             elif "namespaceSelector" in peer:
-                who = "ns:" + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                who = (
+                    "ns:" + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                )
             else:
                 who = "anyone"
             out.append((who, ports))

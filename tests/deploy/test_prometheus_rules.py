@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import yaml
 
@@ -13,7 +14,7 @@ RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = PROMETHEUS_DIR / "alerts_test.yml"
 
 
-def promtool(*args: str) -> "subprocess.CompletedProcess[str]":  # noqa: F821
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return run([find_tool("promtool"), *args])
 
 
@@ -52,7 +53,9 @@ def test_every_alert_has_a_firing_test_case():
         for case in t.get("alert_rule_test", [])
         if case.get("exp_alerts")
     }
-    assert alerts == fired, f"alerts without a firing case: {alerts - fired}; unknown: {fired - alerts}"
+    assert alerts == fired, (
+        f"alerts without a firing case: {alerts - fired}; unknown: {fired - alerts}"
+    )
     for g in rules["groups"]:
         for r in g["rules"]:
             assert r["labels"]["severity"] in {"critical", "warning", "info"}, r["alert"]
@@ -62,7 +65,9 @@ def test_every_alert_has_a_firing_test_case():
 def test_promtool_catches_broken_rules_and_wrong_expectations(tmp_path):
     """Guards against a check that passes anything."""
     bad = tmp_path / "bad.yml"
-    bad.write_text("groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(rate(foo[5m])\n")
+    bad.write_text(
+        "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(rate(foo[5m])\n"
+    )
     proc = promtool("check", "rules", str(bad))
     assert proc.returncode != 0, explain(proc)
 
