@@ -1,0 +1,138 @@
+"""Typed description of a served model, rendered to Triton's own `ModelConfig` protobuf.
+
+Every `config.pbtxt` in this project is written and read here, through
+`tritonclient.grpc.model_config_pb2` and `google.protobuf.text_format`: a typo is a parse
+error, not a silently ignored field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+_DATATYPES = {
+    np.dtype("float32"): mc.TYPE_FP32,
+    np.dtype("float16"): mc.TYPE_FP16,
+    np.dtype("int64"): mc.TYPE_INT64,
+    np.dtype("int32"): mc.TYPE_INT32,
+    np.dtype("int8"): mc.TYPE_INT8,
+    np.dtype("uint8"): mc.TYPE_UINT8,
+    np.dtype("bool"): mc.TYPE_BOOL,
+    np.dtype("object"): mc.TYPE_STRING,
+}
+
+FINGERPRINT_PARAMETER = "fingerprint"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input or output, without the batch dimension (Triton adds it from max_batch_size)."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...]
+
+    def to_proto_type(self) -> int:
+        return _DATATYPES[np.dtype(self.dtype)]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Dynamic batching: how long a request may wait for others, and how the queue is bounded."""
+
+    max_queue_delay_us: int = 2000
+    preferred_batch_sizes: tuple[int, ...] = ()
+    queue_timeout_us: int = 0
+    max_queue_size: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfigSpec:
+    """What the generator needs to know to write a model's config.pbtxt."""
+
+    name: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    platform: str = "onnxruntime_onnx"
+    backend: str = ""
+    max_batch_size: int = 64
+    batching: Batching | None = field(default_factory=Batching)
+    instance_count: int = 1
+    instance_kind: str = "KIND_CPU"
+    fingerprint: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    graph_optimization_level: int | None = None
+    tensorrt_precision: str | None = None
+    warmup_batch_sizes: tuple[int, ...] = ()
+
+
+def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
+    """Render `spec` as Triton's ModelConfig message."""
+    config = mc.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
+    if spec.platform:
+        config.platform = spec.platform
+    if spec.backend:
+        config.backend = spec.backend
+    for tensor in spec.inputs:
+        config.input.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+    for tensor in spec.outputs:
+        config.output.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+    if spec.batching is not None:
+        batching = config.dynamic_batching
+        batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
+        batching.preferred_batch_size.extend(spec.batching.preferred_batch_sizes)
+        if spec.batching.queue_timeout_us or spec.batching.max_queue_size:
+            policy = batching.default_queue_policy
+            policy.timeout_action = mc.ModelQueuePolicy.REJECT
+            policy.default_timeout_microseconds = spec.batching.queue_timeout_us
+            policy.max_queue_size = spec.batching.max_queue_size
+    config.instance_group.add(
+        count=spec.instance_count, kind=mc.ModelInstanceGroup.Kind.Value(spec.instance_kind)
+    )
+    parameters = dict(spec.parameters)
+    if spec.fingerprint:
+        parameters[FINGERPRINT_PARAMETER] = spec.fingerprint
+    for key, value in sorted(parameters.items()):
+        config.parameters[key].string_value = value
+    if spec.graph_optimization_level is not None:
+        config.optimization.graph.level = spec.graph_optimization_level
+    if spec.tensorrt_precision:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
+            name="tensorrt"
+        )
+        accelerator.parameters["precision_mode"] = spec.tensorrt_precision
+        accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
+    for batch_size in spec.warmup_batch_sizes:
+        _add_warmup(config, spec, batch_size)
+    return config
+
+
+def _add_warmup(config: mc.ModelConfig, spec: ModelConfigSpec, batch_size: int) -> None:
+    warmup = config.model_warmup.add(name=f"zeros_batch_{batch_size}", batch_size=batch_size)
+    for tensor in spec.inputs:
+        warmup.inputs[tensor.name].data_type = tensor.to_proto_type()
+        warmup.inputs[tensor.name].dims.extend(max(d, 1) for d in tensor.dims)
+        warmup.inputs[tensor.name].zero_data = True
+
+
+def render(config: mc.ModelConfig) -> str:
+    """Text format, as Triton reads it from config.pbtxt."""
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    """Parse config.pbtxt text; unknown fields raise `text_format.ParseError`."""
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def write_config(config: mc.ModelConfig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(config))
+
+
+def read_config(path: Path) -> mc.ModelConfig:
+    return parse(path.read_text())

@@ -1,0 +1,1 @@
+"""The gateway: validate -> content-keyed Redis cache -> coalesce identical misses -> Triton gRPC."""

@@ -1,0 +1,72 @@
+"""The prediction cache in Redis: a failure never fails a request, it only skips the cache."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway import metrics
+
+
+class PredictionCache:
+    """GET/SET of encoded predictions with short timeouts.
+
+    After an error the cache is skipped for `retry_after_s` (no request waits on a dead Redis),
+    then tried again: caching resumes by itself when Redis is back.
+    """
+
+    def __init__(self, url: str, timeout_ms: int, max_value_bytes: int, retry_after_s: float) -> None:
+        timeout = timeout_ms / 1000
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self.max_value_bytes = max_value_bytes
+        self.retry_after_s = retry_after_s
+        self._skip_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._skip_until
+
+    async def get(self, key: str) -> bytes | None:
+        if not self.available:
+            metrics.CACHE_ERRORS.labels("skipped").inc()
+            return None
+        started = time.perf_counter()
+        try:
+            return await self.client.get(key)
+        except (RedisError, OSError) as error:
+            self._failed("get", error)
+            return None
+        finally:
+            metrics.CACHE_LOOKUP_DURATION.observe(time.perf_counter() - started)
+
+    async def put(self, key: str, value: bytes, ttl_s: int) -> bool:
+        if ttl_s <= 0 or len(value) > self.max_value_bytes:
+            return False
+        if not self.available:
+            metrics.CACHE_ERRORS.labels("skipped").inc()
+            return False
+        try:
+            await self.client.set(key, value, ex=ttl_s)
+            return True
+        except (RedisError, OSError) as error:
+            self._failed("set", error)
+            return False
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _failed(self, op: str, error: Exception) -> None:
+        metrics.CACHE_ERRORS.labels(op).inc()
+        metrics.REDIS_ERRORS.inc()
+        self._skip_until = time.monotonic() + self.retry_after_s

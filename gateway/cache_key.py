@@ -1,0 +1,51 @@
+"""The cache key: a 128-bit BLAKE2b over everything that determines a model's answer.
+
+Model name and fingerprint (sha256 of the model file, or the version where a model has none),
+then each input's name, datatype, shape and little-endian bytes in name order, then the requested
+outputs in name order. Every field is length-prefixed so no two requests can collide by
+concatenation. The same tensor sent as nested JSON, flat JSON with a shape, or raw gRPC bytes gives
+the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from gateway.tensors import Tensor
+
+KEY_VERSION = b"v1"
+
+
+def cache_key(
+    model: str, fingerprint: str, inputs: Sequence[Tensor], outputs: Iterable[str] = ()
+) -> str:
+    digest = hashlib.blake2b(digest_size=16, person=b"tsgateway-" + KEY_VERSION)
+    _field(digest, model.encode())
+    _field(digest, fingerprint.encode())
+    for tensor in sorted(inputs, key=lambda t: t.name):
+        _field(digest, tensor.name.encode())
+        _field(digest, tensor.datatype.encode())
+        _field(digest, struct.pack(f"<{len(tensor.shape)}q", *tensor.shape))
+        _field(digest, canonical_bytes(tensor))
+    for name in sorted(set(outputs)):
+        _field(digest, b"out:" + name.encode())
+    return f"pred:{model}:{digest.hexdigest()}"
+
+
+def canonical_bytes(tensor: Tensor) -> bytes:
+    """Raw little-endian, C-order bytes; BYTES tensors as 4-byte length-prefixed items."""
+    if tensor.datatype == "BYTES":
+        return b"".join(struct.pack("<I", len(item)) + item for item in tensor.array.ravel())
+    array = tensor.array
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array).tobytes()
+
+
+def _field(digest: "hashlib._Hash", data: bytes) -> None:
+    digest.update(struct.pack("<Q", len(data)))
+    digest.update(data)

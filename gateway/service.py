@@ -1,0 +1,64 @@
+"""One prediction: validate -> cache key -> Redis -> on a miss, coalesce -> Triton -> store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway import metrics
+from gateway.cache import PredictionCache
+from gateway.cache_key import cache_key
+from gateway.codec import decode_outputs, encode_outputs
+from gateway.coalescer import Coalescer
+from gateway.settings import Settings
+from gateway.tensors import Tensor
+from gateway.triton import ModelInfo, TritonPool
+from gateway.validation import validate_request
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    version: str
+    outputs: dict[str, Tensor]
+    cache_hit: bool
+
+
+class PredictionService:
+    """Shared by the HTTP and gRPC front ends, so both use one cache and one coalescer."""
+
+    def __init__(self, settings: Settings, triton: TritonPool, cache: PredictionCache) -> None:
+        self.settings = settings
+        self.triton = triton
+        self.cache = cache
+        self.coalescer: Coalescer[tuple[dict[str, Tensor], bytes]] = Coalescer()
+
+    async def model_info(self, model: str, version: str = "") -> ModelInfo:
+        return await self.triton.model_info(model, version)
+
+    async def predict(
+        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None = None
+    ) -> Prediction:
+        validate_request(info, inputs, outputs)
+        ttl = self.settings.ttl_for(info.name)
+        key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
+        if ttl > 0:
+            cached = await self.cache.get(key)
+            if cached is not None:
+                metrics.CACHE_HITS.labels(info.name).inc()
+                return Prediction(info.name, info.version, decode_outputs(cached), cache_hit=True)
+            metrics.CACHE_MISSES.labels(info.name).inc()
+        (result, _), coalesced = await self.coalescer.run(
+            key, lambda: self._infer_and_store(info, inputs, outputs, key, ttl)
+        )
+        if coalesced:
+            metrics.COALESCED.labels(info.name).inc()
+        return Prediction(info.name, info.version, result, cache_hit=False)
+
+    async def _infer_and_store(
+        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
+    ) -> tuple[dict[str, Tensor], bytes]:
+        result = await self.triton.infer(info, inputs, outputs)
+        encoded = encode_outputs(result)
+        if ttl > 0:
+            await self.cache.put(key, encoded, ttl)
+        return result, encoded

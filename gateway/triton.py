@@ -1,0 +1,172 @@
+"""Triton over gRPC (`tritonclient.grpc.aio`): model metadata and inference across endpoints.
+
+Long-lived gRPC connections do not balance behind a Kubernetes Service, so the pool resolves
+every configured name to its addresses, sends requests round-robin to the healthy ones, and sets
+an endpoint aside for a while when it is unreachable, trying the next one instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from gateway import metrics
+from gateway.errors import GatewayError, from_triton
+from gateway.tensors import Tensor
+
+FINGERPRINT_PARAMETER = "fingerprint"
+UNHEALTHY_FOR_S = 2.0
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]  # with the batch dimension (-1) when the model batches
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    fingerprint: str
+    max_batch_size: int
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+    fetched_at: float = field(default_factory=time.monotonic, compare=False)
+
+
+@dataclass
+class Endpoint:
+    url: str
+    client: grpcclient.InferenceServerClient
+    unhealthy_until: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() >= self.unhealthy_until
+
+
+def resolve(targets: list[str]) -> list[str]:
+    """Expand each `host:port` to one `ip:port` per address its name resolves to."""
+    urls: list[str] = []
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            addresses = sorted({info[4][0] for info in infos})
+        except socket.gaierror:
+            addresses = [host]
+        urls += [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
+    return list(dict.fromkeys(urls))
+
+
+class TritonPool:
+    def __init__(self, targets: list[str], timeout_ms: int, model_info_ttl_s: float) -> None:
+        self.targets = targets
+        self.timeout_s = timeout_ms / 1000
+        self.model_info_ttl_s = model_info_ttl_s
+        self.endpoints: list[Endpoint] = []
+        self._round_robin = itertools.count()
+        self._model_info: dict[tuple[str, str], ModelInfo] = {}
+        self.refresh_endpoints()
+
+    def refresh_endpoints(self) -> None:
+        """Re-resolve the targets; keep the clients of addresses that remain."""
+        known = {endpoint.url: endpoint for endpoint in self.endpoints}
+        self.endpoints = [
+            known.get(url) or Endpoint(url, grpcclient.InferenceServerClient(url))
+            for url in resolve(self.targets)
+        ]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
+
+    async def _call(self, method: str, *args, **kwargs):
+        """Call `method` on the next healthy endpoint, failing over when one is unreachable."""
+        start = next(self._round_robin)
+        ordered = [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
+        candidates = [e for e in ordered if e.healthy] or ordered
+        last_error: GatewayError | None = None
+        for endpoint in candidates:
+            try:
+                return await getattr(endpoint.client, method)(*args, **kwargs)
+            except InferenceServerException as error:
+                mapped = from_triton(str(error.status() or ""), error.message() or str(error))
+                metrics.TRITON_ERRORS.labels(str(error.status() or "UNKNOWN").rsplit(".", 1)[-1]).inc()
+                if mapped.status != 503:
+                    raise mapped from None
+                endpoint.unhealthy_until = time.monotonic() + UNHEALTHY_FOR_S
+                last_error = mapped
+        assert last_error is not None
+        raise last_error
+
+    async def model_info(self, model: str, version: str = "") -> ModelInfo:
+        """Metadata, max batch size and fingerprint, reused for `model_info_ttl_s`."""
+        cached = self._model_info.get((model, version))
+        if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
+            return cached
+        metadata, config = await asyncio.gather(
+            self._call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
+            self._call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
+        )
+        config = config["config"]
+        served_version = version or max(metadata.get("versions", ["1"]), key=int)
+        parameters = config.get("parameters", {})
+        fingerprint = parameters.get(FINGERPRINT_PARAMETER, {}).get("string_value")
+        info = ModelInfo(
+            name=model,
+            version=served_version,
+            fingerprint=fingerprint or f"version:{served_version}",
+            max_batch_size=int(config.get("max_batch_size", 0)),
+            inputs={t["name"]: _tensor_info(t) for t in metadata.get("inputs", [])},
+            outputs={t["name"]: _tensor_info(t) for t in metadata.get("outputs", [])},
+        )
+        self._model_info[(model, version)] = info
+        return info
+
+    async def infer(
+        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None
+    ) -> dict[str, Tensor]:
+        request_inputs = []
+        for tensor in inputs:
+            request_input = grpcclient.InferInput(tensor.name, list(tensor.shape), tensor.datatype)
+            request_input.set_data_from_numpy(tensor.array)
+            request_inputs.append(request_input)
+        requested = [grpcclient.InferRequestedOutput(name) for name in outputs] if outputs else None
+        started = time.perf_counter()
+        try:
+            result = await self._call(
+                "infer", info.name, request_inputs, model_version=info.version,
+                outputs=requested, client_timeout=self.timeout_s,
+            )
+        finally:
+            metrics.TRITON_DURATION.labels(info.name).observe(time.perf_counter() - started)
+        response = result.get_response()
+        return {
+            out.name: Tensor(out.name, out.datatype, np.asarray(result.as_numpy(out.name)))
+            for out in response.outputs
+        }
+
+    async def ready(self) -> bool:
+        async def one(endpoint: Endpoint) -> bool:
+            try:
+                return await endpoint.client.is_server_ready(client_timeout=1.0)
+            except InferenceServerException:
+                return False
+
+        return any(await asyncio.gather(*(one(e) for e in self.endpoints)))
+
+
+def _tensor_info(tensor: dict) -> TensorInfo:
+    return TensorInfo(tensor["name"], tensor["datatype"], tuple(int(d) for d in tensor["shape"]))
+
+
+__all__ = ["GatewayError", "ModelInfo", "TensorInfo", "TritonPool"]

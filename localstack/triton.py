@@ -1,0 +1,107 @@
+"""The real tritonserver shipped in the nvidia-pytriton wheel, and the repository it serves locally.
+
+The canonical repository uses `platform: "onnxruntime_onnx"` for the official Triton image. The
+bundled server has only the python backend, so `derive_local_repository` writes a twin of each
+ONNX model: same name, tensors, max_batch_size, dynamic_batching, instance_group and parameters,
+with `backend: "python"` running the same model.onnx (linked, not copied) in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from conversion.triton_config import read_config, write_config
+from localstack.errors import StackError
+
+TWIN_MODEL = Path(__file__).parent / "twin" / "model.py"
+STUB_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass(frozen=True)
+class TritonInstallation:
+    """Paths inside the installed nvidia-pytriton wheel."""
+
+    binary: Path
+    python_backend: Path
+    stub: Path
+    libraries: Path
+
+    @classmethod
+    def locate(cls) -> TritonInstallation:
+        spec = importlib.util.find_spec("pytriton")
+        if spec is None or not spec.submodule_search_locations:
+            raise StackError("tritonserver not found: install it with `pip install nvidia-pytriton==0.7.0`")
+        root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
+        found = cls(
+            binary=root / "bin" / "tritonserver",
+            python_backend=root / "backends" / "python",
+            stub=root / "python_backend_stubs" / STUB_PYTHON / "triton_python_backend_stub",
+            libraries=root.parent.parent / "nvidia_pytriton.libs",
+        )
+        for path in (found.binary, found.python_backend, found.stub, found.libraries):
+            if not path.exists():
+                raise StackError(f"tritonserver installation incomplete: {path} is missing")
+        return found
+
+    def backend_directory(self, run_dir: Path) -> Path:
+        """A backends folder holding the python backend with this interpreter's stub beside it."""
+        backends = run_dir / "backends"
+        python = backends / "python"
+        if python.exists():
+            shutil.rmtree(python)
+        shutil.copytree(self.python_backend, python, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(self.stub, python / "triton_python_backend_stub")
+        return backends
+
+    def environment(self) -> dict[str, str]:
+        """Library path for the server and stub; this venv first on PATH so the stub finds numpy."""
+        env = dict(os.environ)
+        libdirs = [str(self.libraries), sysconfig.get_config_var("LIBDIR") or ""]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*libdirs, env.get("LD_LIBRARY_PATH", "")]))
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
+
+
+def derive_local_repository(source: Path, target: Path) -> list[str]:
+    """Write the locally servable twin of `source` into `target`; return the model names."""
+    if not source.is_dir():
+        raise StackError(f"model repository {source} does not exist: run `make convert` first")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    names = []
+    for config_path in sorted(source.glob("*/config.pbtxt")):
+        model_dir = config_path.parent
+        config = read_config(config_path)
+        if config.platform == "tensorrt_plan":
+            continue  # needs a GPU and TensorRT; served by the official image only
+        twin_dir = target / model_dir.name
+        if config.platform == "onnxruntime_onnx":
+            _write_onnx_twin(config, model_dir, twin_dir)
+        else:
+            shutil.copytree(model_dir, twin_dir, symlinks=True)
+        names.append(model_dir.name)
+    if not names:
+        raise StackError(f"model repository {source} holds no model: run `make convert` first")
+    return names
+
+
+def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:
+    config.platform = ""
+    config.backend = "python"
+    config.ClearField("optimization")  # ORT/TensorRT settings mean nothing to the python backend
+    versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / "model.onnx").exists()]
+    if not versions:
+        raise StackError(f"model {model_dir.name}: no <version>/model.onnx in {model_dir}")
+    for version in versions:
+        twin_version = twin_dir / version.name
+        twin_version.mkdir(parents=True)
+        (twin_version / "model.onnx").symlink_to((version / "model.onnx").resolve())
+        shutil.copyfile(TWIN_MODEL, twin_version / "model.py")
+    write_config(config, twin_dir / "config.pbtxt")

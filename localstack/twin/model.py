@@ -1,0 +1,54 @@
+"""Python-backend twin of an `onnxruntime_onnx` model: the same model.onnx, run by ONNX Runtime.
+
+The bundled tritonserver has no native ONNX Runtime backend, so the local stack serves each ONNX
+model through this file. Triton's dynamic batcher hands `execute` every request of one batch; they
+are concatenated along the batch axis and run as one ORT call, as the native backend would.
+"""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(parameters.get("ort_intra_op_threads", "0"))
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            os.path.join(version_dir, "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [tensor["name"] for tensor in config["input"]]
+        self.output_names = [tensor["name"] for tensor in config["output"]]
+
+    def execute(self, requests):
+        try:
+            feeds = {
+                name: np.concatenate(
+                    [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]
+                )
+                for name in self.input_names
+            }
+            sizes = [
+                pb_utils.get_input_tensor_by_name(r, self.input_names[0]).as_numpy().shape[0]
+                for r in requests
+            ]
+            outputs = self.session.run(self.output_names, feeds)
+        except Exception as error:  # one bad batch must not take the model down
+            failure = pb_utils.TritonError(f"onnxruntime: {error}")
+            return [pb_utils.InferenceResponse(error=failure) for _ in requests]
+        responses, start = [], 0
+        for size in sizes:
+            tensors = [
+                pb_utils.Tensor(name, output[start : start + size])
+                for name, output in zip(self.output_names, outputs)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses

@@ -1,0 +1,82 @@
+"""Shared fixtures: the demo model repository and a real local stack on free ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conversion.demo import build_missing
+from localstack.stack import LocalStack, StackPorts
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_repository() -> Path:
+    """The project's model repository, with the demo models built if they are missing."""
+    repository = REPO_ROOT / "model_repository"
+    build_missing(repository)
+    return repository
+
+
+@dataclass
+class RunningStack:
+    """A started LocalStack and the addresses tests talk to."""
+
+    local: LocalStack
+
+    @property
+    def ports(self) -> StackPorts:
+        return self.local.ports
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway_http}"
+
+    @property
+    def gateway_grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.gateway_grpc}"
+
+    @property
+    def gateway_metrics_url(self) -> str:
+        return f"{self.gateway_url}/metrics"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.triton_grpc}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.triton_http}"
+
+    @property
+    def triton_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.triton_metrics}/metrics"
+
+    @property
+    def redis_port(self) -> int:
+        return self.ports.redis
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    def predict(self, payload: dict, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=30, **kwargs)
+
+
+def start_stack(run_dir: Path, repository: Path, **gateway_env: str) -> RunningStack:
+    local = LocalStack(run_dir, repository, StackPorts.free(), gateway_env=gateway_env)
+    local.start()
+    return RunningStack(local)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, model_repository):
+    """One real stack (redis-server, tritonserver, gateway) shared by the session's tests."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), model_repository)
+    yield running
+    running.local.stop()
