@@ -9,10 +9,14 @@ MODEL ?=
 RUN_DIR := .run
 
 .DEFAULT_GOAL := help
-.PHONY: help install convert up down status test clean
+.PHONY: help install tools up down status test clean
+
+# Each area keeps its targets in its own fragment: mk/conversion.mk (convert, profile),
+# mk/bench.mk (bench, loadtest, soak, bench-gpu).
+include $(wildcard mk/*.mk)
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +26,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with every extra
 
-convert: $(STAMP) ## Build the demo models that are missing from model_repository/
-	$(PY) -m conversion demo
+tools: ## Install the offline deployment checkers (prometheus, promtool, redis exporter)
+	bash scripts/install-deploy-tools.sh
 
 up: convert ## Install, build missing models, start redis + tritonserver + gateway in the background
 	$(PY) -m localstack up --run-dir $(RUN_DIR)
@@ -34,7 +38,7 @@ down: ## Stop exactly the processes that `make up` started
 status: ## Show the local stack's processes
 	$(PY) -m localstack status --run-dir $(RUN_DIR)
 
-test: $(STAMP) ## Run the whole test suite (starts its own redis-server and tritonserver)
+test: $(STAMP) tools ## Run the whole test suite (starts its own redis-server and tritonserver)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean: down ## Remove the run folder and generated models (keeps .venv)
