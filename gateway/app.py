@@ -1,13 +1,18 @@
-"""The HTTP front end (FastAPI): /predict, health, readiness and metrics."""
+"""The HTTP front end (FastAPI): /predict, the KServe v2 HTTP routes, health, readiness, metrics.
+
+The app's lifespan also runs the KServe v2 gRPC server, sharing the prediction service.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import re
 import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +23,27 @@ from pydantic import BaseModel, Field
 from gateway import metrics
 from gateway.cache import PredictionCache
 from gateway.errors import GatewayError
+from gateway.grpc_api import create_server
+from gateway.kserve import V2InferRequest, V2InferResponse, json_response, json_values, tensors_from_json
+from gateway.limits import BodySizeLimit
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
-from gateway.tensors import Tensor, TensorError, tensor_from_values
+from gateway.tensors import TensorError, tensor_from_values
 from gateway.triton import TritonPool
 from gateway.validation import check_input_names
+
+DNS_REFRESH_S = 30.0
+ERRORS = {code: {"description": text} for code, text in {
+    400: "Invalid request (the message says what is wrong)",
+    401: "Missing or invalid X-API-Key",
+    404: "Unknown model or version",
+    413: "Request body too large",
+    429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
+    502: "Triton failed the request",
+    503: "Triton unavailable (see Retry-After)",
+    504: "Inference deadline exceeded",
+}.items()}
+VARIANT_SUFFIX = re.compile(r"_(fp16|int8|trt_fp16|trt_int8)(?=_text$|$)")
 
 
 class JSONResponse(Response):
@@ -36,7 +57,8 @@ class PredictRequest(BaseModel):
     model: str = Field(description="Model name in the Triton repository.", examples=["digits"])
     version: str = Field("", description="Model version; empty for the latest.")
     inputs: dict[str, Any] = Field(
-        description="Input name -> nested array of values, batch dimension first.",
+        description="Input name -> nested array of values, batch dimension first; "
+        "the datatype is the model's.",
         examples=[{"image": [[[[0.0] * 8] * 8]]}],
     )
     outputs: list[str] | None = Field(None, description="Outputs to return; all when omitted.")
@@ -45,7 +67,15 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     model_version: str
-    outputs: dict[str, Any]
+    outputs: dict[str, Any] = Field(description="Output name -> nested array, batch dimension first.")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    base_model: str
+    version: str
+    state: str
+    ready: bool
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,18 +88,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_url, settings.redis_timeout_ms, settings.cache_max_value_bytes,
             settings.redis_retry_after_s,
         )
-        app.state.service = PredictionService(settings, triton, cache)
+        service = PredictionService(settings, triton, cache)
+        app.state.service = service
+        grpc_server = create_server(service, settings) if settings.grpc_port else None
+        if grpc_server:
+            await grpc_server.start()
+        refresher = asyncio.create_task(_refresh_endpoints(triton))
         yield
+        refresher.cancel()
+        if grpc_server:
+            await grpc_server.stop(grace=1.0)
         await triton.close()
         await cache.close()
 
     app = FastAPI(
         title="Triton serving gateway",
         version="0.1.0",
-        description="Content-keyed Redis prediction cache and request coalescing in front of Triton.",
+        description="Content-keyed Redis prediction cache and request coalescing in front of Triton. "
+        "The same cache serves /predict, the KServe v2 HTTP routes and the KServe v2 gRPC service.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     async def require_api_key(request: Request) -> None:
         if not settings.api_keys:
@@ -77,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         given = request.headers.get("x-api-key", "").encode()
         if not any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys):
             raise GatewayError(401, "missing or invalid X-API-Key")
+
+    protected = [Depends(require_api_key)]
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, error: GatewayError) -> Response:
@@ -88,27 +130,80 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
         return JSONResponse({"error": "invalid request", "details": problems}, status_code=400)
 
+    def service_of(request: Request) -> PredictionService:
+        return request.app.state.service
+
     @app.post(
-        "/predict",
-        response_model=PredictResponse,
-        responses={400: {}, 401: {}, 404: {}, 413: {}, 429: {}, 503: {}, 504: {}},
-        dependencies=[Depends(require_api_key)],
+        "/predict", response_model=PredictResponse, responses=ERRORS, dependencies=protected,
         summary="Predict with a model; answered from the cache when the same input was seen.",
     )
     async def predict(body: PredictRequest, request: Request) -> Response:
-        service: PredictionService = request.app.state.service
-        info = await service.model_info(body.model, body.version)
-        request.state.model = info.name  # only known models become label values
-        check_input_names(info, list(body.inputs))
-        try:
-            inputs = [
-                tensor_from_values(name, info.inputs[name].datatype, values)
-                for name, values in body.inputs.items()
-            ]
-        except TensorError as error:
-            raise GatewayError(400, str(error)) from None
-        prediction = await service.predict(info, inputs, body.outputs)
-        return _predict_response(prediction)
+        service = service_of(request)
+        async with service.admitted():
+            info = await service.model_info(body.model, body.version)
+            request.state.model = info.name  # only known models become label values
+            check_input_names(info, list(body.inputs))
+            try:
+                inputs = [
+                    tensor_from_values(name, info.inputs[name].datatype, values)
+                    for name, values in body.inputs.items()
+                ]
+            except TensorError as error:
+                raise GatewayError(400, str(error)) from None
+            prediction = await service.predict(info, inputs, body.outputs)
+        body_out = {
+            "model": prediction.model,
+            "model_version": prediction.version,
+            "outputs": {n: json_values(t.array, t.datatype) for n, t in prediction.outputs.items()},
+        }
+        return JSONResponse(body_out, headers=_cache_header(prediction))
+
+    async def v2_infer(model: str, version: str, body: V2InferRequest, request: Request) -> Response:
+        service = service_of(request)
+        async with service.admitted():
+            info = await service.model_info(model, version)
+            request.state.model = info.name
+            inputs, outputs = tensors_from_json(body)
+            prediction = await service.predict(info, inputs, outputs)
+        return JSONResponse(json_response(prediction, body.id), headers=_cache_header(prediction))
+
+    @app.post(
+        "/v2/models/{model}/infer", response_model=V2InferResponse, responses=ERRORS,
+        dependencies=protected, summary="KServe v2 inference (JSON tensors), cached.",
+    )
+    async def infer_latest(model: str, body: V2InferRequest, request: Request) -> Response:
+        return await v2_infer(model, "", body, request)
+
+    @app.post(
+        "/v2/models/{model}/versions/{version}/infer", response_model=V2InferResponse,
+        responses=ERRORS, dependencies=protected, summary="KServe v2 inference of one version.",
+    )
+    async def infer_version(model: str, version: str, body: V2InferRequest, request: Request) -> Response:
+        return await v2_infer(model, version, body, request)
+
+    @app.get(
+        "/v2/models/{model}", responses=ERRORS, dependencies=protected,
+        summary="KServe v2 model metadata (from Triton).",
+    )
+    async def model_metadata(model: str, request: Request) -> Response:
+        metadata = await service_of(request).triton.call("get_model_metadata", model, as_json=True)
+        return JSONResponse(metadata)
+
+    @app.get(
+        "/v1/models", response_model=list[ModelSummary], responses=ERRORS, dependencies=protected,
+        summary="Models in the repository, grouped by base model, with readiness.",
+    )
+    async def list_models(request: Request) -> Response:
+        index = await service_of(request).triton.call("get_model_repository_index", as_json=True)
+        models = [
+            ModelSummary(
+                name=m["name"], base_model=VARIANT_SUFFIX.sub("", m["name"]),
+                version=m.get("version", ""), state=m.get("state", "UNKNOWN"),
+                ready=m.get("state") == "READY",
+            ).model_dump()
+            for m in index.get("models", [])
+        ]
+        return JSONResponse(models)
 
     @app.get("/healthz", summary="Liveness: the process answers.")
     async def healthz() -> dict[str, str]:
@@ -116,9 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", summary="Readiness: Triton and Redis answer.", responses={503: {}})
     async def readyz(request: Request) -> Response:
-        service: PredictionService = request.app.state.service
-        triton_ok = await service.triton.ready()
-        redis_ok = await service.cache.ping()
+        service = service_of(request)
+        triton_ok, redis_ok = await asyncio.gather(service.triton.ready(), service.cache.ping())
         body = {"triton": triton_ok, "redis": redis_ok}
         return JSONResponse(body, status_code=200 if triton_ok and redis_ok else 503)
 
@@ -128,33 +222,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        route = request.url.path
-        if route in ("/metrics", "/healthz", "/readyz"):
-            return await call_next(request)
         started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
-        try:
-            response = await call_next(request)
-        finally:
-            metrics.IN_FLIGHT.dec()
-        metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
-        model = request.scope.get("state", {}).get("model", "")
-        metrics.REQUESTS.labels(model, route, str(response.status_code)).inc()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        if route not in ("/metrics", "/healthz", "/readyz"):
+            metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+            model = request.scope.get("state", {}).get("model", "")
+            metrics.REQUESTS.labels(model, route, str(response.status_code)).inc()
         return response
 
     return app
 
 
-def _predict_response(prediction: Prediction) -> Response:
-    body = {
-        "model": prediction.model,
-        "model_version": prediction.version,
-        "outputs": {name: _json_values(t) for name, t in prediction.outputs.items()},
-    }
-    return JSONResponse(body, headers={"X-Cache": "HIT" if prediction.cache_hit else "MISS"})
+def _cache_header(prediction: Prediction) -> dict[str, str]:
+    return {"X-Cache": "HIT" if prediction.cache_hit else "MISS"}
 
 
-def _json_values(tensor: Tensor) -> Any:
-    if tensor.datatype == "BYTES":
-        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(tensor.array).tolist()
-    return tensor.array
+async def _refresh_endpoints(triton: TritonPool) -> None:
+    """Re-resolve Triton's DNS name now and then: pods come and go behind a headless Service."""
+    while True:
+        await asyncio.sleep(DNS_REFRESH_S)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(triton.refresh_endpoints)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from gateway import metrics
@@ -9,6 +10,7 @@ from gateway.cache import PredictionCache
 from gateway.cache_key import cache_key
 from gateway.codec import decode_outputs, encode_outputs
 from gateway.coalescer import Coalescer
+from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.tensors import Tensor
 from gateway.triton import ModelInfo, TritonPool
@@ -31,9 +33,24 @@ class PredictionService:
         self.triton = triton
         self.cache = cache
         self.coalescer: Coalescer[tuple[dict[str, Tensor], bytes]] = Coalescer()
+        self._in_flight = 0
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
         return await self.triton.model_info(model, version)
+
+    @asynccontextmanager
+    async def admitted(self):
+        """Bound the requests in flight: past `max_in_flight`, refuse at once (load shedding)."""
+        if self._in_flight >= self.settings.max_in_flight:
+            metrics.SHED.inc()
+            raise GatewayError(429, "too many requests in flight, retry shortly", retry_after_s=1)
+        self._in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            metrics.IN_FLIGHT.dec()
 
     async def predict(
         self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None = None

@@ -23,6 +23,14 @@ from gateway.tensors import Tensor
 
 FINGERPRINT_PARAMETER = "fingerprint"
 UNHEALTHY_FOR_S = 2.0
+# Fail fast while Triton is down, reconnect within a second once it is back.
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", 2**31 - 1),
+    ("grpc.max_receive_message_length", 2**31 - 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 @dataclass(frozen=True)
@@ -82,14 +90,14 @@ class TritonPool:
         """Re-resolve the targets; keep the clients of addresses that remain."""
         known = {endpoint.url: endpoint for endpoint in self.endpoints}
         self.endpoints = [
-            known.get(url) or Endpoint(url, grpcclient.InferenceServerClient(url))
+            known.get(url) or Endpoint(url, grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS))
             for url in resolve(self.targets)
         ]
 
     async def close(self) -> None:
         await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
 
-    async def _call(self, method: str, *args, **kwargs):
+    async def call(self, method: str, *args, **kwargs):
         """Call `method` on the next healthy endpoint, failing over when one is unreachable."""
         start = next(self._round_robin)
         ordered = [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
@@ -114,8 +122,8 @@ class TritonPool:
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
         metadata, config = await asyncio.gather(
-            self._call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
-            self._call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
+            self.call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
+            self.call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
         )
         config = config["config"]
         served_version = version or max(metadata.get("versions", ["1"]), key=int)
@@ -143,7 +151,7 @@ class TritonPool:
         requested = [grpcclient.InferRequestedOutput(name) for name in outputs] if outputs else None
         started = time.perf_counter()
         try:
-            result = await self._call(
+            result = await self.call(
                 "infer", info.name, request_inputs, model_version=info.version,
                 outputs=requested, client_timeout=self.timeout_s,
             )
