@@ -48,7 +48,10 @@ def tensor_from_values(name: str, datatype: str, values: object, shape: list[int
             array = np.array(values, dtype=object)
             array = np.vectorize(_to_bytes, otypes=[object])(array) if array.size else array
         else:
-            array = np.asarray(values)
+            try:
+                array = np.asarray(values)
+            except ValueError:
+                array = np.empty(0, dtype=object)
             if array.dtype == object or array.dtype.kind in "USV":
                 raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
             if dtype.kind in "iub" and array.size and array.dtype.kind == "f":

@@ -121,10 +121,15 @@ class TritonPool:
         cached = self._model_info.get((model, version))
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
-        metadata, config = await asyncio.gather(
-            self.call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
-            self.call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
-        )
+        try:
+            metadata, config = await asyncio.gather(
+                self.call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
+                self.call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
+            )
+        except GatewayError as error:
+            if cached and error.status == 503:
+                return cached  # Triton is down: nothing new can be deployed, cached answers stay valid
+            raise
         config = config["config"]
         served_version = version or max(metadata.get("versions", ["1"]), key=int)
         parameters = config.get("parameters", {})

@@ -80,3 +80,18 @@ def stack(tmp_path_factory, model_repository):
     running = start_stack(tmp_path_factory.mktemp("stack"), model_repository)
     yield running
     running.local.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path_factory, model_repository):
+    """Start a private stack (for tests that kill or reconfigure parts); stopped after the test."""
+    started: list[RunningStack] = []
+
+    def make(**gateway_env: str) -> RunningStack:
+        running = start_stack(tmp_path_factory.mktemp("own-stack"), model_repository, **gateway_env)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.local.stop()

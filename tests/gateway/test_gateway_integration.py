@@ -1,0 +1,208 @@
+"""The gateway against real Redis and real Triton: protocols, cache sharing, coalescing, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import redis
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tests.metrics_text import scrape, value
+
+pytestmark = pytest.mark.integration
+
+rng = np.random.default_rng(1234)
+
+
+def fresh_image(batch: int = 1) -> np.ndarray:
+    """An input no other test sent, so the first answer is a cache miss."""
+    return rng.random((batch, 1, 8, 8), dtype=np.float32)
+
+
+def payload(image: np.ndarray) -> dict:
+    return {"model": "digits", "inputs": {"image": image.tolist()}}
+
+
+def triton_inferences(stack) -> float:
+    return value(scrape(stack.triton_metrics_url), "nv_inference_count", model="digits")
+
+
+def grpc_input(image: np.ndarray) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput("image", list(image.shape), "FP32")
+    tensor.set_data_from_numpy(image)
+    return tensor
+
+
+def test_an_http_and_a_grpc_request_with_the_same_tensor_share_one_cache_entry(stack):
+    image = fresh_image(2)
+    before = triton_inferences(stack)
+    http = httpx.post(
+        f"{stack.gateway_url}/v2/models/digits/infer",
+        json={"inputs": [{"name": "image", "shape": [2, 1, 8, 8], "datatype": "FP32", "data": image.ravel().tolist()}]},
+    )
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    via_grpc = client.infer("digits", [grpc_input(image)]).as_numpy("logits")
+    simple = stack.predict(payload(image))
+
+    assert http.status_code == 200 and http.headers["X-Cache"] == "MISS"
+    assert simple.headers["X-Cache"] == "HIT"
+    expected = np.array(http.json()["outputs"][0]["data"], dtype=np.float32).reshape(2, 10)
+    assert np.array_equal(via_grpc, expected)
+    assert np.array_equal(np.array(simple.json()["outputs"]["logits"], dtype=np.float32), expected)
+    assert triton_inferences(stack) - before == 2  # one request of batch 2, once
+
+
+def test_tritonclient_pointed_at_the_gateway_works_unchanged(stack):
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
+    assert client.get_model_metadata("digits").inputs[0].name == "image"
+    assert client.get_model_config("digits").config.max_batch_size == 64
+    assert client.get_server_metadata().name == "triton"
+    result = client.infer("digits", [grpc_input(fresh_image())], outputs=[grpcclient.InferRequestedOutput("logits")])
+    assert result.as_numpy("logits").shape == (1, 10)
+
+
+def test_identical_concurrent_misses_make_one_triton_call(stack):
+    body = payload(fresh_image())
+    before_triton = triton_inferences(stack)
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            return await asyncio.gather(*(client.post("/predict", json=body) for _ in range(32)))
+
+    responses = asyncio.run(burst())
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert triton_inferences(stack) - before_triton == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "digits", "inputs": {"image": [[[0.0] * 8] * 8]}}, 400, "shape"),
+        ({"model": "digits", "inputs": {"pixels": [[[[0.0] * 8] * 8]]}}, 400, "no input"),
+        ({"model": "digits", "inputs": {}}, 400, "needs input"),
+        ({"model": "digits", "inputs": {"image": "zero"}}, 400, "numbers"),
+        ({"model": "digits", "inputs": {"image": [[[[0.0] * 8] * 8]] * 65}}, 400, "batch size"),
+        ({"model": "digits", "inputs": {"image": [[[[0.0] * 8] * 8]]}, "outputs": ["probs"]}, 400, "no output"),
+        ({"model": "no_such_model", "inputs": {"image": [[[[0.0] * 8] * 8]]}}, 404, "unknown model"),
+        ({"inputs": {}}, 400, "model"),
+    ],
+)
+def test_client_mistakes_get_a_clear_4xx_and_nothing_is_cached(stack, body, status, message):
+    cache = redis.Redis(port=stack.redis_port)
+    keys_before = cache.dbsize()
+    response = stack.predict(body)
+    assert response.status_code == status
+    assert message in response.text
+    assert cache.dbsize() == keys_before
+
+
+def test_a_body_over_the_limit_gets_413(stack):
+    response = httpx.post(f"{stack.gateway_url}/predict", content=b"[" * (9 << 20), timeout=30)
+    assert response.status_code == 413
+
+
+def test_malformed_grpc_requests_get_proper_status_codes(stack):
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    wrong_shape = grpcclient.InferInput("image", [1, 64], "FP32")
+    wrong_shape.set_data_from_numpy(np.zeros((1, 64), np.float32))
+    wrong_type = grpcclient.InferInput("image", [1, 1, 8, 8], "FP64")
+    wrong_type.set_data_from_numpy(np.zeros((1, 1, 8, 8), np.float64))
+    for model, inputs, code in [
+        ("digits", [wrong_shape], "INVALID_ARGUMENT"),
+        ("digits", [wrong_type], "INVALID_ARGUMENT"),
+        ("nope", [grpc_input(fresh_image())], "NOT_FOUND"),
+    ]:
+        with pytest.raises(InferenceServerException) as raised:
+            client.infer(model, inputs)
+        assert code in str(raised.value.status())
+
+
+def test_api_keys_are_enforced_on_http_and_grpc(make_stack):
+    stack = make_stack(GATEWAY_API_KEYS="s3cret,other")
+    body = payload(fresh_image())
+    assert stack.predict(body).status_code == 401
+    assert stack.predict(body, headers={"X-API-Key": "wrong"}).status_code == 401
+    assert stack.predict(body, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert httpx.get(f"{stack.gateway_url}/healthz").status_code == 200  # probes stay open
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    with pytest.raises(InferenceServerException, match="UNAUTHENTICATED"):
+        client.infer("digits", [grpc_input(fresh_image())])
+    result = client.infer("digits", [grpc_input(fresh_image())], headers={"x-api-key": "other"})
+    assert result.as_numpy("logits").shape == (1, 10)
+
+
+def test_redis_killed_requests_still_succeed_and_caching_resumes_when_it_returns(make_stack):
+    stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
+    stack.local.stop_component("redis", signal.SIGKILL)
+    body = payload(fresh_image())
+    answers = [stack.predict(body) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert {r.headers["X-Cache"] for r in answers} == {"MISS"}
+
+    stack.local.start_component("redis")
+    time.sleep(0.3)
+    assert stack.predict(body).headers["X-Cache"] == "MISS"  # stored again
+    assert stack.predict(body).headers["X-Cache"] == "HIT"
+    assert value(scrape(stack.gateway_metrics_url), "gateway_redis_errors") >= 1
+
+
+def test_triton_killed_gives_a_fast_503_then_recovers_without_restarting_the_gateway(make_stack):
+    stack = make_stack()
+    cached = payload(fresh_image())
+    assert stack.predict(cached).status_code == 200
+    stack.local.stop_component("triton", signal.SIGKILL)
+
+    started = time.perf_counter()
+    down = stack.predict(payload(fresh_image()))
+    elapsed = time.perf_counter() - started
+    assert down.status_code == 503, down.text
+    assert down.headers["Retry-After"] == "1"
+    assert elapsed < 1.0
+    assert stack.predict(cached).headers["X-Cache"] == "HIT"  # cached answers outlive Triton
+
+    stack.local.start_component("triton")
+    deadline = time.monotonic() + 10
+    while (recovered := stack.predict(payload(fresh_image()))).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert recovered.status_code == 200
+
+
+def test_a_dead_endpoint_in_the_list_is_failed_over(make_stack, stack):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    own = make_stack(GATEWAY_TRITON_URL=f"127.0.0.1:{dead_port},{stack.triton_grpc_url}")
+    answers = [own.predict(payload(fresh_image())) for _ in range(6)]
+    assert [r.status_code for r in answers] == [200] * 6
+
+
+def test_a_stalled_triton_gives_504_and_in_flight_stays_bounded(make_stack):
+    stack = make_stack(GATEWAY_TRITON_TIMEOUT_MS="300", GATEWAY_MAX_IN_FLIGHT="8")
+    assert stack.predict(payload(fresh_image())).status_code == 200  # model metadata now known
+    triton_pid = stack.local.processes.pid("triton")
+    os.kill(triton_pid, signal.SIGSTOP)
+    try:
+        async def burst():
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+                return await asyncio.gather(
+                    *(client.post("/predict", json=payload(fresh_image())) for _ in range(24))
+                )
+
+        codes = [r.status_code for r in asyncio.run(burst())]
+    finally:
+        os.kill(triton_pid, signal.SIGCONT)
+    assert set(codes) <= {429, 504}
+    assert codes.count(504) >= 1 and codes.count(429) >= 1
+    assert codes.count(504) <= 8  # never more than max_in_flight waiting on Triton at once
+    assert value(scrape(stack.gateway_metrics_url), "gateway_in_flight_requests") == 0
