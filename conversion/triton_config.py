@@ -51,6 +51,16 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class EnsembleStep:
+    """One member of an ensemble: `input_map`/`output_map` are {member tensor: ensemble tensor}."""
+
+    model_name: str
+    input_map: dict[str, str]
+    output_map: dict[str, str]
+    model_version: int = -1
+
+
+@dataclass(frozen=True)
 class ModelConfigSpec:
     """What the generator needs to know to write a model's config.pbtxt."""
 
@@ -68,6 +78,9 @@ class ModelConfigSpec:
     graph_optimization_level: int | None = None
     tensorrt_precision: str | None = None
     warmup_batch_sizes: tuple[int, ...] = ()
+    # Warmup dims for variable (-1) axes, e.g. {"input_ids": (16,)}; default: every -1 becomes 1.
+    warmup_dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    ensemble_steps: tuple[EnsembleStep, ...] = ()
 
 
 def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
@@ -90,9 +103,18 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
             policy.timeout_action = mc.ModelQueuePolicy.REJECT
             policy.default_timeout_microseconds = spec.batching.queue_timeout_us
             policy.max_queue_size = spec.batching.max_queue_size
-    config.instance_group.add(
-        count=spec.instance_count, kind=mc.ModelInstanceGroup.Kind.Value(spec.instance_kind)
-    )
+    if spec.platform != "ensemble":  # an ensemble has no instances of its own
+        config.instance_group.add(
+            count=spec.instance_count, kind=mc.ModelInstanceGroup.Kind.Value(spec.instance_kind)
+        )
+    for step in spec.ensemble_steps:
+        member = config.ensemble_scheduling.step.add(
+            model_name=step.model_name, model_version=step.model_version
+        )
+        for key, value in step.input_map.items():
+            member.input_map[key] = value
+        for key, value in step.output_map.items():
+            member.output_map[key] = value
     parameters = dict(spec.parameters)
     if spec.fingerprint:
         parameters[FINGERPRINT_PARAMETER] = spec.fingerprint
@@ -115,8 +137,22 @@ def _add_warmup(config: mc.ModelConfig, spec: ModelConfigSpec, batch_size: int) 
     warmup = config.model_warmup.add(name=f"zeros_batch_{batch_size}", batch_size=batch_size)
     for tensor in spec.inputs:
         warmup.inputs[tensor.name].data_type = tensor.to_proto_type()
-        warmup.inputs[tensor.name].dims.extend(max(d, 1) for d in tensor.dims)
+        dims = spec.warmup_dims.get(tensor.name) or tuple(max(d, 1) for d in tensor.dims)
+        warmup.inputs[tensor.name].dims.extend(dims)
         warmup.inputs[tensor.name].zero_data = True
+
+
+def gpu_spec(spec: ModelConfigSpec, tensorrt_precision: str | None = "FP16") -> ModelConfigSpec:
+    """The GPU twin of a CPU spec: KIND_GPU instances and, for ONNX, ORT's TensorRT accelerator.
+
+    Written to `<model>/configs/gpu.pbtxt`; tritonserver picks it with `--model-config-name=gpu`.
+    """
+    from dataclasses import replace
+
+    if spec.platform == "ensemble" or spec.backend == "python":
+        return spec  # ensembles have no instances; the tokenizer stays on the CPU
+    precision = tensorrt_precision if spec.platform == "onnxruntime_onnx" else None
+    return replace(spec, instance_kind="KIND_GPU", tensorrt_precision=precision)
 
 
 def render(config: mc.ModelConfig) -> str:

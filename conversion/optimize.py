@@ -1,0 +1,106 @@
+"""Graph optimization: ORT offline optimization (EXTENDED) and the transformers optimizer.
+
+ENABLE_ALL is not saved offline: it writes layouts for this machine's CPU (NCHWc and friends),
+so the saved model would be hardware-specific. The server applies ENABLE_ALL online anyway.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from conversion.spec import TransformerHint
+
+LEVELS = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+}
+
+
+@dataclass
+class OptimizationReport:
+    """Operator counts before and after, and the fusions that happened."""
+
+    before: Counter = field(default_factory=Counter)
+    after: Counter = field(default_factory=Counter)
+    transformer_fusions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fusions(self) -> dict[str, int]:
+        """Operators that exist only after optimization (fused ops), plus the optimizer's counts."""
+        fused = {op: n for op, n in self.after.items() if op not in self.before}
+        fused.update({op: n for op, n in self.transformer_fusions.items() if n})
+        return dict(sorted(fused.items()))
+
+    @property
+    def removed(self) -> dict[str, int]:
+        return {
+            op: n - self.after.get(op, 0)
+            for op, n in sorted(self.before.items())
+            if n > self.after.get(op, 0)
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "nodes_before": sum(self.before.values()),
+            "nodes_after": sum(self.after.values()),
+            "fusions": self.fusions,
+            "removed": self.removed,
+        }
+
+
+def op_counts(path: Path) -> Counter:
+    return Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def ort_offline(source: Path, target: Path, level: str = "extended") -> Path:
+    """Let ORT optimize `source` at `level` and save the result to `target` (CPU provider)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = LEVELS[level]
+    options.optimized_model_filepath = str(target)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    return target
+
+
+def transformers_optimize(source: Path, target: Path, hint: TransformerHint) -> dict[str, int]:
+    """ORT's transformers optimizer (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm fusion).
+
+    It fuses attention only on the TorchScript (legacy) export of a model run with eager attention;
+    the returned counts say what it actually fused.
+    """
+    from onnxruntime.transformers import optimizer
+
+    model = optimizer.optimize_model(
+        str(source),
+        model_type=hint.model_type,
+        num_heads=hint.num_heads,
+        hidden_size=hint.hidden_size,
+        opt_level=0,  # graph fusions only; ORT's own levels run afterwards
+        only_onnxruntime=False,
+    )
+    model.save_model_to_file(str(target))
+    return {op: int(n) for op, n in model.get_fused_operator_statistics().items() if n}
+
+
+def optimize(
+    exported: Path, workdir: Path, hint: TransformerHint | None
+) -> tuple[Path, Path, OptimizationReport]:
+    """Return (portable base, EXTENDED-optimized FP32, report).
+
+    The base (transformer-fused, or BASIC-optimized) feeds quantization and FP16 conversion: the
+    quantizers know Attention but not CPU-only fusions such as FusedConv.
+    """
+    report = OptimizationReport(before=op_counts(exported))
+    base = workdir / "base.onnx"
+    if hint is not None:
+        report.transformer_fusions = transformers_optimize(exported, base, hint)
+    else:
+        ort_offline(exported, base, "basic")
+    optimized = ort_offline(base, workdir / "fp32.onnx", "extended")
+    report.after = op_counts(optimized)
+    return base, optimized, report
