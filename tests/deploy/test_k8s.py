@@ -122,7 +122,7 @@ def test_triton(rendered, overlay):
         assert "--model-config-name=gpu" in triton["args"]
         conv = next(c for c in spec["initContainers"] if c["name"] == "converter")
         assert conv["image"].startswith("model-serving/converter:")
-        assert "python3 -m conversion tensorrt --repository /models" in " ".join(conv["args"])
+        assert "python -m conversion tensorrt --repository /models" in " ".join(conv["args"])
         assert conv["resources"]["limits"]["nvidia.com/gpu"] == 1
         # Triton serves the pod-local copy with the plans built for this node's GPU
         assert "emptyDir" in volumes[mount["name"]]
