@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import hmac
 import re
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +24,7 @@ from gateway.cache import PredictionCache
 from gateway.errors import GatewayError
 from gateway.grpc_api import create_server
 from gateway.kserve import V2InferRequest, V2InferResponse, json_response, json_values, tensors_from_json
-from gateway.limits import BodySizeLimit
+from gateway.limits import BodySizeLimit, RequestMetrics
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
 from gateway.tensors import TensorError, tensor_from_values
@@ -110,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONResponse,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
 
     async def require_api_key(request: Request) -> None:
         if not settings.api_keys:
@@ -219,17 +219,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics.")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        if route not in ("/metrics", "/healthz", "/readyz"):
-            metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
-            model = request.scope.get("state", {}).get("model", "")
-            metrics.REQUESTS.labels(model, route, str(response.status_code)).inc()
-        return response
 
     return app
 

@@ -1,11 +1,46 @@
-"""Request body limit as pure ASGI middleware: 413 before a large body is buffered."""
+"""Pure ASGI middleware (no per-request task, unlike @app.middleware): body limit and metrics."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
+
+from gateway import metrics
+
+UNOBSERVED = ("/metrics", "/healthz", "/readyz")
+
+
+class RequestMetrics:
+    """Counts requests by model, route template and status, and times them."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in UNOBSERVED:
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def observing_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+            model = scope.get("state", {}).get("model", "")
+            metrics.REQUESTS.labels(model, route, str(status)).inc()
 
 
 class BodySizeLimit:
+    """Answers 413 before a body over `max_bytes` is buffered (declared or streamed)."""
+
     def __init__(self, app, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -77,5 +78,6 @@ class PredictionService:
         result = await self.triton.infer(info, inputs, outputs)
         encoded = encode_outputs(result)
         if ttl > 0:
-            await self.cache.put(key, encoded, ttl)
+            store = asyncio.ensure_future(self.cache.put(key, encoded, ttl))
+            self.coalescer.hold(key, store)
         return result, encoded

@@ -74,3 +74,22 @@ async def test_a_cancelled_first_caller_does_not_cancel_the_call_for_the_others(
     assert await second == ("done", True)
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_held_key_answers_newcomers_from_the_finished_call_until_released():
+    coalescer = Coalescer()
+    stored = asyncio.get_running_loop().create_future()
+    calls = 0
+
+    async def call():
+        nonlocal calls
+        calls += 1
+        coalescer.hold("k", stored)
+        return "answer"
+
+    assert await coalescer.run("k", call) == ("answer", False)
+    assert await coalescer.run("k", call) == ("answer", True)  # the cache write is still pending
+    stored.set_result(True)
+    await asyncio.sleep(0)
+    assert await coalescer.run("k", call) == ("answer", False)
+    assert calls == 2
