@@ -1,0 +1,116 @@
+"""`python -m benchmarks run|report|rank|loadtest|gpu`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+@app.command()
+def run(
+    tiny: bool = typer.Option(False, "--tiny", help="Seconds, not minutes: digits only, short windows."),
+    out: Path = typer.Option(None, help="Report folder (default reports/bench-<UTC time>)."),
+    repository: Path = typer.Option(Path("model_repository"), help="Canonical model repository."),
+    slo_p99_ms: float = typer.Option(100.0, help="Latency objective for 'best config' and cost."),
+    families: str = typer.Option("", help="Comma-separated subset: digits,minilm (default: all present)."),
+    sections: str = typer.Option("model,baseline,sweep,hardware", help="Sections to run."),
+    import_results: list[Path] = typer.Option([], "--import", help="bench-hardware/1 JSON files or folders."),
+    prices: Path = typer.Option(None, help="Price table YAML (default benchmarks/prices.yaml)."),
+) -> None:
+    """Naive vs optimized, technique rows, config sweep, hardware cost: JSON + Markdown + PNG."""
+    from benchmarks import hardware
+    from benchmarks.suite import Bench, Settings
+
+    overrides = {"slo_p99_ms": slo_p99_ms, "imports": list(import_results),
+                 "prices": prices or hardware.DEFAULT_PRICES,
+                 "sections": tuple(s.strip() for s in sections.split(",") if s.strip())}
+    if families:
+        overrides["families"] = tuple(f.strip() for f in families.split(",") if f.strip())
+    settings = Settings.tiny_settings(**overrides) if tiny else Settings(**overrides)
+    out = out or Path("reports") / f"bench-{_stamp()}{'-tiny' if tiny else ''}"
+    bench = Bench(settings, repository, out)
+    try:
+        folder = bench.run()
+    except RuntimeError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"report: {folder / 'report.md'}")
+    if bench.results["errors"]:
+        console.print(f"[yellow]{len(bench.results['errors'])} section(s) failed; see results.json[/yellow]")
+        raise typer.Exit(2)
+
+
+@app.command()
+def report(results: Path = typer.Argument(..., help="results.json of a bench run"),
+           out: Path = typer.Option(None, help="Folder (default: beside results.json).")) -> None:
+    """Re-render report.md and the plots from a recorded results.json."""
+    from benchmarks import report as render
+
+    data = json.loads(results.read_text())
+    folder = render.render(data, out or results.parent)
+    console.print(f"report: {folder / 'report.md'}")
+
+
+@app.command()
+def rank(
+    results: list[Path] = typer.Argument(..., help="bench-hardware/1 JSON files or folders"),
+    prices: Path = typer.Option(None, help="Price table YAML (default benchmarks/prices.yaml)."),
+    out: Path = typer.Option(None, help="Write cost.md and cost.png here."),
+) -> None:
+    """Cost per 1,000 inferences from hardware JSON files (this host's and imported ones)."""
+    from benchmarks import hardware
+    from benchmarks import report as render
+
+    ranking = hardware.rank(hardware.load_imports(list(results)),
+                            hardware.load_prices(prices or hardware.DEFAULT_PRICES))
+    text = render.cost_markdown(ranking)
+    console.print(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cost.md").write_text(text)
+        render.cost_plot(ranking, out / "cost.png")
+
+
+@app.command()
+def loadtest(
+    host: str = typer.Option("", help="Gateway URL; empty: start a local stack on free ports."),
+    grpc_host: str = typer.Option("", help="Gateway gRPC host:port (default: the stack's)."),
+    users: int = typer.Option(16, help="Concurrent Locust users."),
+    spawn_rate: float = typer.Option(16, help="Users started per second."),
+    run_time: str = typer.Option("30s", help="Bounded duration (Locust -t)."),
+    classes: str = typer.Option("RepeatHttpUser,UniqueHttpUser,MixedHttpUser", help="User classes."),
+    model: str = typer.Option("digits", help="Model for the scenarios."),
+    slo_p99_ms: float = typer.Option(250.0, help="p99 objective (ms)."),
+    slo_error_rate: float = typer.Option(0.01, help="Error-rate objective."),
+    out: Path = typer.Option(None, help="Folder (default reports/loadtest-<UTC time>)."),
+    repository: Path = typer.Option(Path("model_repository"), help="For the local stack."),
+) -> None:
+    """Headless Locust for a bounded time: CSV, HTML and JSON; exit 1 when an SLO is broken."""
+    from benchmarks import loadtest as lt
+
+    out = out or Path("reports") / f"loadtest-{_stamp()}"
+    code = lt.run(host=host, grpc_host=grpc_host, users=users, spawn_rate=spawn_rate,
+                  run_time=run_time, classes=[c for c in classes.split(",") if c], model=model,
+                  slo_p99_ms=slo_p99_ms, slo_error_rate=slo_error_rate, out=out,
+                  repository=repository)
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def gpu(ctx: typer.Context) -> None:
+    """GPU script (FP32/FP16/INT8 x batch sizes, serving): see `python -m benchmarks gpu --help`."""
+    from benchmarks import gpu as gpu_script
+
+    sys.exit(gpu_script.main(ctx.args))

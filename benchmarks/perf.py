@@ -1,0 +1,117 @@
+"""perf_analyzer (the tritonclient 2.51 wheel's binary) for the gRPC path.
+
+The binary needs `libcudart.so.12` and `libb64.so.0d`; the nvidia-pytriton wheel ships both under
+hashed names, so they are linked under their sonames into a private folder on LD_LIBRARY_PATH.
+Input data is a JSON file of many distinct requests (perf_analyzer cycles through them), so no
+cache anywhere can answer from memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SONAMES = {"libcudart.so.12": "libcudart-", "libb64.so.0d": "libb64-"}
+
+
+class PerfAnalyzerError(RuntimeError):
+    pass
+
+
+def binary() -> Path:
+    found = Path(sys.executable).parent / "perf_analyzer"
+    if found.exists():
+        return found
+    which = shutil.which("perf_analyzer")
+    if which:
+        return Path(which)
+    raise PerfAnalyzerError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
+
+
+def library_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise PerfAnalyzerError("nvidia-pytriton is not installed (its libraries serve perf_analyzer)")
+    libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
+    target = Path(tempfile.gettempdir()) / f"bench-perf-libs-{os.getuid()}"
+    target.mkdir(exist_ok=True)
+    for soname, prefix in SONAMES.items():
+        link = target / soname
+        if not link.exists():
+            candidates = sorted(libs.glob(f"{prefix}*"))
+            if not candidates:
+                raise PerfAnalyzerError(f"{prefix}* missing in {libs}")
+            link.symlink_to(candidates[0])
+    return target
+
+
+@dataclass
+class PerfResult:
+    model: str
+    url: str
+    concurrency: int
+    throughput: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p95_ms: float
+    queue_us: float | None
+    compute_us: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_input_data(path: Path, rows: list[dict]) -> Path:
+    """rows: one dict per request, input name -> {"content": flat list, "shape": [...]}."""
+    path.write_text(json.dumps({"data": rows}))
+    return path
+
+
+def run(model: str, url: str, concurrency: int, input_data: Path, window_ms: int = 2000,
+        trials: int = 3, timeout_s: float = 120.0, work_dir: Path | None = None,
+        extra: list[str] | None = None) -> PerfResult:
+    work_dir = work_dir or Path(tempfile.mkdtemp())
+    work_dir.mkdir(parents=True, exist_ok=True)
+    report = work_dir / f"perf-{model}-c{concurrency}.csv"
+    command = [
+        str(binary()), "-m", model, "-u", url, "-i", "grpc",
+        "--concurrency-range", f"{concurrency}:{concurrency}",
+        "-p", str(window_ms), "-s", "1000", "-r", str(trials),
+        "--input-data", str(input_data), "-f", str(report), *(extra or []),
+    ]
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(library_dir()), env.get("LD_LIBRARY_PATH")]))
+    for attempt in range(3):  # a loaded machine can fail the stability check: widen and retry
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+        except subprocess.TimeoutExpired as error:
+            raise PerfAnalyzerError(f"perf_analyzer timed out after {timeout_s}s") from error
+        if done.returncode == 0 or "stable measurement" not in done.stdout + done.stderr:
+            break
+        command[command.index("-r") + 1] = str(trials + 4 * (attempt + 1))
+    if done.returncode != 0 or not report.exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-8:]
+        raise PerfAnalyzerError(f"perf_analyzer failed ({done.returncode}): " + " | ".join(tail))
+    with report.open() as handle:
+        row = next(csv.DictReader(handle))
+
+    def us(key: str) -> float | None:
+        return float(row[key]) if row.get(key) not in (None, "") else None
+
+    return PerfResult(
+        model=model, url=url, concurrency=concurrency,
+        throughput=float(row["Inferences/Second"]),
+        p50_ms=float(row["p50 latency"]) / 1000, p90_ms=float(row["p90 latency"]) / 1000,
+        p99_ms=float(row["p99 latency"]) / 1000, p95_ms=float(row["p95 latency"]) / 1000,
+        queue_us=us("Server Queue"), compute_us=us("Server Compute Infer"),
+    )

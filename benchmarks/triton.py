@@ -1,0 +1,226 @@
+"""Derived Triton repositories (one model per config point) and the bundled tritonserver on them.
+
+Every config is Triton's own `ModelConfig` protobuf, read from the canonical repository with
+`conversion.triton_config.read_config`, changed field by field and written back with
+`write_config` (text_format): no string templates, and a typo is an error.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from conversion.triton_config import read_config, write_config
+from localstack.processes import ProcessRegistry, wait_until
+from localstack.stack import StackPorts
+from localstack.triton import TritonInstallation
+from tritonclient.grpc import model_config_pb2 as mc
+
+BACKEND_MODEL = Path(__file__).parent / "backend_model.py"
+
+
+@dataclass(frozen=True)
+class ConfigPoint:
+    """One served configuration of a canonical model."""
+
+    variant: str  # canonical model name: digits, digits_int8, minilm, ...
+    max_batch_size: int = 64
+    queue_delay_us: int | None = 2000  # None: no dynamic batching
+    instances: int = 1
+    graph_level: str = "all"
+    threads: int = 0  # ORT intra-op threads per instance; 0 = ORT default
+
+    @property
+    def name(self) -> str:
+        delay = "nobatch" if self.queue_delay_us is None else f"d{self.queue_delay_us}"
+        return (f"{self.variant}__b{self.max_batch_size}_{delay}_i{self.instances}"
+                f"_g{self.graph_level}_t{self.threads}")
+
+    @property
+    def label(self) -> str:
+        batching = "no batching" if self.queue_delay_us is None else (
+            f"batch<={self.max_batch_size}, delay {self.queue_delay_us}us")
+        return f"{self.variant}, {batching}, {self.instances} inst, graph {self.graph_level}"
+
+    def with_(self, **changes) -> ConfigPoint:
+        return replace(self, **changes)
+
+
+def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig:
+    config = mc.ModelConfig()
+    config.CopyFrom(source)
+    config.name = point.name
+    config.platform = ""
+    config.backend = "python"
+    config.ClearField("optimization")
+    config.ClearField("model_warmup")
+    config.max_batch_size = point.max_batch_size
+    if point.queue_delay_us is None:
+        config.ClearField("dynamic_batching")
+    else:
+        config.dynamic_batching.max_queue_delay_microseconds = point.queue_delay_us
+        del config.dynamic_batching.preferred_batch_size[:]
+        policy = config.dynamic_batching.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = 30_000_000
+        policy.max_queue_size = 4096
+    del config.instance_group[:]
+    config.instance_group.add(count=point.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.parameters["graph_optimization_level"].string_value = point.graph_level
+    config.parameters["ort_intra_op_threads"].string_value = str(point.threads)
+    return config
+
+
+def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -> list[str]:
+    """One python-backend model per point, its model.onnx linked from the canonical repository."""
+    if target.exists():
+        shutil.rmtree(target)
+    names = []
+    for point in dict.fromkeys(points):
+        source_dir = canonical / point.variant
+        onnx_file = source_dir / "1" / "model.onnx"
+        if not onnx_file.exists():
+            raise FileNotFoundError(f"{onnx_file} is missing (is {point.variant} an ONNX model?)")
+        model_dir = target / point.name
+        (model_dir / "1").mkdir(parents=True)
+        (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
+        shutil.copyfile(BACKEND_MODEL, model_dir / "1" / "model.py")
+        write_config(derived_config(read_config(source_dir / "config.pbtxt"), point),
+                     model_dir / "config.pbtxt")
+        names.append(point.name)
+    return names
+
+
+def with_dependencies(canonical: Path, models: list[str]) -> list[str]:
+    """`models` plus every model their ensemble steps call, recursively."""
+    wanted, queue = [], list(models)
+    while queue:
+        name = queue.pop(0)
+        if name in wanted or not (canonical / name / "config.pbtxt").exists():
+            continue
+        wanted.append(name)
+        config = read_config(canonical / name / "config.pbtxt")
+        queue += [step.model_name for step in config.ensemble_scheduling.step]
+    return wanted
+
+
+def write_canonical_variant(canonical: Path, target: Path, models: dict[str, dict],
+                            keep: list[str] | None = None) -> Path:
+    """A copy of the canonical repository (files linked) for LocalStack, holding only `keep` and
+    their ensemble dependencies (all models when None), with some configs changed: `models` maps
+    name -> {"max_batch_size", "queue_delay_us", "instances", "threads"}."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    names = with_dependencies(canonical, keep) if keep is not None else None
+    for config_path in sorted(canonical.glob("*/config.pbtxt")):
+        name = config_path.parent.name
+        if names is not None and name not in names:
+            continue
+        model_dir = target / name
+        model_dir.mkdir()
+        for entry in config_path.parent.iterdir():
+            if entry.name != "config.pbtxt":
+                (model_dir / entry.name).symlink_to(entry.resolve())
+        config = read_config(config_path)
+        change = models.get(name)
+        if change:
+            config.max_batch_size = change.get("max_batch_size", config.max_batch_size)
+            if "queue_delay_us" in change:
+                if change["queue_delay_us"] is None:
+                    config.ClearField("dynamic_batching")
+                else:
+                    config.dynamic_batching.max_queue_delay_microseconds = change["queue_delay_us"]
+            if "instances" in change:
+                for group in config.instance_group:
+                    group.count = change["instances"]
+            if "threads" in change:
+                config.parameters["ort_intra_op_threads"].string_value = str(change["threads"])
+        write_config(config, model_dir / "config.pbtxt")
+    return target
+
+
+class TritonServer:
+    """The bundled tritonserver on a derived repository, on free ports."""
+
+    def __init__(self, run_dir: Path, repository: Path) -> None:
+        self.run_dir = run_dir.resolve()
+        self.repository = repository.resolve()
+        ports = StackPorts.free()
+        self.http_port, self.grpc_port, self.metrics_port = (
+            ports.triton_http, ports.triton_grpc, ports.triton_metrics)
+        self.processes = ProcessRegistry(self.run_dir)
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        triton = TritonInstallation.locate()
+        models = sorted(p.parent.name for p in self.repository.glob("*/config.pbtxt"))
+        command = [
+            str(triton.binary), f"--model-repository={self.repository}",
+            f"--backend-directory={triton.backend_directory(self.run_dir)}",
+            "--model-control-mode=explicit", "--load-model=*",
+            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
+            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true", "--allow-gpu-metrics=false",
+            "--exit-on-error=true", "--strict-readiness=true",
+        ]
+        self.processes.start("triton", command, triton.environment())
+        base = f"http://127.0.0.1:{self.http_port}/v2/models"
+        ok = wait_until(lambda: not self.processes.running("triton")
+                        or all(_http_ok(f"{base}/{m}/ready") for m in models), timeout_s, 0.2)
+        if not (ok and self.processes.running("triton")):
+            tail = self.processes.log_tail("triton", 25)
+            self.stop()
+            raise RuntimeError(f"tritonserver did not become ready:\n{tail}")
+
+    def stop(self) -> None:
+        self.processes.stop("triton")
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def scrape_counts(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """model -> (nv_inference_count, nv_inference_exec_count) summed over versions."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for index, metric in enumerate(("nv_inference_count{", "nv_inference_exec_count{")):
+            if line.startswith(metric):
+                model = line.split('model="', 1)[1].split('"', 1)[0]
+                counts.setdefault(model, [0.0, 0.0])[index] += float(line.rsplit(" ", 1)[1])
+    return {m: (c[0], c[1]) for m, c in counts.items()}
+
+
+def average_batch(before: dict, after: dict, model: str) -> float | None:
+    b, a = before.get(model, (0.0, 0.0)), after.get(model, (0.0, 0.0))
+    executions = a[1] - b[1]
+    return (a[0] - b[0]) / executions if executions > 0 else None
+
+
+def settle(seconds: float = 0.5) -> None:
+    time.sleep(seconds)
