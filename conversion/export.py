@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +28,29 @@ def export_onnx(
     """Export with the TorchScript exporter, which keeps graphs the ORT optimizers can fuse."""
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
+    chatter = io.StringIO()  # the exporter prints its IR graph on failure; keep the message short
     try:
-        torch.onnx.export(
-            model,
-            tuple(sample_inputs.values()),
-            str(path),
-            input_names=list(sample_inputs),
-            output_names=output_names,
-            dynamic_axes=dynamic_axes,
-            opset_version=opset,
-            dynamo=False,
-        )
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _export(model, sample_inputs, output_names, path, dynamic_axes, opset)
     except Exception as error:  # torch raises many unrelated types here
-        raise ExportError(f"export: torch.onnx.export failed: {error}") from error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"torch.onnx.export failed: {first}") from error
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def _export(model, sample_inputs, output_names, path, dynamic_axes, opset) -> None:
+    torch.onnx.export(
+        model,
+        tuple(sample_inputs.values()),
+        str(path),
+        input_names=list(sample_inputs),
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=opset,
+        dynamo=False,
+    )
 
 
 def check_against_torch(
@@ -61,7 +72,7 @@ def check_against_torch(
         worst = max(worst, float(np.max(np.abs(want - got))))
         if not np.allclose(want, got, atol=atol, rtol=rtol):
             raise ExportError(
-                f"export: ONNX Runtime output differs from PyTorch by up to {worst:.3g} "
+                f"ONNX Runtime output differs from PyTorch by up to {worst:.3g} "
                 f"(atol={atol}, rtol={rtol})"
             )
     return worst
