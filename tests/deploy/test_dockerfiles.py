@@ -84,7 +84,7 @@ def test_converter_image():
     assert f"nvcr.io/nvidia/tensorrt:{TRITON_RELEASE}-py3" in text
     assert 'CMD ["tensorrt", "--repository", "/models"]' in text
     assert 'ENTRYPOINT ["python", "-m", "conversion"]' in text
-    assert 'tensorrt-cu12==${TENSORRT_PY_VERSION}' in text and "TENSORRT_PY_VERSION=10.5.0" in text
+    assert "tensorrt-cu12==${TENSORRT_PY_VERSION}" in text and "TENSORRT_PY_VERSION=10.5.0" in text
 
 
 def test_dockerignore_keeps_secrets_and_models_out():

@@ -169,7 +169,12 @@ def test_gateway_and_redis(rendered, overlay):
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     cm_name = c["envFrom"][0]["configMapRef"]["name"]
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name)
-    assert cm["data"]["GATEWAY_TRITON_URL"] == "triton:8001"
+    # the headless Service: the gateway spreads its gRPC connections over every Triton pod
+    assert cm["data"]["GATEWAY_TRITON_URL"] == "triton-headless:8001"
+    headless = get(docs, "Service", "triton-headless")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == {"app.kubernetes.io/name": "triton"}
+    assert [p["port"] for p in headless["ports"]] == [8001]
     hpa = get(docs, "HorizontalPodAutoscaler", "gateway")
     assert hpa["spec"]["minReplicas"] >= 2
     get(docs, "Service", "gateway")
