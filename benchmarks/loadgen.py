@@ -131,3 +131,70 @@ async def _sequential(url: str, body: Body, count: int) -> LoadResult:
                 errors += 1
         elapsed = time.perf_counter() - started
     return summarize(url, 1, latencies, errors, elapsed, hits)
+
+
+# ---------------------------------------------------------------------- gRPC (KServe v2)
+async def _grpc_closed_loop(target: str, model: str, make_inputs, concurrency: int,
+                            warmup_s: float, duration_s: float, timeout_s: float):
+    import tritonclient.grpc.aio as grpcclient
+
+    client = grpcclient.InferenceServerClient(target)
+    latencies: list[float] = []
+    errors = 0
+    samples: list[str] = []
+    start = time.perf_counter()
+    record_from, stop_at = start + warmup_s, start + warmup_s + duration_s
+
+    async def user() -> None:
+        nonlocal errors
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop_at:
+                return
+            inputs = make_inputs(grpcclient)
+            try:
+                await client.infer(model, inputs, client_timeout=timeout_s)
+                ok, why = True, ""
+            except Exception as error:  # InferenceServerException, transport errors
+                ok, why = False, str(error)[:120]
+            done = time.perf_counter()
+            if sent < record_from:
+                continue
+            if ok:
+                latencies.append(done - sent)
+            else:
+                errors += 1
+                if len(samples) < 5:
+                    samples.append(why)
+
+    try:
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+    finally:
+        await client.close()
+    return latencies, errors, samples, max(time.perf_counter() - record_from, 1e-9)
+
+
+def grpc_inputs(kind: str):
+    """A factory of distinct single-row KServe inputs for tritonclient.grpc(.aio)."""
+    from benchmarks import payloads
+
+    def make(grpcclient):
+        n = payloads.unique_id()
+        if kind == "image":
+            array = payloads.digits_image(n)[None]
+            tensor = grpcclient.InferInput("image", list(array.shape), "FP32")
+        else:
+            array = np.array([[payloads.sentence(n)]], dtype=object)
+            tensor = grpcclient.InferInput("text", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(array)
+        return [tensor]
+
+    return make
+
+
+def run_grpc(target: str, model: str, kind: str, concurrency: int, duration_s: float,
+             warmup_s: float = 1.0, timeout_s: float = 30.0) -> LoadResult:
+    """Closed loop over KServe v2 gRPC (tritonclient.grpc.aio), distinct inputs per request."""
+    latencies, errors, samples, measured = asyncio.run(_grpc_closed_loop(
+        target, model, grpc_inputs(kind), concurrency, warmup_s, duration_s, timeout_s))
+    return summarize(f"grpc://{target}", concurrency, latencies, errors, measured, 0, samples)

@@ -247,6 +247,26 @@ def cost_plot(ranking: dict | None, path: Path) -> Path | None:
     return path
 
 
+def gateway_grpc_text(grpc: dict | None) -> str:
+    if not grpc:
+        return "gateway gRPC: not measured"
+    if not grpc.get("available"):
+        return "gateway gRPC: " + grpc.get("note", "not available")
+    parts = []
+    pa = grpc.get("perf_analyzer")
+    if pa:
+        parts.append(f"perf_analyzer c{pa['concurrency']}: {fmt(pa['throughput'])} inf/s, "
+                     f"p50 {fmt(pa['p50_ms'], 2)} ms, p99 {fmt(pa['p99_ms'], 2)} ms")
+    elif grpc.get("perf_analyzer_error"):
+        parts.append("perf_analyzer could not drive it (" + grpc["perf_analyzer_error"][-140:] + ")")
+    aio = grpc.get("aio_client")
+    if aio:
+        parts.append(f"tritonclient.grpc.aio closed loop c{aio['concurrency']}: "
+                     f"{fmt(aio['throughput'])} req/s, p50 {fmt(aio['p50_ms'], 2)} ms, "
+                     f"p99 {fmt(aio['p99_ms'], 2)} ms, errors {aio['errors']}")
+    return f"gateway gRPC ({grpc.get('target')}, distinct inputs): " + "; ".join(parts)
+
+
 # ---------------------------------------------------------------------- document
 def render(results: dict, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
@@ -263,11 +283,7 @@ def render(results: dict, out_dir: Path) -> Path:
     def image(key: str) -> str:
         return f"![{key}]({plots[key].name})" if plots.get(key) else ""
 
-    grpc = results.get("gateway_grpc") or {}
-    grpc_text = ("gateway gRPC: " + (grpc.get("note") or grpc.get("error") or
-                 f"perf_analyzer c{grpc.get('concurrency')}: {fmt(grpc.get('throughput'))} req/s, "
-                 f"p50 {fmt(grpc.get('p50_ms'), 2)} ms, p99 {fmt(grpc.get('p99_ms'), 2)} ms")
-                 if grpc else "gateway gRPC: not measured")
+    grpc_text = gateway_grpc_text(results.get("gateway_grpc"))
     hw = meta.get("hardware", {})
     parts = [
         f"# Benchmark report{' (tiny setting: smoke numbers, not measurements)' if meta.get('tiny') else ''}",

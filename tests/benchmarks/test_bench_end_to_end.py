@@ -1,0 +1,65 @@
+"""`make bench` and `make loadtest` end to end, on the tiny setting (seconds, real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def make(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    # -o: never rebuild the venv from a test
+    return subprocess.run(["make", "-o", ".venv/.installed", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_make_bench_tiny_writes_markdown_plots_and_json(model_repository, tmp_path):
+    out = tmp_path / "bench"
+
+    done = make("bench", f"BENCH_ARGS=--tiny --out {out}")
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert not results["errors"], results["errors"]
+    assert results["baseline"] and results["techniques"] and results["sweep"]
+    assert {t["technique"] for t in results["techniques"]} >= {
+        "graph optimization", "dynamic batching", "cache", "cached answer latency"}
+    assert all(r["requests"] > 0 for row in results["baseline"] for r in (row["naive"], row["optimized"]))
+    assert results["cost"]["rows"]
+    assert json.loads((out / "hardware.json").read_text())["schema"] == "bench-hardware/1"
+    assert "## Seed claims against this machine" in (out / "report.md").read_text()
+    assert (out / "baseline.png").exists() and (out / "sweep-digits.png").exists()
+    assert (out / "cost.png").exists()
+
+
+def test_make_loadtest_runs_headless_and_writes_csv_html_and_json(stack, tmp_path):
+    out = tmp_path / "loadtest"
+
+    done = make("loadtest", "LOADTEST_TIME=4s", "LOADTEST_USERS=6",
+                f"LOADTEST_ARGS=--host {stack.gateway_url} --grpc-host {stack.gateway_grpc_url} "
+                f"--classes RepeatHttpUser,UniqueHttpUser,MixedHttpUser,UniqueGrpcUser --out {out}")
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for name in ("locust_stats.csv", "locust_failures.csv", "locust.html", "locust.json", "slo.json"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] and summary["requests"] > 0
+    assert {"POST http repeat", "POST http unique", "POST http mixed"} <= set(summary["endpoints"])
+
+
+def test_loadtest_exits_non_zero_when_the_latency_objective_is_broken(stack, tmp_path):
+    out = tmp_path / "loadtest"
+
+    done = make("loadtest", "LOADTEST_TIME=3s", "LOADTEST_USERS=4",
+                f"LOADTEST_ARGS=--host {stack.gateway_url} --classes UniqueHttpUser "
+                f"--slo-p99-ms 0.001 --out {out}")
+
+    assert done.returncode != 0
+    verdict = json.loads((out / "slo.json").read_text())
+    assert not verdict["passed"] and "p99" in verdict["broken"][0]
+    assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()

@@ -1,0 +1,43 @@
+"""Derived repositories: one real ModelConfig per sweep point, written through the protobuf."""
+
+from __future__ import annotations
+
+from benchmarks import triton as bt
+from benchmarks.suite import Family, sweep_points, technique_points
+from conversion.triton_config import read_config
+
+
+def test_each_sweep_point_becomes_a_python_backend_model_with_its_batching_and_instances(
+    model_repository, tmp_path
+):
+    points = [bt.ConfigPoint("digits", 16, 500, 2, threads=1), bt.ConfigPoint("digits", 64, None)]
+
+    names = bt.write_repository(model_repository, tmp_path, points)
+
+    batched, plain = (read_config(tmp_path / n / "config.pbtxt") for n in names)
+    assert batched.backend == "python" and not batched.platform
+    assert batched.max_batch_size == 16
+    assert batched.dynamic_batching.max_queue_delay_microseconds == 500
+    assert batched.instance_group[0].count == 2
+    assert batched.parameters["ort_intra_op_threads"].string_value == "1"
+    assert not plain.HasField("dynamic_batching")
+    assert (tmp_path / names[0] / "1" / "model.onnx").resolve() == (
+        model_repository / "digits" / "1" / "model.onnx").resolve()
+
+
+def test_every_technique_row_differs_from_its_reference_in_exactly_one_setting():
+    family = Family("digits", "image", {"fp32": "digits", "int8": "digits_int8"}, "digits", "digits")
+    for technique, (ref, on) in technique_points(family).items():
+        changed = [k for k in vars(ref) if getattr(ref, k) != getattr(on, k)]
+        if technique == "dynamic batching":
+            assert set(changed) <= {"queue_delay_us", "max_batch_size"} and "queue_delay_us" in changed
+        else:
+            assert len(changed) == 1, (technique, changed)
+
+
+def test_the_full_sweep_covers_batch_size_queue_delay_and_instances():
+    family = Family("digits", "image", {"fp32": "digits"}, "digits", "digits")
+    points = sweep_points(family, tiny=False)
+    assert {p.max_batch_size for p in points if p.queue_delay_us} >= {8, 64}
+    assert {p.queue_delay_us for p in points} >= {None, 500, 2000}
+    assert {p.instances for p in points} == {1, 2}
