@@ -59,14 +59,17 @@ def convert(
     from conversion.report import print_report
     from conversion.spec import TASKS, Dataset, Gate, InputSpec, ServingOptions, TransformerHint
 
-    try:
+    try:  # arguments and datasets first: a wrong spec is named before any work starts
         if task not in TASKS:
             raise SpecError(f"task '{task}' is not one of {list(TASKS)}")
         specs = [InputSpec.parse(text) for text in input]
         hint = None
         if transformer:
-            kind, heads, hidden = transformer.split(",")
-            hint = TransformerHint(kind, int(heads), int(hidden))
+            try:
+                kind, heads, hidden = transformer.split(",")
+                hint = TransformerHint(kind, int(heads), int(hidden))
+            except ValueError:
+                raise SpecError(f"--transformer '{transformer}': expected model_type,num_heads,hidden_size") from None
         is_onnx = model.endswith(".onnx")
         job = Job(
             name=name,
@@ -85,8 +88,11 @@ def convert(
             calibration_batch_size=batch_size,
             serving=ServingOptions(max_batch_size=max_batch_size),
         )
-        if task == "classification" and job.validation.labels is None:
-            err.print("[yellow]validation set has no `labels`: the gate uses top-1 agreement with FP32")
+    except (SpecError, ValueError) as error:
+        _fail(StepError("read arguments", str(error)))
+    if task == "classification" and job.validation.labels is None:
+        err.print("[yellow]validation set has no `labels`: the gate uses top-1 agreement with FP32")
+    try:
         report = run(job, repository, console)
     except (StepError, SpecError) as error:
         _fail(error)

@@ -163,4 +163,12 @@ def calibration_sentences(count: int = 64) -> list[str]:
 
 
 def validation_sentences(count: int = 256) -> list[str]:
-    return sentences(count, seed=2).sentences
+    """Held out: distinct sentences, none of which is among the first 512 calibration sentences."""
+    excluded = set(calibration_sentences(512))
+    out: list[str] = []
+    for candidate in sentences(count * 4, seed=2).sentences:
+        if candidate not in excluded and candidate not in out:
+            out.append(candidate)
+        if len(out) == count:
+            return out
+    raise ValueError(f"the sentence generator cannot produce {count} held-out sentences")

@@ -40,10 +40,12 @@ class Steps:
     def __init__(self, label: str, console: Console | None = None) -> None:
         self.label = label
         self.console = console or Console(stderr=True)
+        if not self.console.is_terminal and self.console.width < 150:
+            self.console.width = 150  # logs and CI: one readable line per step
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description:<28}"),
-            BarColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[note]}"),

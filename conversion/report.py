@@ -48,7 +48,9 @@ def print_report(report: Report, console: Console) -> None:
             verdict,
         )
     console.print(table)
-    console.print(f"  int8 served: {report.int8_selected or 'none passed the gate'}; "
+    tried = any(k.startswith("int8") for k in report.results)
+    int8 = report.int8_selected or ("none passed the gate" if tried else "not requested")
+    console.print(f"  int8 served: {int8}; "
                   f"served models: {', '.join(report.served)}; manifest: {report.manifest}")
     for step, reason in report.skipped.items():
         console.print(f"  [yellow]{step} skipped[/]: {reason}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,18 @@ CALIBRATION_METHODS = {
 }
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The quantizers log a 'consider pre-processing' warning on the root logger; hide it."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def to_fp16(source: Path, target: Path) -> Path:
     """FP16 weights and compute, FP32 at the model's inputs and outputs.
 
@@ -37,6 +51,12 @@ def to_fp16(source: Path, target: Path) -> Path:
 
 def int8_dynamic(source: Path, target: Path, per_channel: bool = True) -> Path:
     """Weights INT8 per channel; activations quantized at run time (no calibration)."""
+    with _quiet_root_logger():
+        _quantize_dynamic(source, target, per_channel)
+    return target
+
+
+def _quantize_dynamic(source: Path, target: Path, per_channel: bool) -> None:
     quantize_dynamic(
         str(source),
         str(target),
@@ -45,7 +65,6 @@ def int8_dynamic(source: Path, target: Path, per_channel: bool = True) -> Path:
         # needed for models fused by the transformers optimizer (their value infos lack types)
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    return target
 
 
 class BatchReader(CalibrationDataReader):
@@ -76,16 +95,17 @@ def int8_static(
     """QDQ INT8 (U8 activations, S8 weights) calibrated on `batches` with MinMax/Entropy/Percentile."""
     if not batches:
         raise ValueError("static quantization needs at least one calibration batch")
-    quantize_static(
-        str(source),
-        str(target),
-        BatchReader(batches),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=per_channel,
-        calibrate_method=CALIBRATION_METHODS[method],
-        op_types_to_quantize=op_types,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet_root_logger():
+        quantize_static(
+            str(source),
+            str(target),
+            BatchReader(batches),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            calibrate_method=CALIBRATION_METHODS[method],
+            op_types_to_quantize=op_types,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     return target
