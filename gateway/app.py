@@ -10,10 +10,10 @@ import contextlib
 import hmac
 import re
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +42,8 @@ ERRORS = {code: {"description": text} for code, text in {
     503: "Triton unavailable (see Retry-After)",
     504: "Inference deadline exceeded",
 }.items()}
+ModelName = Annotated[str, Path(description="Model name.", examples=["digits"])]
+VersionName = Annotated[str, Path(description="Model version.", examples=["1"])]
 VARIANT_SUFFIX = re.compile(r"_(fp16|int8|trt_fp16|trt_int8)(?=_text$|$)")
 
 
@@ -171,21 +173,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v2/models/{model}/infer", response_model=V2InferResponse, responses=ERRORS,
         dependencies=protected, summary="KServe v2 inference (JSON tensors), cached.",
     )
-    async def infer_latest(model: str, body: V2InferRequest, request: Request) -> Response:
+    async def infer_latest(model: ModelName, body: V2InferRequest, request: Request) -> Response:
         return await v2_infer(model, "", body, request)
 
     @app.post(
         "/v2/models/{model}/versions/{version}/infer", response_model=V2InferResponse,
         responses=ERRORS, dependencies=protected, summary="KServe v2 inference of one version.",
     )
-    async def infer_version(model: str, version: str, body: V2InferRequest, request: Request) -> Response:
+    async def infer_version(model: ModelName, version: VersionName, body: V2InferRequest, request: Request) -> Response:
         return await v2_infer(model, version, body, request)
 
     @app.get(
         "/v2/models/{model}", responses=ERRORS, dependencies=protected,
         summary="KServe v2 model metadata (from Triton).",
     )
-    async def model_metadata(model: str, request: Request) -> Response:
+    async def model_metadata(model: ModelName, request: Request) -> Response:
         metadata = await service_of(request).triton.call("get_model_metadata", model, as_json=True)
         return JSONResponse(metadata)
 

@@ -10,6 +10,7 @@ import hmac
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from gateway import metrics
@@ -19,6 +20,9 @@ from gateway.service import PredictionService
 from gateway.settings import Settings
 
 ROUTE = "grpc:ModelInfer"
+SERVICE = "inference.GRPCInferenceService"
+# The other methods (shared memory, statistics, repository control, streaming) answer UNIMPLEMENTED.
+PROXIED_METHODS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig")
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -59,6 +63,15 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request, context):
         return await self._proxy(context, "get_model_config", request.name, request.version)
 
+    async def ModelInferBytes(self, data: bytes, context):
+        """ModelInfer from raw bytes: a request that does not parse is the client's mistake."""
+        try:
+            request = service_pb2.ModelInferRequest.FromString(data)
+        except DecodeError:
+            await self._authorize(context)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request is not a ModelInferRequest")
+        return await self.ModelInfer(request, context)
+
     async def ModelInfer(self, request: service_pb2.ModelInferRequest, context):
         await self._authorize(context)
         started = time.perf_counter()
@@ -88,6 +101,19 @@ def create_server(service: PredictionService, settings: Settings) -> grpc.aio.Se
             ("grpc.max_receive_message_length", settings.max_body_bytes),
         ]
     )
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(service, settings), server)
+    servicer = InferenceServicer(service, settings)
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=getattr(service_pb2, f"{name}Request").FromString,
+            response_serializer=getattr(service_pb2, f"{name}Response").SerializeToString,
+        )
+        for name in PROXIED_METHODS
+    }
+    # ModelInfer decodes its own request, so garbage gets INVALID_ARGUMENT rather than UNKNOWN.
+    handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(
+        servicer.ModelInferBytes, response_serializer=service_pb2.ModelInferResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
     return server

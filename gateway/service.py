@@ -76,6 +76,9 @@ class PredictionService:
         self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
     ) -> tuple[dict[str, Tensor], bytes]:
         result = await self.triton.infer(info, inputs, outputs)
+        expected = set(outputs or info.outputs)
+        if set(result) != expected:
+            raise GatewayError(502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}")
         encoded = encode_outputs(result)
         if ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encoded, ttl))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from localstack.errors import StackError
 from localstack.processes import ProcessRegistry, wait_until
-from localstack.triton import TritonInstallation, derive_local_repository
+from localstack.triton import TritonInstallation, derive_local_repository, derive_model
 
 COMPONENTS = ("redis", "triton", "gateway")
 
@@ -87,6 +87,17 @@ class LocalStack:
 
     def stop_component(self, name: str, sig: int | None = None) -> bool:
         return self.processes.stop(name, *(() if sig is None else (sig,)))
+
+    def reload_model(self, name: str) -> None:
+        """Redeploy: re-derive `name` from the canonical repository and have Triton load it again."""
+        derive_model(self.model_repository / name, self.run_dir / "triton-repository" / name)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports.triton_http}/v2/repository/models/{name}/load", method="POST"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=60).close()
+        except urllib.error.URLError as error:
+            raise StackError(f"triton could not load {name}: {error}") from None
 
     def stop(self) -> list[str]:
         """Stop the recorded processes in reverse start order; return the names stopped."""

@@ -75,21 +75,28 @@ def derive_local_repository(source: Path, target: Path) -> list[str]:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    names = []
-    for config_path in sorted(source.glob("*/config.pbtxt")):
-        model_dir = config_path.parent
-        config = read_config(config_path)
-        if config.platform == "tensorrt_plan":
-            continue  # needs a GPU and TensorRT; served by the official image only
-        twin_dir = target / model_dir.name
-        if config.platform == "onnxruntime_onnx":
-            _write_onnx_twin(config, model_dir, twin_dir)
-        else:
-            shutil.copytree(model_dir, twin_dir, symlinks=True)
-        names.append(model_dir.name)
+    names = [
+        config_path.parent.name
+        for config_path in sorted(source.glob("*/config.pbtxt"))
+        if derive_model(config_path.parent, target / config_path.parent.name)
+    ]
     if not names:
         raise StackError(f"model repository {source} holds no model: run `make convert` first")
     return names
+
+
+def derive_model(model_dir: Path, twin_dir: Path) -> bool:
+    """(Re)write one model's local twin; False for models the local server cannot serve."""
+    config = read_config(model_dir / "config.pbtxt")
+    if config.platform == "tensorrt_plan":
+        return False  # needs a GPU and TensorRT; served by the official image only
+    if twin_dir.exists():
+        shutil.rmtree(twin_dir)
+    if config.platform == "onnxruntime_onnx":
+        _write_onnx_twin(config, model_dir, twin_dir)
+    else:
+        shutil.copytree(model_dir, twin_dir, symlinks=True)
+    return True
 
 
 def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:

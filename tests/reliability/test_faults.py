@@ -1,0 +1,74 @@
+"""Faults under load, with real processes: Redis killed or full never fails a request."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from tests.metrics_text import scrape, value
+
+pytestmark = pytest.mark.integration
+
+
+def image_payload(seed: int) -> dict:
+    image = np.random.default_rng(seed).random((1, 1, 8, 8), dtype=np.float32)
+    return {"model": "digits", "inputs": {"image": image.tolist()}}
+
+
+async def steady_load(url: str, seconds: float, concurrency: int = 8) -> list[int]:
+    """Closed-loop load over a small repeated set (hits and misses), for `seconds`."""
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    async def user(worker: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            n = 0
+            while time.monotonic() < deadline:
+                response = await client.post("/predict", json=image_payload(worker * 1000 + n % 20))
+                statuses.append(response.status_code)
+                n += 1
+
+    await asyncio.gather(*(user(w) for w in range(concurrency)))
+    return statuses
+
+
+def test_redis_sigkilled_during_load_fails_no_request_and_hits_resume(make_stack):
+    stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
+
+    async def scenario() -> list[int]:
+        load = asyncio.create_task(steady_load(stack.gateway_url, seconds=4.0))
+        await asyncio.sleep(1.0)
+        stack.local.stop_component("redis", signal.SIGKILL)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(stack.local.start_component, "redis")
+        return await load
+
+    statuses = asyncio.run(scenario())
+    assert len(statuses) > 100
+    assert set(statuses) == {200}
+    body = image_payload(424242)
+    stack.predict(body)
+    assert stack.predict(body).headers["X-Cache"] == "HIT"
+    samples = scrape(stack.gateway_metrics_url)
+    assert value(samples, "gateway_redis_errors") >= 1
+    assert value(samples, "gateway_cache_hits") > 0
+
+
+def test_redis_at_maxmemory_without_eviction_still_serves(make_stack):
+    stack = make_stack()
+    admin = redis.Redis(port=stack.redis_port)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")  # every write is now refused with OOM
+    try:
+        answers = [stack.predict(image_payload(9000 + i)) for i in range(5)]
+        assert [r.status_code for r in answers] == [200] * 5
+        assert admin.dbsize() == 0
+        assert value(scrape(stack.gateway_metrics_url), "gateway_cache_errors", op="set") >= 1
+    finally:
+        admin.config_set("maxmemory", "0")
