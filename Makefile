@@ -9,7 +9,7 @@ MODEL ?=
 RUN_DIR := .run
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools up down status test clean
+.PHONY: help install tools up down status test audit clean
 
 # Each area keeps its targets in its own fragment: mk/conversion.mk (convert, profile),
 # mk/bench.mk (bench, loadtest, soak, bench-gpu).
@@ -40,6 +40,9 @@ status: ## Show the local stack's processes
 
 test: $(STAMP) tools ## Run the whole test suite (starts its own redis-server and tritonserver)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+audit: $(STAMP) ## Audit the installed dependencies for known vulnerabilities (pip-audit)
+	$(VENV)/bin/pip-audit --progress-spinner off --skip-editable
 
 clean: down ## Remove the run folder and generated models (keeps .venv)
 	rm -rf $(RUN_DIR) reports

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import time
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import redis
 
+from conversion.triton_config import read_config, write_config
+from tests.conftest import start_stack
 from tests.metrics_text import scrape, value
 
 pytestmark = pytest.mark.integration
@@ -72,3 +75,26 @@ def test_redis_at_maxmemory_without_eviction_still_serves(make_stack):
         assert value(scrape(stack.gateway_metrics_url), "gateway_cache_errors", op="set") >= 1
     finally:
         admin.config_set("maxmemory", "0")
+
+
+def test_a_full_triton_queue_gives_429_with_retry_after(tmp_path, model_repository):
+    repository = tmp_path / "repo"
+    shutil.copytree(model_repository / "digits", repository / "digits")
+    config = read_config(repository / "digits/config.pbtxt")
+    config.dynamic_batching.max_queue_delay_microseconds = 200_000
+    config.dynamic_batching.default_queue_policy.max_queue_size = 1
+    write_config(config, repository / "digits/config.pbtxt")
+    stack = start_stack(tmp_path / "run", repository)
+    try:
+        async def burst():
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+                await client.post("/predict", json=image_payload(1))  # metadata known
+                return await asyncio.gather(*(client.post("/predict", json=image_payload(100 + i)) for i in range(16)))
+
+        responses = asyncio.run(burst())
+    finally:
+        stack.local.stop()
+    rejected = [r for r in responses if r.status_code == 429]
+    assert rejected, [r.status_code for r in responses]
+    assert {r.status_code for r in responses} <= {200, 429}
+    assert all(r.headers["Retry-After"] == "1" and "queue" in r.text for r in rejected)
