@@ -1,0 +1,74 @@
+"""The locally served repository is a faithful twin of the canonical one."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conversion.triton_config import read_config
+from localstack.errors import StackError
+from localstack.triton import TritonInstallation, derive_local_repository
+
+
+def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_config(
+    model_repository, tmp_path
+):
+    names = derive_local_repository(model_repository, tmp_path / "local")
+    assert "digits" in names
+    original = read_config(model_repository / "digits/config.pbtxt")
+    twin = read_config(tmp_path / "local/digits/config.pbtxt")
+
+    assert (twin.backend, twin.platform) == ("python", "")
+    assert twin.name == original.name
+    assert twin.input == original.input and twin.output == original.output
+    assert twin.max_batch_size == original.max_batch_size
+    assert twin.dynamic_batching == original.dynamic_batching
+    assert twin.instance_group == original.instance_group
+    assert twin.parameters["fingerprint"] == original.parameters["fingerprint"]
+    model_link = tmp_path / "local/digits/1/model.onnx"
+    assert model_link.is_symlink()
+    assert model_link.resolve() == (model_repository / "digits/1/model.onnx").resolve()
+    assert (tmp_path / "local/digits/1/model.py").exists()
+
+
+def test_tensorrt_plans_are_left_out_and_other_models_copied_as_they_are(model_repository, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(model_repository / "digits", source / "digits")
+    (source / "plan/1").mkdir(parents=True)
+    (source / "plan/config.pbtxt").write_text('name: "plan"\nplatform: "tensorrt_plan"\nmax_batch_size: 8\n')
+    (source / "tokenizer/1").mkdir(parents=True)
+    (source / "tokenizer/config.pbtxt").write_text('name: "tokenizer"\nbackend: "python"\n')
+    (source / "tokenizer/1/model.py").write_text("# python model\n")
+
+    names = derive_local_repository(source, tmp_path / "local")
+
+    assert names == ["digits", "tokenizer"]
+    assert (tmp_path / "local/tokenizer/1/model.py").read_text() == "# python model\n"
+
+
+def test_a_missing_or_empty_repository_is_one_clear_error(tmp_path):
+    with pytest.raises(StackError, match="does not exist: run `make convert`"):
+        derive_local_repository(tmp_path / "nowhere", tmp_path / "local")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StackError, match="holds no model"):
+        derive_local_repository(tmp_path / "empty", tmp_path / "local")
+
+
+def test_an_onnx_model_without_its_file_is_named_in_the_error(model_repository, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(model_repository / "digits", source / "digits")
+    (source / "digits/1/model.onnx").unlink()
+    with pytest.raises(StackError, match="model digits: no <version>/model.onnx"):
+        derive_local_repository(source, tmp_path / "local")
+
+
+def test_the_bundled_server_and_this_pythons_stub_are_found():
+    triton = TritonInstallation.locate()
+    assert triton.binary.name == "tritonserver" and triton.stub.exists()
+
+
+def test_a_missing_binary_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(StackError, match="pip install nvidia-pytriton"):
+        TritonInstallation.locate()
