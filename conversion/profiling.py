@@ -19,6 +19,8 @@ from conversion.bench import tile_batch
 from conversion.spec import SpecError
 
 console = Console()
+if not console.is_terminal and console.width < 160:
+    console.width = 160  # the PyTorch profiler table is wide
 _NUMPY = {1: np.float32, 7: np.int64, 6: np.int32, 10: np.float16, 9: np.bool_}
 
 
@@ -81,7 +83,8 @@ def ort_profile(path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 1
         elif event.get("cat") == "Session":
             phases[event["name"]] += event["dur"] / 1000
     total = sum(by_op.values()) or 1.0
-    table = Table(title=f"ONNX Runtime profile: {path.name}, {runs} runs")
+    table = Table(title=f"ONNX Runtime profile: {path.parent.parent.name}/{path.parent.name}/{path.name}, "
+                  f"batch {len(next(iter(feed.values())))}, {runs} runs")
     for column in ("operator", "calls", "total ms", "share"):
         table.add_column(column)
     for op, ms in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]:
