@@ -55,11 +55,12 @@ class SentenceEncoder(nn.Module):
         return nn.functional.normalize(pooled, p=2.0, dim=1)
 
 
-def load_model() -> SentenceEncoder:
+def load_model(attention: str = "eager") -> SentenceEncoder:
+    """`eager` attention exports to a graph ORT can fuse; `sdpa` is PyTorch's fast default."""
     from transformers import BertModel
 
     bert = BertModel.from_pretrained(
-        str(model_dir()), attn_implementation="eager", local_files_only=True
+        str(model_dir()), attn_implementation=attention, local_files_only=True
     )
     return SentenceEncoder(bert).eval()
 

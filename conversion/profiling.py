@@ -49,6 +49,23 @@ def _random_inputs(path: Path, batch: int) -> dict[str, np.ndarray]:
     return feed
 
 
+_CATEGORIES = {
+    "matmul/linear": ("addmm", "mm", "bmm", "matmul", "linear", "baddbmm"),
+    "convolution": ("conv", "convolution", "mkldnn_convolution"),
+    "attention": ("scaled_dot_product", "softmax", "_flash", "attention"),
+    "normalization": ("layer_norm", "batch_norm", "norm"),
+    "copies/layout": ("copy_", "contiguous", "clone", "to", "_to_copy", "transpose", "permute", "view", "reshape", "expand"),
+}
+
+
+def _category(op: str) -> str:
+    name = op.removeprefix("aten::")
+    for category, keys in _CATEGORIES.items():
+        if any(name == k or name.startswith(k) or (len(k) > 4 and k in name) for k in keys):
+            return category
+    return "elementwise/other"
+
+
 def torch_profile(module: torch.nn.Module, feed: dict[str, np.ndarray], top: int, runs: int = 5) -> None:
     tensors = tuple(torch.from_numpy(v) for v in feed.values())
     with torch.inference_mode():
@@ -57,7 +74,14 @@ def torch_profile(module: torch.nn.Module, feed: dict[str, np.ndarray], top: int
             for _ in range(runs):
                 module(*tensors)
     console.rule("PyTorch profiler (eager FP32), self CPU time")
-    console.print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+    averages = prof.key_averages()
+    console.print(averages.table(sort_by="self_cpu_time_total", row_limit=top))
+    total = sum(e.self_cpu_time_total for e in averages) or 1.0
+    groups: dict[str, float] = defaultdict(float)
+    for event in averages:
+        groups[_category(event.key)] += event.self_cpu_time_total
+    split = ", ".join(f"{name} {us / total:.0%}" for name, us in sorted(groups.items(), key=lambda kv: -kv[1]))
+    console.print(f"where the time goes (PyTorch, {runs} runs): {split}")
 
 
 def ort_profile(path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 10) -> dict[str, float]:

@@ -5,7 +5,7 @@
 # make profile MODEL=digits|minilm|path/to/model.onnx
 # make convert-bench                throughput claims (MiniLM INT8 vs eager, digits INT8 vs ORT FP32)
 
-NAME ?= $(basename $(notdir $(subst :,_,$(MODEL))))
+NAME ?= $(if $(findstring :,$(MODEL)),$(lastword $(subst :, ,$(MODEL))),$(basename $(notdir $(MODEL))))
 INPUTS ?=
 OUTPUTS ?=
 CALIB ?=
