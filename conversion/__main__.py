@@ -10,7 +10,9 @@ from rich.console import Console
 from conversion.progress import StepError
 from conversion.spec import SpecError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
 err = Console(stderr=True)
 
 
@@ -35,20 +37,31 @@ def demo(
 
 @app.command()
 def convert(
-    model: str = typer.Option(..., help="package.module:factory returning an nn.Module, or a .onnx file."),
+    model: str = typer.Option(
+        ..., help="package.module:factory returning an nn.Module, or a .onnx file."
+    ),
     name: str = typer.Option(..., help="Served model name (variants get _fp16, _int8 suffixes)."),
-    input: list[str] = typer.Option(..., "--input", help="name:dtype:dims, e.g. image:float32:batch,1,8,8 (repeat per input)."),
+    input: list[str] = typer.Option(
+        ..., "--input", help="name:dtype:dims, e.g. image:float32:batch,1,8,8 (repeat per input)."
+    ),
     output: list[str] = typer.Option(..., "--output", help="Output name (repeat per output)."),
     calibration: Path = typer.Option(..., help=".npz with one array per input (calibration set)."),
-    validation: Path = typer.Option(..., help=".npz with one array per input, plus `labels` for classification (held out)."),
+    validation: Path = typer.Option(
+        ..., help=".npz with one array per input, plus `labels` for classification (held out)."
+    ),
     task: str = typer.Option("classification", help="classification | embedding | regression"),
     repository: Path = typer.Option(Path("model_repository"), help="Model repository to write."),
     variants: str = typer.Option("fp16,int8_dynamic,int8_static", help="Comma-separated variants."),
     calibration_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
-    max_accuracy_drop: float = typer.Option(0.01, help="Gate: classification accuracy drop (0.01 = 1 point)."),
+    max_accuracy_drop: float = typer.Option(
+        0.01, help="Gate: classification accuracy drop (0.01 = 1 point)."
+    ),
     min_cosine: float = typer.Option(0.99, help="Gate: mean cosine for embeddings."),
     max_deviation: float = typer.Option(None, help="Gate: optional max |variant - fp32|."),
-    transformer: str = typer.Option(None, help="model_type,num_heads,hidden_size for the ORT transformers optimizer, e.g. bert,12,384."),
+    transformer: str = typer.Option(
+        None,
+        help="model_type,num_heads,hidden_size for the ORT transformers optimizer, e.g. bert,12,384.",
+    ),
     max_batch_size: int = typer.Option(64, help="config.pbtxt max_batch_size."),
     batch_size: int = typer.Option(32, help="Batch size for calibration and validation."),
 ) -> None:
@@ -69,7 +82,9 @@ def convert(
                 kind, heads, hidden = transformer.split(",")
                 hint = TransformerHint(kind, int(heads), int(hidden))
             except ValueError:
-                raise SpecError(f"--transformer '{transformer}': expected model_type,num_heads,hidden_size") from None
+                raise SpecError(
+                    f"--transformer '{transformer}': expected model_type,num_heads,hidden_size"
+                ) from None
         is_onnx = model.endswith(".onnx")
         job = Job(
             name=name,
@@ -80,8 +95,11 @@ def convert(
             task=task,
             factory=None if is_onnx else model,
             onnx_file=Path(model) if is_onnx else None,
-            gate=Gate(max_accuracy_drop=max_accuracy_drop, min_mean_cosine=min_cosine,
-                      max_abs_deviation=max_deviation),
+            gate=Gate(
+                max_accuracy_drop=max_accuracy_drop,
+                min_mean_cosine=min_cosine,
+                max_abs_deviation=max_deviation,
+            ),
             transformer=hint,
             variants=tuple(v for v in variants.split(",") if v),
             calibration_method=calibration_method,
@@ -101,14 +119,16 @@ def convert(
 
 @app.command()
 def tensorrt(
-    repository: Path = typer.Option(Path("model_repository"), help="Repository whose converted models get plans."),
+    repository: Path = typer.Option(
+        Path("model_repository"), help="Repository whose converted models get plans."
+    ),
 ) -> None:
     """Build TensorRT FP16/INT8 plans for the ONNX models already in a repository (GPU host)."""
     from conversion.tensorrt import build_repository
 
     try:
         results = build_repository(repository)
-    except Exception as error:  # TensorRT errors: one line, no trace
+    except Exception as error:  # noqa: BLE001 - TensorRT errors: one line, no trace
         _fail(StepError("tensorrt", f"{type(error).__name__}: {error}"))
     if not results:
         err.print(f"no converted model (with a manifest.json) in {repository}")
@@ -121,7 +141,9 @@ def tensorrt(
 
 @app.command()
 def bench(
-    repository: Path = typer.Option(Path("model_repository"), help="Repository with the demo models (built if missing)."),
+    repository: Path = typer.Option(
+        Path("model_repository"), help="Repository with the demo models (built if missing)."
+    ),
     quick: bool = typer.Option(False, help="Shorter timing runs."),
 ) -> None:
     """Throughput at batch 32: MiniLM INT8 vs eager PyTorch FP32, digits INT8 vs ORT FP32."""
@@ -133,7 +155,9 @@ def bench(
 @app.command()
 def profile(
     model: str = typer.Option("digits", help="A demo model name (digits, minilm) or a .onnx file."),
-    repository: Path = typer.Option(Path("model_repository"), help="Repository with the demo models."),
+    repository: Path = typer.Option(
+        Path("model_repository"), help="Repository with the demo models."
+    ),
     batch_size: int = typer.Option(32, help="Batch size to profile."),
     top: int = typer.Option(12, help="How many operators to list."),
 ) -> None:

@@ -32,11 +32,19 @@ def time_call(call: Callable[[], object], min_runs: int = 5, budget_s: float = 1
     return float(np.median(times))
 
 
-def latency_ms(path: Path, sample: dict[str, np.ndarray], batch_sizes: tuple[int, ...],
-               threads: int = 0, budget_s: float = 0.5) -> dict[str, float]:
+def latency_ms(
+    path: Path,
+    sample: dict[str, np.ndarray],
+    batch_sizes: tuple[int, ...],
+    threads: int = 0,
+    budget_s: float = 0.5,
+) -> dict[str, float]:
     """{batch size: median ms per batch} for the model at `path`."""
     sess = session(path, threads)
-    return {
-        str(b): round(1000 * time_call(lambda f=tile_batch(sample, b): sess.run(None, f), 3, budget_s), 3)
-        for b in batch_sizes
-    }
+    out = {}
+    for batch_size in batch_sizes:
+        feed = tile_batch(sample, batch_size)
+        out[str(batch_size)] = round(
+            1000 * time_call(lambda feed=feed: sess.run(None, feed), 3, budget_s), 3
+        )
+    return out

@@ -66,39 +66,79 @@ def run_benchmark(repository: Path, quick: bool = False) -> dict:
             with torch.inference_mode():
                 return model(*tensors)
 
-        rate = _interleaved({
-            "eager": eager,
-            "fp32": lambda feed=feed: fp32_sess.run(None, feed),
-            "int8": lambda feed=feed: int8_sess.run(None, feed),
-        }, rounds, budget)
+        rate = _interleaved(
+            {
+                "eager": eager,
+                "fp32": lambda feed=feed: fp32_sess.run(None, feed),
+                "int8": lambda feed=feed: int8_sess.run(None, feed),
+            },
+            rounds,
+            budget,
+        )
         cosine = _cosine(eager().numpy(), int8_sess.run(None, feed)[0])
-        rows.append((f"MiniLM, {length} tokens", "eager PyTorch FP32", rate["eager"], "ORT FP32 optimized",
-                     rate["fp32"], "ORT INT8 (served)", rate["int8"], f"{rate['int8'] / rate['eager']:.2f}x vs eager",
-                     f"cos mean {cosine.mean():.4f} min {cosine.min():.4f}"))
-        results[f"minilm_{length}"] = {"eager_fp32_per_s": rate["eager"], "ort_fp32_per_s": rate["fp32"],
-                                       "int8_per_s": rate["int8"], "speedup_vs_eager": rate["int8"] / rate["eager"],
-                                       "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}
+        rows.append(
+            (
+                f"MiniLM, {length} tokens",
+                "eager PyTorch FP32",
+                rate["eager"],
+                "ORT FP32 optimized",
+                rate["fp32"],
+                "ORT INT8 (served)",
+                rate["int8"],
+                f"{rate['int8'] / rate['eager']:.2f}x vs eager",
+                f"cos mean {cosine.mean():.4f} min {cosine.min():.4f}",
+            )
+        )
+        results[f"minilm_{length}"] = {
+            "eager_fp32_per_s": rate["eager"],
+            "ort_fp32_per_s": rate["fp32"],
+            "int8_per_s": rate["int8"],
+            "speedup_vs_eager": rate["int8"] / rate["eager"],
+            "cosine_mean": float(cosine.mean()),
+            "cosine_min": float(cosine.min()),
+        }
 
     data = digits.load_data()
     feed = tile_batch({digits.INPUT_NAME: data.test_x[:BATCH]}, BATCH)
     fp32_sess = session(repository / "digits/1/model.onnx", threads=2)
     int8_sess = session(repository / "digits_int8/1/model.onnx", threads=2)
-    rate = _interleaved({"fp32": lambda: fp32_sess.run(None, feed), "int8": lambda: int8_sess.run(None, feed)},
-                        rounds, budget / 2)
+    rate = _interleaved(
+        {"fp32": lambda: fp32_sess.run(None, feed), "int8": lambda: int8_sess.run(None, feed)},
+        rounds,
+        budget / 2,
+    )
     fp32, int8 = rate["fp32"], rate["int8"]
     manifest = json.loads((repository / "digits/manifest.json").read_text())
     served = manifest["int8_selected"]
     drop = manifest["variants"][served]["metrics"]["accuracy_drop"]
-    rows.append(("digits", "ORT FP32 (served)", fp32, "", None, f"ORT INT8 ({served})", int8,
-                 f"{int8 / fp32:.2f}x vs ORT FP32", f"accuracy drop {drop * 100:.2f} points (validation)"))
-    results["digits"] = {"ort_fp32_per_s": fp32, "int8_per_s": int8, "int8_kind": served,
-                         "speedup_vs_ort_fp32": int8 / fp32, "accuracy_drop_points": drop * 100}
+    rows.append(
+        (
+            "digits",
+            "ORT FP32 (served)",
+            fp32,
+            "",
+            None,
+            f"ORT INT8 ({served})",
+            int8,
+            f"{int8 / fp32:.2f}x vs ORT FP32",
+            f"accuracy drop {drop * 100:.2f} points (validation)",
+        )
+    )
+    results["digits"] = {
+        "ort_fp32_per_s": fp32,
+        "int8_per_s": int8,
+        "int8_kind": served,
+        "speedup_vs_ort_fp32": int8 / fp32,
+        "accuracy_drop_points": drop * 100,
+    }
 
     table = Table(title=f"samples/s at batch {BATCH}, 2 threads, {os.cpu_count()} CPUs")
     for column in ("model", "baseline", "/s", "other", "/s", "INT8", "/s", "speedup", "quality"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(f"{c:,.0f}" if isinstance(c, float) else ("" if c is None else c) for c in row))
+        table.add_row(
+            *(f"{c:,.0f}" if isinstance(c, float) else ("" if c is None else c) for c in row)
+        )
     console.print(table)
     console.print_json(json.dumps(results))
     return results

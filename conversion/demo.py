@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +16,14 @@ from rich.console import Console
 from conversion import digits, minilm
 from conversion.pipeline import Job, Report, convert
 from conversion.repository import combined_fingerprint, fingerprint, write_configs
-from conversion.spec import Dataset, Gate, InputSpec, ServingOptions, TensorRTShapes, TransformerHint
+from conversion.spec import (
+    Dataset,
+    Gate,
+    InputSpec,
+    ServingOptions,
+    TensorRTShapes,
+    TransformerHint,
+)
 from conversion.triton_config import Batching, EnsembleStep, ModelConfigSpec, Tensor, read_config
 
 console = Console(stderr=True)
@@ -52,8 +59,12 @@ def digits_job(sizes: Sizes = FULL, seed: int = 0) -> Job:
         model=model,
         task="classification",
         # calibration from the training split; the gate decides on the held-out test split
-        calibration=Dataset.from_arrays({digits.INPUT_NAME: data.train_x[: sizes.digits_calibration]}, 32),
-        validation=Dataset.from_arrays({digits.INPUT_NAME: data.test_x[:count]}, 64, data.test_y[:count]),
+        calibration=Dataset.from_arrays(
+            {digits.INPUT_NAME: data.train_x[: sizes.digits_calibration]}, 32
+        ),
+        validation=Dataset.from_arrays(
+            {digits.INPUT_NAME: data.test_x[:count]}, 64, data.test_y[:count]
+        ),
         gate=Gate(max_accuracy_drop=0.005),
         calibration_batch_size=32,
         serving=ServingOptions(max_batch_size=64, warmup_batch_sizes=(1, 8)),
@@ -68,7 +79,9 @@ MINILM_INPUTS = [InputSpec(n, "int64", ("batch", "sequence")) for n in minilm.IN
 def minilm_datasets(sizes: Sizes = FULL) -> tuple[Dataset, Dataset]:
     tokenizer = minilm.load_tokenizer()
     calib = minilm.calibration_sentences(sizes.minilm_calibration)
-    calibration = Dataset([minilm.tokenize(tokenizer, calib, length=64)])  # one length: equal shapes
+    calibration = Dataset(
+        [minilm.tokenize(tokenizer, calib, length=64)]
+    )  # one length: equal shapes
     # validation: sentences sorted by length, batches of 32 padded to their bucket (as served)
     valid = minilm.validation_sentences(sizes.minilm_validation)
     valid = sorted(valid, key=lambda s: len(tokenizer.encode(s).ids))
@@ -105,7 +118,9 @@ def write_text_models(repository: Path, model: str = "minilm") -> list[str]:
     version.mkdir(parents=True, exist_ok=True)
     (version / "model.py").write_bytes(TOKENIZER_MODEL.read_bytes())
     (version / "tokenizer.json").write_bytes(minilm.tokenizer_file().read_bytes())
-    tok_print = combined_fingerprint(fingerprint(version / "model.py"), fingerprint(version / "tokenizer.json"))
+    tok_print = combined_fingerprint(
+        fingerprint(version / "model.py"), fingerprint(version / "tokenizer.json")
+    )
     batching = Batching(max_queue_delay_us=1000, queue_timeout_us=1_000_000, max_queue_size=1024)
     text = Tensor("text", "object", (1,))
     tok_spec = ModelConfigSpec(
@@ -124,7 +139,9 @@ def write_text_models(repository: Path, model: str = "minilm") -> list[str]:
     written = [tokenizer_name]
     for served in sorted(p.parent.name for p in repository.glob(f"{model}*/config.pbtxt")):
         config = read_config(repository / served / "config.pbtxt")
-        if config.platform != "onnxruntime_onnx" or not (served == model or served.startswith(model + "_")):
+        if config.platform != "onnxruntime_onnx" or not (
+            served == model or served.startswith(model + "_")
+        ):
             continue
         member_print = config.parameters["fingerprint"].string_value
         ensemble = ModelConfigSpec(
@@ -136,10 +153,16 @@ def write_text_models(repository: Path, model: str = "minilm") -> list[str]:
             batching=None,
             fingerprint=combined_fingerprint(tok_print, member_print),
             ensemble_steps=(
-                EnsembleStep(tokenizer_name, {"text": "text"},
-                             {"input_ids": "_input_ids", "attention_mask": "_attention_mask"}),
-                EnsembleStep(served, {"input_ids": "_input_ids", "attention_mask": "_attention_mask"},
-                             {minilm.OUTPUT_NAME: minilm.OUTPUT_NAME}),
+                EnsembleStep(
+                    tokenizer_name,
+                    {"text": "text"},
+                    {"input_ids": "_input_ids", "attention_mask": "_attention_mask"},
+                ),
+                EnsembleStep(
+                    served,
+                    {"input_ids": "_input_ids", "attention_mask": "_attention_mask"},
+                    {minilm.OUTPUT_NAME: minilm.OUTPUT_NAME},
+                ),
             ),
         )
         write_configs(repository / ensemble.name, ensemble, ensemble)

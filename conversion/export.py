@@ -30,7 +30,11 @@ def export_onnx(
     model.eval()
     chatter = io.StringIO()  # the exporter prints its IR graph on failure; keep the message short
     try:
-        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
+        with (
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             _export(model, sample_inputs, output_names, path, dynamic_axes, opset)
     except Exception as error:  # torch raises many unrelated types here

@@ -55,11 +55,14 @@ def _nearest(embeddings: np.ndarray) -> np.ndarray:
     return np.argmax(similarity, axis=1)
 
 
-def metrics(task: str, reference: list[np.ndarray], candidate: list[np.ndarray],
-            labels: np.ndarray | None) -> dict[str, float]:
+def metrics(
+    task: str, reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None
+) -> dict[str, float]:
     ref, got = reference[0], candidate[0]
     out = {
-        "max_abs_deviation": float(max(np.max(np.abs(r - c)) for r, c in zip(reference, candidate, strict=True))),
+        "max_abs_deviation": float(
+            max(np.max(np.abs(r - c)) for r, c in zip(reference, candidate, strict=True))
+        ),
     }
     if task == "classification":
         out["top1_agreement"] = float(np.mean(np.argmax(ref, 1) == np.argmax(got, 1)))
@@ -92,7 +95,9 @@ def judge(variant: str, task: str, values: dict[str, float], gate: Gate) -> Verd
             )
     elif task == "embedding":
         if values["mean_cosine"] < gate.min_mean_cosine:
-            verdict.reasons.append(f"mean cosine {values['mean_cosine']:.4f} < {gate.min_mean_cosine}")
+            verdict.reasons.append(
+                f"mean cosine {values['mean_cosine']:.4f} < {gate.min_mean_cosine}"
+            )
         agreement = values.get("ranking_agreement")
         if agreement is not None and agreement < gate.min_ranking_agreement:
             verdict.reasons.append(

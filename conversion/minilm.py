@@ -100,7 +100,14 @@ def tokenize(tokenizer, sentences: list[str], length: int | None = None) -> dict
 # ranking agreement (does the variant find the same nearest neighbours?) means something.
 _TOPICS = {
     "weather": (
-        ["the forecast", "a heavy storm", "the morning fog", "light rain", "a cold front", "the heatwave"],
+        [
+            "the forecast",
+            "a heavy storm",
+            "the morning fog",
+            "light rain",
+            "a cold front",
+            "the heatwave",
+        ],
         ["is expected over", "rolled across", "cleared from", "settled on", "moved toward"],
         ["the northern coast", "the valley", "the city centre", "the mountains", "the harbour"],
     ),
@@ -112,17 +119,35 @@ _TOPICS = {
     "software": (
         ["the compiler", "our build server", "the database", "a background job", "the web service"],
         ["crashed while processing", "quickly indexed", "timed out on", "cached", "rejected"],
-        ["the nightly release", "every request", "the user table", "a large upload", "the schema change"],
+        [
+            "the nightly release",
+            "every request",
+            "the user table",
+            "a large upload",
+            "the schema change",
+        ],
     ),
     "sports": (
         ["the striker", "the home team", "a young sprinter", "the goalkeeper", "the coach"],
         ["scored against", "trained hard for", "celebrated", "lost narrowly to", "prepared for"],
-        ["the final match", "the championship", "the rival club", "the relay race", "the season opener"],
+        [
+            "the final match",
+            "the championship",
+            "the rival club",
+            "the relay race",
+            "the season opener",
+        ],
     ),
     "finance": (
         ["the central bank", "investors", "the stock market", "a small business", "the treasury"],
         ["raised concerns about", "reacted calmly to", "borrowed heavily for", "reported", "cut"],
-        ["interest rates", "quarterly earnings", "the new tax", "rising inflation", "the bond yield"],
+        [
+            "interest rates",
+            "quarterly earnings",
+            "the new tax",
+            "rising inflation",
+            "the bond yield",
+        ],
     ),
     "medicine": (
         ["the nurse", "a surgeon", "the clinic", "researchers", "the pharmacist"],
@@ -153,7 +178,9 @@ def sentences(count: int, seed: int) -> SentenceSet:
     for i in range(count):
         topic = names[i % len(names)]
         subjects, verbs, objects = _TOPICS[topic]
-        text = f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} {rng.choice(_TAILS)}"
+        text = (
+            f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} {rng.choice(_TAILS)}"
+        )
         out.append(text.strip().capitalize() + ".")
         topics.append(topic)
     return SentenceSet(out, topics)

@@ -54,7 +54,9 @@ class OptimizationReport:
 
 
 def op_counts(path: Path) -> Counter:
-    return Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node)
+    return Counter(
+        node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
+    )
 
 
 def ort_offline(source: Path, target: Path, level: str = "extended") -> Path:

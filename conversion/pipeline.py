@@ -88,7 +88,8 @@ class VariantResult:
             "size_bytes": self.size_bytes,
             "metrics": self.verdict.metrics if self.verdict else {},
             "passed": bool(self.verdict and self.verdict.passed and not self.error),
-            "reasons": (self.verdict.reasons if self.verdict else []) + ([self.error] if self.error else []),
+            "reasons": (self.verdict.reasons if self.verdict else [])
+            + ([self.error] if self.error else []),
             "latency_ms": self.latency_ms,
         }
 
@@ -119,7 +120,9 @@ def load_factory(reference: str) -> torch.nn.Module:
         raise SpecError(f"model '{reference}': {module_name} has no callable '{attribute}'")
     model = factory()
     if not isinstance(model, torch.nn.Module):
-        raise SpecError(f"model '{reference}': the factory returned {type(model).__name__}, not an nn.Module")
+        raise SpecError(
+            f"model '{reference}': the factory returned {type(model).__name__}, not an nn.Module"
+        )
     return model.eval()
 
 
@@ -173,8 +176,10 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
             for batch in dataset.batches:
                 names = sorted(batch)
                 if names != sorted(s.name for s in job.inputs):
-                    raise SpecError(f"{dataset_name} batch has inputs {names}, the spec says "
-                                    f"{sorted(s.name for s in job.inputs)}")
+                    raise SpecError(
+                        f"{dataset_name} batch has inputs {names}, the spec says "
+                        f"{sorted(s.name for s in job.inputs)}"
+                    )
                 for spec in job.inputs:
                     spec.check(batch[spec.name], f"{dataset_name} data")
                 advance()
@@ -198,7 +203,8 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
                     model(*sample.values())
                 except Exception as error:
                     raise SpecError(
-                        f"the model does not accept the input spec {[f'{s.name}{list(s.dims)}' for s in job.inputs]}: "
+                        f"the model does not accept the input spec "
+                        f"{' '.join(s.name + ':' + s.dtype + ':' + ','.join(map(str, s.dims)) for s in job.inputs)}: "
                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                     ) from error
             axes = {s.name: s.dynamic_axes for s in job.inputs}
@@ -218,7 +224,9 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
         advance(2, note=", ".join(f"{k}x{v}" for k, v in opt_report.fusions.items())[:80])
     dims = output_dims(fp32, job.output_names)
 
-    results: dict[str, VariantResult] = {"fp32": VariantResult("fp32", fp32, size_bytes=fp32.stat().st_size)}
+    results: dict[str, VariantResult] = {
+        "fp32": VariantResult("fp32", fp32, size_bytes=fp32.stat().st_size)
+    }
     builders: dict[str, Callable[[Path], Path]] = {
         "fp16": lambda t: variants.to_fp16(base, t),
         "int8_dynamic": lambda t: variants.int8_dynamic(base, t),
@@ -240,8 +248,10 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
                 result.path = builders[kind](workdir / f"{kind}.onnx")
                 result.size_bytes = result.path.stat().st_size
                 gate.session(result.path)  # must load in ORT
-            except Exception as error:  # a variant that cannot be built is rejected, not fatal
-                result.error = f"could not be built or loaded: {type(error).__name__}: {str(error)[:200]}"
+            except Exception as error:  # noqa: BLE001 - a variant that cannot be built is rejected, not fatal
+                result.error = (
+                    f"could not be built or loaded: {type(error).__name__}: {str(error)[:200]}"
+                )
                 advance(note="[red]failed to build")
             results[kind] = result
 
@@ -249,10 +259,17 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
     with steps.step("accuracy gate", total=len(built) * len(job.validation.batches)) as advance:
         reference = gate.run(fp32, job.validation, advance)
         for kind in built:
-            outputs = reference if kind == "fp32" else gate.run(results[kind].path, job.validation, advance)
+            outputs = (
+                reference
+                if kind == "fp32"
+                else gate.run(results[kind].path, job.validation, advance)
+            )
             values = gate.metrics(job.task, reference, outputs, job.validation.labels)
             results[kind].verdict = gate.judge(kind, job.task, values, job.gate)
-        advance(0, note=" ".join(f"{k}:{'ok' if results[k].verdict.passed else 'REJECT'}" for k in built))
+        advance(
+            0,
+            note=" ".join(f"{k}:{'ok' if results[k].verdict.passed else 'REJECT'}" for k in built),
+        )
 
     with steps.step("latency", total=len(built)) as advance:
         sample = sample_inputs(job, rows=len(next(iter(job.validation.batches[0].values()))))
@@ -262,7 +279,9 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
             )
             advance()
 
-    passing_int8 = [k for k in INT8_KINDS if k in results and results[k].verdict and results[k].verdict.passed]
+    passing_int8 = [
+        k for k in INT8_KINDS if k in results and results[k].verdict and results[k].verdict.passed
+    ]
     selected = None
     if passing_int8:
         largest = str(max(job.bench_batch_sizes))
@@ -276,12 +295,15 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
             inputs=tuple(Tensor(s.name, s.dtype, s.triton_dims) for s in job.inputs),
             outputs=tuple(Tensor(n, "float32", dims[n]) for n in job.output_names),
             max_batch_size=opts.max_batch_size,
-            batching=Batching(opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size),
+            batching=Batching(
+                opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size
+            ),
             instance_count=opts.instance_count,
             graph_optimization_level=opts.graph_level,
             warmup_batch_sizes=opts.warmup_batch_sizes,
             warmup_dims={
-                s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims) for s in job.inputs
+                s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims)
+                for s in job.inputs
             },
         )
         chosen = {"fp32": "fp32", "fp16": "fp16", "int8": selected}
@@ -302,11 +324,15 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
         # portable export + calibration batches: what `python -m conversion tensorrt` builds from
         shutil.copyfile(exported, model_dir / "portable.onnx")
         calib = job.calibration.equal_shaped(job.calibration_batch_size)
-        np.savez(model_dir / "calibration.npz",
-                 **{f"{i}/{k}": v for i, b in enumerate(calib) for k, v in b.items()})
+        np.savez(
+            model_dir / "calibration.npz",
+            **{f"{i}/{k}": v for i, b in enumerate(calib) for k, v in b.items()},
+        )
 
     manifest = model_dir / "manifest.json"
-    report = Report(job.name, results, opt_report, selected, served, manifest, steps.skipped, export_deviation)
+    report = Report(
+        job.name, results, opt_report, selected, served, manifest, steps.skipped, export_deviation
+    )
     write_manifest(job, report)
 
     if job.build_tensorrt:
@@ -331,7 +357,9 @@ def _named(spec: ModelConfigSpec, name: str) -> ModelConfigSpec:
 def write_manifest(job: Job, report: Report, tensorrt_status: str | None = None) -> None:
     manifest = {
         "model": job.name,
-        "source": str(job.onnx_file) if job.onnx_file else (job.factory or type(job.model).__name__),
+        "source": str(job.onnx_file)
+        if job.onnx_file
+        else (job.factory or type(job.model).__name__),
         "task": job.task,
         "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in job.inputs],
         "outputs": job.output_names,
@@ -342,13 +370,24 @@ def write_manifest(job: Job, report: Report, tensorrt_status: str | None = None)
         "optimization": report.optimization.as_dict(),
         "variants": {k: r.as_dict() for k, r in report.results.items()},
         "int8_selected": report.int8_selected,
+        "latency_setup": {
+            "what": "median ms per batch in ONNX Runtime (CPU provider, ENABLE_ALL online, default threads)",
+            "row_shape": {n: list(a.shape[1:]) for n, a in job.validation.batches[0].items()},
+            "batch_sizes": list(job.bench_batch_sizes),
+        },
         "served": report.served,
         "tensorrt": {
             "status": tensorrt_status or report.skipped.get("tensorrt", "not attempted yet"),
-            "profile": {"batch": list(job.tensorrt_shapes.batch),
-                        **{k: list(v) for k, v in job.tensorrt_shapes.other.items()}},
+            "profile": {
+                "batch": list(job.tensorrt_shapes.batch),
+                **{k: list(v) for k, v in job.tensorrt_shapes.other.items()},
+            },
         },
-        "measured_on": {"machine": platform.machine(), "processor": platform.processor(),
-                        "cpus": __import__("os").cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "measured_on": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpus": __import__("os").cpu_count(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
     }
     report.manifest.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -27,9 +27,13 @@ _NUMPY = {1: np.float32, 7: np.int64, 6: np.int32, 10: np.float16, 9: np.bool_}
 def _demo_inputs(model: str, batch: int) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
     if model == "digits":
         data = digits.load_data()
-        return digits.DigitsCNN().eval(), tile_batch({digits.INPUT_NAME: data.test_x[:batch]}, batch)
+        return digits.DigitsCNN().eval(), tile_batch(
+            {digits.INPUT_NAME: data.test_x[:batch]}, batch
+        )
     if model == "minilm":
-        feed = minilm.tokenize(minilm.load_tokenizer(), minilm.validation_sentences(batch), length=128)
+        feed = minilm.tokenize(
+            minilm.load_tokenizer(), minilm.validation_sentences(batch), length=128
+        )
         return minilm.load_model(), feed
     raise SpecError(f"profile: unknown model '{model}' (digits, minilm, or a .onnx file)")
 
@@ -42,10 +46,14 @@ def _random_inputs(path: Path, batch: int) -> dict[str, np.ndarray]:
     for value in graph.input:
         if value.name in init:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else 16 for d in value.type.tensor_type.shape.dim]
+        dims = [
+            d.dim_value if d.HasField("dim_value") else 16 for d in value.type.tensor_type.shape.dim
+        ]
         dims[0] = batch
         dtype = _NUMPY.get(value.type.tensor_type.elem_type, np.float32)
-        feed[value.name] = (rng.integers(0, 100, dims) if np.issubdtype(dtype, np.integer) else rng.random(dims)).astype(dtype)
+        feed[value.name] = (
+            rng.integers(0, 100, dims) if np.issubdtype(dtype, np.integer) else rng.random(dims)
+        ).astype(dtype)
     return feed
 
 
@@ -54,7 +62,18 @@ _CATEGORIES = {
     "convolution": ("conv", "convolution", "mkldnn_convolution"),
     "attention": ("scaled_dot_product", "softmax", "_flash", "attention"),
     "normalization": ("layer_norm", "batch_norm", "norm"),
-    "copies/layout": ("copy_", "contiguous", "clone", "to", "_to_copy", "transpose", "permute", "view", "reshape", "expand"),
+    "copies/layout": (
+        "copy_",
+        "contiguous",
+        "clone",
+        "to",
+        "_to_copy",
+        "transpose",
+        "permute",
+        "view",
+        "reshape",
+        "expand",
+    ),
 }
 
 
@@ -66,11 +85,15 @@ def _category(op: str) -> str:
     return "elementwise/other"
 
 
-def torch_profile(module: torch.nn.Module, feed: dict[str, np.ndarray], top: int, runs: int = 5) -> None:
+def torch_profile(
+    module: torch.nn.Module, feed: dict[str, np.ndarray], top: int, runs: int = 5
+) -> None:
     tensors = tuple(torch.from_numpy(v) for v in feed.values())
     with torch.inference_mode():
         module(*tensors)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=False) as prof:
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=False
+        ) as prof:
             for _ in range(runs):
                 module(*tensors)
     console.rule("PyTorch profiler (eager FP32), self CPU time")
@@ -80,11 +103,15 @@ def torch_profile(module: torch.nn.Module, feed: dict[str, np.ndarray], top: int
     groups: dict[str, float] = defaultdict(float)
     for event in averages:
         groups[_category(event.key)] += event.self_cpu_time_total
-    split = ", ".join(f"{name} {us / total:.0%}" for name, us in sorted(groups.items(), key=lambda kv: -kv[1]))
+    split = ", ".join(
+        f"{name} {us / total:.0%}" for name, us in sorted(groups.items(), key=lambda kv: -kv[1])
+    )
     console.print(f"where the time goes (PyTorch, {runs} runs): {split}")
 
 
-def ort_profile(path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 10) -> dict[str, float]:
+def ort_profile(
+    path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 10
+) -> dict[str, float]:
     """Run with ORT profiling; print the top operators by total time; return {op: ms}."""
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
@@ -107,8 +134,10 @@ def ort_profile(path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 1
         elif event.get("cat") == "Session":
             phases[event["name"]] += event["dur"] / 1000
     total = sum(by_op.values()) or 1.0
-    table = Table(title=f"ONNX Runtime profile: {path.parent.parent.name}/{path.parent.name}/{path.name}, "
-                  f"batch {len(next(iter(feed.values())))}, {runs} runs")
+    table = Table(
+        title=f"ONNX Runtime profile: {path.parent.parent.name}/{path.parent.name}/{path.name}, "
+        f"batch {len(next(iter(feed.values())))}, {runs} runs"
+    )
     for column in ("operator", "calls", "total ms", "share"):
         table.add_column(column)
     for op, ms in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]:
@@ -118,7 +147,8 @@ def ort_profile(path: Path, feed: dict[str, np.ndarray], top: int, runs: int = 1
     console.print(
         f"where the time goes: model_run {run_ms:.1f} ms total, kernels {total:.1f} ms "
         f"({total / run_ms:.0%} of run time; the rest is framework overhead and copies)"
-        if run_ms else f"kernels {total:.1f} ms"
+        if run_ms
+        else f"kernels {total:.1f} ms"
     )
     return dict(by_op)
 

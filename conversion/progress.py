@@ -81,4 +81,6 @@ class Steps:
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
-        self.progress.add_task(f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {reason}")
+        self.progress.add_task(
+            f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {reason}"
+        )

@@ -23,7 +23,17 @@ def print_report(report: Report, console: Console) -> None:
     if report.export_max_deviation is not None:
         console.print(f"  export: max |onnxruntime - pytorch| = {report.export_max_deviation:.3g}")
     table = Table(title=f"{report.name} variants (validation set, vs FP32)")
-    for column in ("variant", "served as", "MB", "metric", "max dev", "ms b1", "ms b8", "ms b32", "gate"):
+    for column in (
+        "variant",
+        "served as",
+        "MB",
+        "metric",
+        "max dev",
+        "ms b1",
+        "ms b8",
+        "ms b32",
+        "gate",
+    ):
         table.add_column(column)
     for kind, result in report.results.items():
         info = result.as_dict()
@@ -50,7 +60,9 @@ def print_report(report: Report, console: Console) -> None:
     console.print(table)
     tried = any(k.startswith("int8") for k in report.results)
     int8 = report.int8_selected or ("none passed the gate" if tried else "not requested")
-    console.print(f"  int8 served: {int8}; "
-                  f"served models: {', '.join(report.served)}; manifest: {report.manifest}")
+    console.print(
+        f"  int8 served: {int8}; "
+        f"served models: {', '.join(report.served)}; manifest: {report.manifest}"
+    )
     for step, reason in report.skipped.items():
         console.print(f"  [yellow]{step} skipped[/]: {reason}")

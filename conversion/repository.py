@@ -33,7 +33,9 @@ def combined_fingerprint(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def write_configs(model_dir: Path, spec: ModelConfigSpec, gpu: ModelConfigSpec | None = None) -> None:
+def write_configs(
+    model_dir: Path, spec: ModelConfigSpec, gpu: ModelConfigSpec | None = None
+) -> None:
     write_config(build_config(spec), model_dir / "config.pbtxt")
     if gpu is not None:
         write_config(build_config(gpu), model_dir / GPU_CONFIG)

@@ -46,9 +46,13 @@ class InputSpec:
             elif item.isidentifier():
                 dims.append(item)
             else:
-                raise SpecError(f"input spec '{text}': dim '{item}' is neither a positive size nor a name")
+                raise SpecError(
+                    f"input spec '{text}': dim '{item}' is neither a positive size nor a name"
+                )
         if not isinstance(dims[0], str):
-            raise SpecError(f"input spec '{text}': the first axis must be the dynamic batch axis, e.g. batch")
+            raise SpecError(
+                f"input spec '{text}': the first axis must be the dynamic batch axis, e.g. batch"
+            )
         return cls(name, dtype, tuple(dims))
 
     @property
@@ -76,7 +80,9 @@ class InputSpec:
                     f"{where}: input '{self.name}' axis {axis} is {got}, the spec says {want}"
                 )
         if np.dtype(self.dtype) != array.dtype:
-            raise SpecError(f"{where}: input '{self.name}' is {array.dtype}, the spec says {self.dtype}")
+            raise SpecError(
+                f"{where}: input '{self.name}' is {array.dtype}, the spec says {self.dtype}"
+            )
 
 
 @dataclass
@@ -90,8 +96,9 @@ class Dataset:
         return sum(len(next(iter(b.values()))) for b in self.batches)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], batch_size: int = 32,
-                    labels: np.ndarray | None = None) -> Dataset:
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], batch_size: int = 32, labels: np.ndarray | None = None
+    ) -> Dataset:
         count = len(next(iter(arrays.values())))
         batches = [
             {name: a[start : start + batch_size] for name, a in arrays.items()}
@@ -111,7 +118,9 @@ class Dataset:
         arrays = {}
         for spec in inputs:
             if spec.name not in data:
-                raise SpecError(f"dataset {path}: no array named '{spec.name}' (has {sorted(data)})")
+                raise SpecError(
+                    f"dataset {path}: no array named '{spec.name}' (has {sorted(data)})"
+                )
             arrays[spec.name] = data[spec.name]
             spec.check(arrays[spec.name], f"dataset {path.name}")
         labels = data["labels"] if "labels" in data else None
@@ -171,4 +180,6 @@ class TensorRTShapes:
     """min/opt/max for each dynamic axis name of the optimization profile."""
 
     batch: tuple[int, int, int] = (1, 8, 64)
-    other: dict[str, tuple[int, int, int]] = field(default_factory=lambda: {"sequence": (1, 64, 128)})
+    other: dict[str, tuple[int, int, int]] = field(
+        default_factory=lambda: {"sequence": (1, 64, 128)}
+    )

@@ -33,7 +33,7 @@ def unavailable_reason() -> str | None:
     """None when TensorRT can build here, else the reason in one sentence."""
     try:
         import tensorrt  # noqa: F401
-    except Exception as error:  # ImportError, or a broken CUDA library underneath
+    except Exception as error:  # noqa: BLE001 - ImportError, or a broken CUDA library underneath
         return f"TensorRT is not installed here ({type(error).__name__}: {error}); plans are built on the GPU host"
     if not _cuda_available():
         return "TensorRT is installed but no CUDA GPU is visible; plans are built on the GPU host"
@@ -45,7 +45,7 @@ def _cuda_available() -> bool:
         import torch
 
         return bool(torch.cuda.is_available())
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -70,7 +70,9 @@ def profile_shapes(
                     f"(known: batch, {', '.join(shapes.other) or 'none'})"
                 )
             if not 1 <= low <= opt <= high:
-                raise ValueError(f"input '{spec.name}' axis '{dim}': need 1 <= min <= opt <= max, got {low, opt, high}")
+                raise ValueError(
+                    f"input '{spec.name}' axis '{dim}': need 1 <= min <= opt <= max, got {low, opt, high}"
+                )
             lows.append(low)
             opts.append(opt)
             highs.append(high)
@@ -78,8 +80,14 @@ def profile_shapes(
     return profiles
 
 
-def plan_spec(name: str, inputs: list[InputSpec], outputs: dict[str, tuple[int, ...]],
-              max_batch_size: int, batching: Batching, warmup_dims: dict[str, tuple[int, ...]]) -> ModelConfigSpec:
+def plan_spec(
+    name: str,
+    inputs: list[InputSpec],
+    outputs: dict[str, tuple[int, ...]],
+    max_batch_size: int,
+    batching: Batching,
+    warmup_dims: dict[str, tuple[int, ...]],
+) -> ModelConfigSpec:
     """config.pbtxt of a plan: platform tensorrt_plan, GPU instances, same tensors and batching.
 
     The max batch size is capped by the profile's max batch (a plan cannot run a larger one).
@@ -127,7 +135,9 @@ def make_calibrator(batches: list[dict[str, np.ndarray]], cache_file: Path):
                 return None
             batch = self.batches[self.index]
             self.index += 1
-            self.buffers = {n: torch.from_numpy(np.ascontiguousarray(batch[n])).cuda() for n in names}
+            self.buffers = {
+                n: torch.from_numpy(np.ascontiguousarray(batch[n])).cuda() for n in names
+            }
             return [int(self.buffers[n].data_ptr()) for n in names]
 
         def read_calibration_cache(self):
@@ -139,9 +149,13 @@ def make_calibrator(batches: list[dict[str, np.ndarray]], cache_file: Path):
     return EntropyCalibrator()
 
 
-def build_engine(onnx_path: Path, plan_path: Path, precision: str,
-                 profiles: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
-                 calibration: list[dict[str, np.ndarray]] | None = None) -> Path:
+def build_engine(
+    onnx_path: Path,
+    plan_path: Path,
+    precision: str,
+    profiles: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
+    calibration: list[dict[str, np.ndarray]] | None = None,
+) -> Path:
     """trt.Builder + OnnxParser -> serialized plan with one optimization profile."""
     import tensorrt as trt
 
@@ -175,31 +189,46 @@ def build_engine(onnx_path: Path, plan_path: Path, precision: str,
     return plan_path
 
 
-def build_for_model(repository: Path, name: str, advance: Callable[..., None] | None = None) -> list[str]:
+def build_for_model(
+    repository: Path, name: str, advance: Callable[..., None] | None = None
+) -> list[str]:
     """Build `<name>_trt_fp16` and `<name>_trt_int8` from the files the pipeline left in `<name>/`."""
     model_dir = repository / name
     manifest = json.loads((model_dir / "manifest.json").read_text())
     inputs = [InputSpec(i["name"], i["dtype"], tuple(i["dims"])) for i in manifest["inputs"]]
     profile = manifest["tensorrt"]["profile"]
-    shapes = TensorRTShapes(batch=tuple(profile["batch"]),
-                            other={k: tuple(v) for k, v in profile.items() if k != "batch"})
+    shapes = TensorRTShapes(
+        batch=tuple(profile["batch"]),
+        other={k: tuple(v) for k, v in profile.items() if k != "batch"},
+    )
     profiles = profile_shapes(inputs, shapes)
     config = read_config(model_dir / "config.pbtxt")
     outputs = {o.name: tuple(o.dims) for o in config.output}
     queue = config.dynamic_batching
-    batching = Batching(queue.max_queue_delay_microseconds, (),
-                        queue.default_queue_policy.default_timeout_microseconds,
-                        queue.default_queue_policy.max_queue_size)
+    batching = Batching(
+        queue.max_queue_delay_microseconds,
+        (),
+        queue.default_queue_policy.default_timeout_microseconds,
+        queue.default_queue_policy.max_queue_size,
+    )
     warmup_dims = {n: p[1][1:] for n, p in profiles.items()}
     built = []
     with tempfile.TemporaryDirectory() as tmp:
         for precision in PRECISIONS:
             plan = Path(tmp) / f"{precision}.plan"
-            calibration = calibration_batches(model_dir / "calibration.npz") if precision == "int8" else None
+            calibration = (
+                calibration_batches(model_dir / "calibration.npz") if precision == "int8" else None
+            )
             build_engine(model_dir / "portable.onnx", plan, precision, profiles, calibration)
             served = f"{name}_trt_{precision}"
-            spec = plan_spec(served, inputs, outputs, min(config.max_batch_size, shapes.batch[2]),
-                             batching, warmup_dims)
+            spec = plan_spec(
+                served,
+                inputs,
+                outputs,
+                min(config.max_batch_size, shapes.batch[2]),
+                batching,
+                warmup_dims,
+            )
             publish(repository, spec, plan)
             built.append(served)
             if advance:

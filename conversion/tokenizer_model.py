@@ -49,7 +49,9 @@ class TritonPythonModel:
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.buckets = tuple(int(b) for b in parameters.get("buckets", "16,32,64,128").split(","))
         version_dir = os.path.join(args["model_repository"], args["model_version"])
-        self.tokenizer = load_tokenizer(os.path.join(version_dir, "tokenizer.json"), self.buckets[-1])
+        self.tokenizer = load_tokenizer(
+            os.path.join(version_dir, "tokenizer.json"), self.buckets[-1]
+        )
 
     def execute(self, requests):
         import triton_python_backend_utils as pb_utils
@@ -58,7 +60,9 @@ class TritonPythonModel:
         for request in requests:  # each request keeps its own bucket
             try:
                 raw = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
-                texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw]
+                texts = [
+                    t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw
+                ]
                 ids, mask = encode(self.tokenizer, texts, self.buckets)
                 responses.append(
                     pb_utils.InferenceResponse(
@@ -68,6 +72,8 @@ class TritonPythonModel:
                         ]
                     )
                 )
-            except Exception as error:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {error}")))
+            except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
+                responses.append(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {error}"))
+                )
         return responses

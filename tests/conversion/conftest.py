@@ -15,7 +15,10 @@ from conversion import demo
 from conversion.pipeline import Job, Report, convert
 
 SMALL = demo.Sizes(
-    digits_validation=270, digits_calibration=64, minilm_validation=96, minilm_calibration=32,
+    digits_validation=270,
+    digits_calibration=64,
+    minilm_validation=96,
+    minilm_calibration=32,
     bench_budget_s=0.05,
 )
 

@@ -12,9 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "conversion", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     result.said = " ".join(result.stderr.split())  # rich wraps long lines
     return result
@@ -24,67 +27,126 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def datasets(tmp_path_factory, digits_job):
     root = tmp_path_factory.mktemp("npz")
     images = np.concatenate([b["image"] for b in digits_job.validation.batches])
-    np.savez(root / "calib.npz", image=np.concatenate([b["image"] for b in digits_job.calibration.batches]))
+    np.savez(
+        root / "calib.npz",
+        image=np.concatenate([b["image"] for b in digits_job.calibration.batches]),
+    )
     np.savez(root / "valid.npz", image=images, labels=digits_job.validation.labels)
     np.savez(root / "wrong.npz", image=np.zeros((8, 1, 9, 9), np.float32))
     return root
 
 
-def _args(model, datasets, repository, spec="image:float32:batch,1,8,8", calib="calib.npz", **extra):
-    args = ["convert", "--model", str(model), "--name", "user", "--input", spec, "--output", "logits",
-            "--calibration", str(datasets / calib), "--validation", str(datasets / "valid.npz"),
-            "--repository", str(repository)]
+def _args(
+    model, datasets, repository, spec="image:float32:batch,1,8,8", calib="calib.npz", **extra
+):
+    args = [
+        "convert",
+        "--model",
+        str(model),
+        "--name",
+        "user",
+        "--input",
+        spec,
+        "--output",
+        "logits",
+        "--calibration",
+        str(datasets / calib),
+        "--validation",
+        str(datasets / "valid.npz"),
+        "--repository",
+        str(repository),
+    ]
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", value]
     return args
 
 
 def test_a_malformed_input_spec_fails_naming_the_step_without_a_stack_trace(tmp_path, datasets):
-    result = run_cli(*_args("tests.conversion.factories:digits_untrained", datasets, tmp_path, spec="image:float32"))
+    result = run_cli(
+        *_args(
+            "tests.conversion.factories:digits_untrained", datasets, tmp_path, spec="image:float32"
+        )
+    )
     assert result.returncode == 1
-    assert "step 'read arguments' failed: input spec 'image:float32': expected name:dtype:dims" in result.said
+    assert (
+        "step 'read arguments' failed: input spec 'image:float32': expected name:dtype:dims"
+        in result.said
+    )
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_data_of_the_wrong_shape_is_named(tmp_path, datasets):
-    result = run_cli(*_args("tests.conversion.factories:digits_untrained", datasets, tmp_path, calib="wrong.npz"))
+    result = run_cli(
+        *_args("tests.conversion.factories:digits_untrained", datasets, tmp_path, calib="wrong.npz")
+    )
     assert result.returncode == 1
-    assert "step 'read arguments' failed" in result.said and "axis 2 is 9, the spec says 8" in result.said
+    assert (
+        "step 'read arguments' failed" in result.said
+        and "axis 2 is 9, the spec says 8" in result.said
+    )
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_an_input_spec_the_model_does_not_accept_fails_at_export(tmp_path, datasets):
     np.savez(tmp_path / "c.npz", image=np.zeros((8, 1, 6, 6), np.float32))
     np.savez(tmp_path / "v.npz", image=np.zeros((8, 1, 6, 6), np.float32))
-    args = _args("tests.conversion.factories:digits_untrained", tmp_path, tmp_path / "repo",
-                 spec="image:float32:batch,1,6,6", calib="c.npz")
+    args = _args(
+        "tests.conversion.factories:digits_untrained",
+        tmp_path,
+        tmp_path / "repo",
+        spec="image:float32:batch,1,6,6",
+        calib="c.npz",
+    )
     args[args.index("--validation") + 1] = str(tmp_path / "v.npz")
     result = run_cli(*args)
     assert result.returncode == 1
-    assert "step 'export' failed: SpecError: the model does not accept the input spec" in result.said
+    assert (
+        "step 'export' failed: SpecError: the model does not accept the input spec" in result.said
+    )
     assert "Traceback" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        ("unexportable", "step 'export' failed: ExportError: torch.onnx.export failed: Exporting the operator 'aten::median'"),
-        ("not_a_module", "step 'load model' failed: SpecError: model 'tests.conversion.factories:not_a_module': the factory returned str"),
-        ("missing", "step 'load model' failed: SpecError: model 'tests.conversion.factories:missing': tests.conversion.factories has no callable 'missing'"),
+        (
+            "unexportable",
+            "step 'export' failed: ExportError: torch.onnx.export failed: Exporting the operator 'aten::median'",
+        ),
+        (
+            "not_a_module",
+            "step 'load model' failed: SpecError: model 'tests.conversion.factories:not_a_module': the factory returned str",
+        ),
+        (
+            "missing",
+            "step 'load model' failed: SpecError: model 'tests.conversion.factories:missing': tests.conversion.factories has no callable 'missing'",
+        ),
     ],
 )
-def test_a_model_that_cannot_be_loaded_or_exported_fails_naming_the_step(tmp_path, datasets, factory, message):
+def test_a_model_that_cannot_be_loaded_or_exported_fails_naming_the_step(
+    tmp_path, datasets, factory, message
+):
     result = run_cli(*_args(f"tests.conversion.factories:{factory}", datasets, tmp_path))
     assert result.returncode == 1
     assert message in result.said
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_an_onnx_file_is_converted_into_served_variants_with_progress_per_step(tmp_path, datasets, digits_converted):
+def test_an_onnx_file_is_converted_into_served_variants_with_progress_per_step(
+    tmp_path, datasets, digits_converted
+):
     onnx_file = digits_converted.workdir / "exported.onnx"
     result = run_cli(*_args(onnx_file, datasets, tmp_path, variants="fp16,int8_static"))
     assert result.returncode == 0, result.stderr
-    for step in ("load onnx", "optimize", "fp16", "int8_static", "accuracy gate", "latency", "publish"):
+    for step in (
+        "load onnx",
+        "optimize",
+        "fp16",
+        "int8_static",
+        "accuracy gate",
+        "latency",
+        "publish",
+    ):
         assert f"user: {step}" in result.said
     assert "tensorrt skipped" in result.said
     manifest = json.loads((tmp_path / "user" / "manifest.json").read_text())
@@ -96,8 +158,13 @@ def test_an_onnx_file_is_converted_into_served_variants_with_progress_per_step(t
 def test_a_wrong_onnx_input_name_is_reported(tmp_path, datasets, digits_converted):
     onnx_file = digits_converted.workdir / "exported.onnx"
     np.savez(tmp_path / "c.npz", pixels=np.zeros((8, 1, 8, 8), np.float32))
-    args = _args(onnx_file, tmp_path, tmp_path / "repo", spec="pixels:float32:batch,1,8,8", calib="c.npz")
+    args = _args(
+        onnx_file, tmp_path, tmp_path / "repo", spec="pixels:float32:batch,1,8,8", calib="c.npz"
+    )
     args[args.index("--validation") + 1] = str(tmp_path / "c.npz")
     result = run_cli(*args)
     assert result.returncode == 1
-    assert "step 'load onnx' failed: SpecError: input spec names ['pixels'], the model's inputs are ['image']" in result.said
+    assert (
+        "step 'load onnx' failed: SpecError: input spec names ['pixels'], the model's inputs are ['image']"
+        in result.said
+    )

@@ -46,5 +46,13 @@ def test_a_model_that_cannot_be_exported_raises_an_export_error(tmp_path):
         def forward(self, x):
             return x.median(dim=1).values  # aten::median has no ONNX mapping
 
-    with pytest.raises(ExportError, match="'aten::median' to ONNX opset version 17 is not supported"):
-        export_onnx(Unexportable(), {"x": torch.zeros(2, 3)}, ["y"], tmp_path / "m.onnx", {"x": {0: "batch"}})
+    with pytest.raises(
+        ExportError, match="'aten::median' to ONNX opset version 17 is not supported"
+    ):
+        export_onnx(
+            Unexportable(),
+            {"x": torch.zeros(2, 3)},
+            ["y"],
+            tmp_path / "m.onnx",
+            {"x": {0: "batch"}},
+        )

@@ -60,7 +60,9 @@ def test_a_corrupted_variant_is_rejected_not_served_and_a_stale_copy_is_removed(
     stale = repository / "digits_fp16" / "1"
     stale.mkdir(parents=True)
     (stale / "model.onnx").write_bytes(b"from an earlier run")
-    monkeypatch.setattr(pipeline.variants, "to_fp16", lambda base, target: _corrupt(base, target, scale=3.0))
+    monkeypatch.setattr(
+        pipeline.variants, "to_fp16", lambda base, target: _corrupt(base, target, scale=3.0)
+    )
     job = pipeline.Job(**{**digits_job.__dict__, "variants": ("fp16",), "build_tensorrt": False})
 
     report = convert(job, repository, quiet_console())
@@ -91,5 +93,7 @@ def test_every_minilm_variant_was_judged_on_the_held_out_sentences(minilm_conver
     job = minilm_converted.job
     assert len(job.validation) == 96
     assert not set(minilm.validation_sentences(96)) & set(minilm.calibration_sentences(32))
-    for kind, result in minilm_converted.report.results.items():
-        assert {"mean_cosine", "min_cosine", "ranking_agreement", "max_abs_deviation"} <= set(result.verdict.metrics)
+    for result in minilm_converted.report.results.values():
+        assert {"mean_cosine", "min_cosine", "ranking_agreement", "max_abs_deviation"} <= set(
+            result.verdict.metrics
+        )

@@ -1,7 +1,9 @@
 from conversion.optimize import op_counts
 
 
-def test_digits_is_optimized_offline_at_extended_level_and_the_fusions_are_reported(digits_converted):
+def test_digits_is_optimized_offline_at_extended_level_and_the_fusions_are_reported(
+    digits_converted,
+):
     report = digits_converted.report.optimization
     assert report.fusions == {"FusedConv": 2, "FusedGemm": 1}
     assert report.removed.get("Conv") == 2

@@ -9,7 +9,7 @@ def test_the_manifest_records_variants_sizes_accuracy_verdicts_and_latency(digit
     assert manifest["validation_samples"] == 270
     assert manifest["gate"]["max_accuracy_drop"] == 0.005
     assert set(manifest["variants"]) == {"fp32", "fp16", "int8_dynamic", "int8_static"}
-    for kind, variant in manifest["variants"].items():
+    for variant in manifest["variants"].values():
         assert variant["size_bytes"] > 0
         assert set(variant["latency_ms"]) == {"1", "8", "32"}
         assert variant["passed"] in (True, False)
@@ -17,7 +17,10 @@ def test_the_manifest_records_variants_sizes_accuracy_verdicts_and_latency(digit
     assert manifest["int8_selected"] == "int8_static"
     served = manifest["variants"]["int8_static"]["served_as"]
     assert served == "digits_int8"
-    assert manifest["variants"]["int8_static"]["size_bytes"] == (repository / served / "1" / "model.onnx").stat().st_size
+    assert (
+        manifest["variants"]["int8_static"]["size_bytes"]
+        == (repository / served / "1" / "model.onnx").stat().st_size
+    )
     assert manifest["tensorrt"]["status"].startswith("TensorRT is not installed")
 
 
@@ -27,7 +30,9 @@ def test_each_served_model_carries_the_sha256_of_its_file(digits_converted):
     for name in ("digits", "digits_fp16", "digits_int8"):
         model_dir = digits_converted.repository / name
         config = read_config(model_dir / "config.pbtxt")
-        assert config.parameters["fingerprint"].string_value == fingerprint(model_dir / "1" / "model.onnx")
+        assert config.parameters["fingerprint"].string_value == fingerprint(
+            model_dir / "1" / "model.onnx"
+        )
 
 
 def test_the_tensorrt_inputs_are_kept_next_to_the_model(digits_converted):

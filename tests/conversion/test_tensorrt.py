@@ -13,21 +13,31 @@ from conversion.triton_config import read_config
 
 
 def test_profiles_cover_the_batch_and_sequence_axes():
-    inputs = [InputSpec("input_ids", "int64", ("batch", "sequence")),
-              InputSpec("image", "float32", ("batch", 1, 8, 8))]
-    profiles = tensorrt.profile_shapes(inputs, TensorRTShapes(batch=(1, 8, 64), other={"sequence": (1, 64, 128)}))
+    inputs = [
+        InputSpec("input_ids", "int64", ("batch", "sequence")),
+        InputSpec("image", "float32", ("batch", 1, 8, 8)),
+    ]
+    profiles = tensorrt.profile_shapes(
+        inputs, TensorRTShapes(batch=(1, 8, 64), other={"sequence": (1, 64, 128)})
+    )
     assert profiles["input_ids"] == ((1, 1), (8, 64), (64, 128))
     assert profiles["image"] == ((1, 1, 8, 8), (8, 1, 8, 8), (64, 1, 8, 8))
 
 
 def test_an_unknown_dynamic_axis_or_an_inverted_range_is_refused():
     with pytest.raises(ValueError, match="no TensorRT profile range for dynamic axis 'sequence'"):
-        tensorrt.profile_shapes([InputSpec("x", "int64", ("batch", "sequence"))], TensorRTShapes(other={}))
+        tensorrt.profile_shapes(
+            [InputSpec("x", "int64", ("batch", "sequence"))], TensorRTShapes(other={})
+        )
     with pytest.raises(ValueError, match="min <= opt <= max"):
-        tensorrt.profile_shapes([InputSpec("x", "float32", ("batch", 4))], TensorRTShapes(batch=(8, 1, 64)))
+        tensorrt.profile_shapes(
+            [InputSpec("x", "float32", ("batch", 4))], TensorRTShapes(batch=(8, 1, 64))
+        )
 
 
-def test_without_tensorrt_the_step_is_skipped_with_a_clear_message(tmp_path, digits_converted, monkeypatch):
+def test_without_tensorrt_the_step_is_skipped_with_a_clear_message(
+    tmp_path, digits_converted, monkeypatch
+):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails, as on every machine here
     reason = tensorrt.unavailable_reason()
     assert reason.startswith("TensorRT is not installed here") and "GPU host" in reason
@@ -111,10 +121,14 @@ class FakeTensorRT(types.ModuleType):
         self.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
         self.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8")
         self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-        self.NetworkDefinitionCreationFlag = types.SimpleNamespace()  # TensorRT 10: explicit batch only
+        self.NetworkDefinitionCreationFlag = (
+            types.SimpleNamespace()
+        )  # TensorRT 10: explicit batch only
 
 
-def test_plans_are_built_with_the_documented_api_and_published_as_tensorrt_plan(tmp_path, digits_converted, monkeypatch):
+def test_plans_are_built_with_the_documented_api_and_published_as_tensorrt_plan(
+    tmp_path, digits_converted, monkeypatch
+):
     import shutil
 
     repository = tmp_path / "repo"
@@ -138,7 +152,10 @@ def test_plans_are_built_with_the_documented_api_and_published_as_tensorrt_plan(
         config = read_config(repository / name / "config.pbtxt")
         assert config.platform == "tensorrt_plan"
         assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
-        assert config.max_batch_size == 64 and config.dynamic_batching.max_queue_delay_microseconds == 2000
+        assert (
+            config.max_batch_size == 64
+            and config.dynamic_batching.max_queue_delay_microseconds == 2000
+        )
         assert (repository / name / "1" / "model.plan").read_bytes() == b"PLAN"
         assert config.parameters["fingerprint"].string_value
         assert not (repository / name / "configs").exists()  # a plan is GPU-only: one config
@@ -161,7 +178,20 @@ def test_the_local_stack_skips_plans(tmp_path, digits_converted, monkeypatch):
 def test_the_cli_command_reports_the_skip(tmp_path, digits_converted):
     import subprocess
 
-    result = subprocess.run([sys.executable, "-m", "conversion", "tensorrt", "--repository",
-                             str(digits_converted.repository)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(  # noqa: PLW1510
+        [
+            sys.executable,
+            "-m",
+            "conversion",
+            "tensorrt",
+            "--repository",
+            str(digits_converted.repository),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0
-    assert "digits: TensorRT skipped: TensorRT is not installed here" in " ".join(result.stderr.split())
+    assert "digits: TensorRT skipped: TensorRT is not installed here" in " ".join(
+        result.stderr.split()
+    )

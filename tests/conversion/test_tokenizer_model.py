@@ -10,13 +10,17 @@ def tokenizer():
     return tokenizer_model.load_tokenizer(str(minilm.tokenizer_file()))
 
 
-@pytest.mark.parametrize(("length", "bucket"), [(1, 16), (16, 16), (17, 32), (64, 64), (65, 128), (500, 128)])
+@pytest.mark.parametrize(
+    ("length", "bucket"), [(1, 16), (16, 16), (17, 32), (64, 64), (65, 128), (500, 128)]
+)
 def test_lengths_map_to_the_smallest_bucket_that_holds_them(length, bucket):
     assert tokenizer_model.bucket_for(length) == bucket
 
 
 def test_requests_are_padded_to_their_bucket_with_a_matching_mask(tokenizer):
-    ids, mask = tokenizer_model.encode(tokenizer, ["hi", "a somewhat longer sentence than the first"])
+    ids, mask = tokenizer_model.encode(
+        tokenizer, ["hi", "a somewhat longer sentence than the first"]
+    )
     assert ids.shape == mask.shape == (2, 16) and ids.dtype == np.int64
     assert mask[0].sum() == 3  # [CLS] hi [SEP]
     long_ids, _ = tokenizer_model.encode(tokenizer, ["word " * 40])
@@ -33,8 +37,15 @@ def test_the_serving_tokenizer_gives_the_same_embedding_as_the_conversion_tokeni
     assert np.array_equal(ids, feed["input_ids"]) and np.array_equal(mask, feed["attention_mask"])
     with torch.no_grad():
         padded = model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-        unpadded = np.concatenate([
-            model(torch.from_numpy(ids[i : i + 1, : mask[i].sum()]), torch.from_numpy(mask[i : i + 1, : mask[i].sum()])).numpy()
-            for i in range(2)
-        ])
-    assert np.allclose(padded, unpadded, atol=1e-5)  # padding to a bucket does not change the answer
+        unpadded = np.concatenate(
+            [
+                model(
+                    torch.from_numpy(ids[i : i + 1, : mask[i].sum()]),
+                    torch.from_numpy(mask[i : i + 1, : mask[i].sum()]),
+                ).numpy()
+                for i in range(2)
+            ]
+        )
+    assert np.allclose(
+        padded, unpadded, atol=1e-5
+    )  # padding to a bucket does not change the answer

@@ -17,22 +17,35 @@ def _parse(path):
 def test_every_generated_config_parses_with_model_config_pb2(digits_converted, minilm_converted):
     paths = _configs(digits_converted.repository) + _configs(minilm_converted.repository)
     names = {p.parent.name if p.parent.name != "configs" else p.parent.parent.name for p in paths}
-    assert {"digits", "digits_fp16", "digits_int8", "minilm", "minilm_fp16", "minilm_int8",
-            "minilm_tokenizer", "minilm_text", "minilm_int8_text"} <= names
+    assert {
+        "digits",
+        "digits_fp16",
+        "digits_int8",
+        "minilm",
+        "minilm_fp16",
+        "minilm_int8",
+        "minilm_tokenizer",
+        "minilm_text",
+        "minilm_int8_text",
+    } <= names
     for path in paths:
         config = _parse(path)
         assert config.name in names
         assert config.parameters["fingerprint"].string_value, path
 
 
-def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_optimization(digits_converted):
+def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_optimization(
+    digits_converted,
+):
     config = _parse(digits_converted.repository / "digits_int8" / "config.pbtxt")
     assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 64
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     assert not config.dynamic_batching.preferred_batch_size  # a lone request must not wait
     policy = config.dynamic_batching.default_queue_policy
     assert policy.default_timeout_microseconds == 1_000_000 and policy.max_queue_size == 1024
-    assert [(g.count, g.kind) for g in config.instance_group] == [(1, mc.ModelInstanceGroup.KIND_CPU)]
+    assert [(g.count, g.kind) for g in config.instance_group] == [
+        (1, mc.ModelInstanceGroup.KIND_CPU)
+    ]
     assert [w.batch_size for w in config.model_warmup] == [1, 8]
     assert list(config.model_warmup[0].inputs["image"].dims) == [1, 8, 8]
     assert config.optimization.graph.level == 1
@@ -40,7 +53,9 @@ def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_o
     assert list(config.input[0].dims) == [1, 8, 8] and list(config.output[0].dims) == [10]
 
 
-def test_the_gpu_config_uses_gpu_instances_and_the_tensorrt_accelerator(digits_converted, minilm_converted):
+def test_the_gpu_config_uses_gpu_instances_and_the_tensorrt_accelerator(
+    digits_converted, minilm_converted
+):
     for repository, name, precision in [
         (digits_converted.repository, "digits", "FP16"),
         (digits_converted.repository, "digits_int8", "INT8"),  # static Q/DQ: explicit quantization
@@ -50,14 +65,18 @@ def test_the_gpu_config_uses_gpu_instances_and_the_tensorrt_accelerator(digits_c
         cpu = _parse(repository / name / "config.pbtxt")
         assert gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
         (accelerator,) = gpu.optimization.execution_accelerators.gpu_execution_accelerator
-        assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == precision
+        assert (
+            accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == precision
+        )
         assert gpu.parameters["fingerprint"] == cpu.parameters["fingerprint"]
 
 
 def test_minilm_takes_variable_length_token_ids_and_warms_up_on_one_bucket(minilm_converted):
     config = _parse(minilm_converted.repository / "minilm" / "config.pbtxt")
     assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [
-        ("input_ids", mc.TYPE_INT64, [-1]), ("attention_mask", mc.TYPE_INT64, [-1])]
+        ("input_ids", mc.TYPE_INT64, [-1]),
+        ("attention_mask", mc.TYPE_INT64, [-1]),
+    ]
     assert [(o.name, list(o.dims)) for o in config.output] == [("embedding", [384])]
     assert list(config.model_warmup[0].inputs["input_ids"].dims) == [16]
 
@@ -65,7 +84,9 @@ def test_minilm_takes_variable_length_token_ids_and_warms_up_on_one_bucket(minil
 def test_the_text_ensemble_chains_the_tokenizer_and_the_encoder(minilm_converted):
     ensemble = _parse(minilm_converted.repository / "minilm_int8_text" / "config.pbtxt")
     assert ensemble.platform == "ensemble" and not ensemble.instance_group
-    assert [(i.name, i.data_type, list(i.dims)) for i in ensemble.input] == [("text", mc.TYPE_STRING, [1])]
+    assert [(i.name, i.data_type, list(i.dims)) for i in ensemble.input] == [
+        ("text", mc.TYPE_STRING, [1])
+    ]
     steps = ensemble.ensemble_scheduling.step
     assert [s.model_name for s in steps] == ["minilm_tokenizer", "minilm_int8"]
     internal = {"input_ids": "_input_ids", "attention_mask": "_attention_mask"}
@@ -92,9 +113,14 @@ def test_a_typo_in_a_config_is_a_parse_error():
 
 
 def test_a_plan_config_has_platform_tensorrt_plan_and_gpu_instances():
-    spec = ModelConfigSpec(name="m_trt_fp16", platform="tensorrt_plan", inputs=(Tensor("x", "float32", (4,)),),
-                           outputs=(Tensor("y", "float32", (2,)),), batching=Batching(100),
-                           instance_kind="KIND_GPU")
+    spec = ModelConfigSpec(
+        name="m_trt_fp16",
+        platform="tensorrt_plan",
+        inputs=(Tensor("x", "float32", (4,)),),
+        outputs=(Tensor("y", "float32", (2,)),),
+        batching=Batching(100),
+        instance_kind="KIND_GPU",
+    )
     config = parse(render(build_config(spec)))
     assert config.platform == "tensorrt_plan"
     assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU

@@ -11,16 +11,24 @@ def _io_types(path):
     return {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
 
 
-def test_fp16_variants_keep_fp32_inputs_and_outputs_and_run_in_onnxruntime(digits_converted, minilm_converted):
+def test_fp16_variants_keep_fp32_inputs_and_outputs_and_run_in_onnxruntime(
+    digits_converted, minilm_converted
+):
     for converted in (digits_converted, minilm_converted):
         path = converted.workdir / "fp16.onnx"
         types = _io_types(path)
-        float_io = {n: t for n, t in types.items() if t in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+        float_io = {
+            n: t
+            for n, t in types.items()
+            if t in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        }
         assert set(float_io.values()) == {onnx.TensorProto.FLOAT}
         initializers = onnx.load(str(path)).graph.initializer
         assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in initializers)
         batch = converted.job.validation.batches[0]
-        out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, batch)[0]
+        out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, batch)[
+            0
+        ]
         assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
@@ -28,7 +36,11 @@ def test_int8_dynamic_quantizes_weights_per_channel(minilm_converted):
     ops = op_counts(minilm_converted.workdir / "int8_dynamic.onnx")
     assert ops["DynamicQuantizeLinear"] > 0 or ops["QAttention"] > 0
     model = onnx.load(str(minilm_converted.workdir / "int8_dynamic.onnx"))
-    scales = [i for i in model.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1]
+    scales = [
+        i
+        for i in model.graph.initializer
+        if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1
+    ]
     assert scales, "per-channel quantization writes one scale per output channel"
     size = {k: r.size_bytes for k, r in minilm_converted.report.results.items()}
     assert size["int8_dynamic"] < size["fp32"] / 3
@@ -37,13 +49,19 @@ def test_int8_dynamic_quantizes_weights_per_channel(minilm_converted):
 def test_int8_static_writes_qdq_nodes_calibrated_on_equal_shaped_batches(digits_converted):
     ops = op_counts(digits_converted.workdir / "int8_static.onnx")
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
-    batches = digits_converted.job.calibration.equal_shaped(digits_converted.job.calibration_batch_size)
+    batches = digits_converted.job.calibration.equal_shaped(
+        digits_converted.job.calibration_batch_size
+    )
     assert len({b["image"].shape for b in batches}) == 1
 
 
 def test_the_calibration_reader_rewinds():
     reader = BatchReader([{"x": np.zeros(1)}, {"x": np.ones(1)}])
-    assert reader.get_next()["x"][0] == 0 and reader.get_next()["x"][0] == 1 and reader.get_next() is None
+    assert (
+        reader.get_next()["x"][0] == 0
+        and reader.get_next()["x"][0] == 1
+        and reader.get_next() is None
+    )
     reader.rewind()
     assert reader.get_next()["x"][0] == 0
 
