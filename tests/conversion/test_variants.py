@@ -1,6 +1,7 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from conversion.optimize import op_counts
 from conversion.variants import BatchReader
@@ -79,3 +80,22 @@ def test_minilm_serves_an_int8_variant_that_passes_the_gate(minilm_converted):
     report = minilm_converted.report
     assert report.int8_selected in ("int8_dynamic", "int8_static")
     assert report.results[report.int8_selected].verdict.metrics["mean_cosine"] >= 0.99
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_entropy_and_percentile_calibration_also_produce_a_working_qdq_model(
+    digits_converted, tmp_path, method
+):
+    from conversion.variants import int8_static
+
+    job = digits_converted.job
+    batches = job.calibration.equal_shaped(job.calibration_batch_size)
+    path = int8_static(
+        digits_converted.workdir / "base.onnx", tmp_path / f"{method}.onnx", batches, method=method
+    )
+    batch = job.validation.batches[0]
+    reference = ort.InferenceSession(str(digits_converted.workdir / "fp32.onnx")).run(None, batch)[
+        0
+    ]
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, batch)[0]
+    assert np.mean(np.argmax(out, 1) == np.argmax(reference, 1)) > 0.95
