@@ -27,6 +27,8 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(parameters.get("ort_intra_op_threads", "0"))
         options.graph_optimization_level = LEVELS[parameters.get("graph_optimization_level", "all")]
+        if parameters.get("ort_allow_spinning", "1") == "0":  # idle ORT threads sleep, not spin
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             os.path.join(version_dir, "model.onnx"), options, providers=["CPUExecutionProvider"]
         )

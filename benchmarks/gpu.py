@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = "bench-hardware/1"
@@ -53,7 +53,7 @@ class Report:
         self.started = time.monotonic()
         self.data = {
             "schema": "bench-gpu/1",
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "status": "running", "environment": {}, "model_only": [], "serving": [],
             "notes": [], "errors": [], "skipped": [],
@@ -445,7 +445,7 @@ async def _serve(torch, model, device, mode, concurrency, duration_s, max_batch,
                     break
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if item is None:
                     queue.put_nowait(None)
@@ -486,7 +486,7 @@ async def _serve(torch, model, device, mode, concurrency, duration_s, max_batch,
     worker.shutdown()
     elapsed = time.perf_counter() - warm_until
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else None  # noqa: E731
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else None
     return {"throughput": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
             "requests": len(latencies), "avg_batch": sum(batches) / len(batches) if batches else None}
 
@@ -508,7 +508,7 @@ def parse(argv: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    out = args.out or Path("reports") / f"gpu-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or Path("reports") / f"gpu-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     report = Report(out, args)
     try:
         import torch
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             torch, report, device, [1, 8] if quick else [1, 8, 32, 128, 256],
             0.5 if quick else 3.0, 64, 1000))
     report.data["status"] = "done" if cuda else "no CUDA GPU (code check on CPU)"
-    report.data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report.data["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     report.save()
     log(f"report: {out / 'gpu.md'}  import: python -m benchmarks rank {out / 'hardware.json'}")
     return 0

@@ -81,7 +81,7 @@ async def _closed_loop(url: str, body: Body, concurrency: int, warmup_s: float,
                         ok = response.status == 200
                         hit = response.headers.get("X-Cache") == "HIT"
                         status = response.status
-                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                except (TimeoutError, aiohttp.ClientError) as error:
                     ok, hit, status = False, False, type(error).__name__
                 done = time.perf_counter()
                 if sent < record_from or done > stop_at + timeout_s:

@@ -33,9 +33,8 @@ def run(host: str, grpc_host: str, users: int, spawn_rate: float, run_time: str,
     out.mkdir(parents=True, exist_ok=True)
     stack = None
     if not host:
-        from localstack.stack import LocalStack, StackPorts
-
         from benchmarks import triton as bt
+        from localstack.stack import LocalStack, StackPorts
 
         repo = bt.write_canonical_variant(repository.resolve(), out / "stack-repo", {}, keep=[model])
         stack = LocalStack(out / "stack", repo, StackPorts.free())

@@ -88,18 +88,34 @@ def ort_throughput(onnx_file: Path, family: str, batch: int, level: str = "all",
             "samples_per_s": batch / seconds}
 
 
-def torch_throughput(family: str, batch: int, repository: Path, min_time_s: float = 0.5) -> dict:
+def torch_throughput(family: str, batch: int, repository: Path, min_time_s: float = 0.5,
+                     threads: int = 0) -> dict:
     import torch
 
     from benchmarks import naive, payloads
 
+    default_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _torch_throughput(torch, naive, payloads, family, batch, repository, min_time_s)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+@lru_cache(maxsize=2)
+def _minilm(naive):
+    return naive.MiniLM()
+
+
+def _torch_throughput(torch, naive, payloads, family, batch, repository, min_time_s) -> dict:
     with torch.inference_mode():
         if family == "digits":
             module = naive.digits_module(repository / "digits" / "1" / "model.onnx")
             x = torch.from_numpy(np.stack([payloads.digits_image(i) for i in range(batch)]))
             seconds = timed(lambda: module(x), min_time_s)
         else:
-            model = naive.MiniLM()
+            model = _minilm(naive)
             texts = [payloads.sentence(i) for i in range(batch)]
             seconds = timed(lambda: model(texts), min_time_s)
     return {"batch": batch, "level": "eager", "ms_per_batch": seconds * 1000,

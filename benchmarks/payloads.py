@@ -20,12 +20,7 @@ Body = Callable[[], bytes]
 _COUNTER = itertools.count()
 _NONCE = int.from_bytes(os.urandom(4), "little")
 
-WORDS = (
-    "the a one every some quiet bright old new small large red green blue fast slow happy calm "
-    "cat dog bird river mountain city train ship book song garden market teacher doctor child "
-    "runs jumps reads writes sings builds finds carries paints watches opens closes follows "
-    "today yesterday slowly quickly near under over beside through after before during"
-).split()
+WORDS = ["the", "a", "one", "every", "some", "quiet", "bright", "old", "new", "small", "large", "red", "green", "blue", "fast", "slow", "happy", "calm", "cat", "dog", "bird", "river", "mountain", "city", "train", "ship", "book", "song", "garden", "market", "teacher", "doctor", "child", "runs", "jumps", "reads", "writes", "sings", "builds", "finds", "carries", "paints", "watches", "opens", "closes", "follows", "today", "yesterday", "slowly", "quickly", "near", "under", "over", "beside", "through", "after", "before", "during"]
 
 
 def unique_id() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 SEED_CLAIMS = [
     ("FP16", "1.5-3x from FP16"),
@@ -247,6 +247,18 @@ def cost_plot(ranking: dict | None, path: Path) -> Path | None:
     return path
 
 
+def stack_config_text(results: dict) -> str:
+    lines = []
+    for family, tuned in (results.get("stack_config") or {}).items():
+        if tuned:
+            lines.append(f"- {family}: the stack serves `{tuned['model']}` with the sweep's best "
+                         f"config at this concurrency: {tuned['label']}")
+        else:
+            lines.append(f"- {family}: the stack serves the canonical config (no sweep result for "
+                         "its model within the SLO)")
+    return "\n".join(lines)
+
+
 def gateway_grpc_text(grpc: dict | None) -> str:
     if not grpc:
         return "gateway gRPC: not measured"
@@ -301,6 +313,8 @@ def render(results: dict, out_dir: Path) -> Path:
         "",
         "## Naive server against the optimized stack",
         "",
+        stack_config_text(results),
+        "",
         "Naive: FastAPI + eager PyTorch FP32, one request per forward pass, no cache. Optimized: "
         "gateway (Redis cache, coalescing) -> Triton dynamic batching -> ONNX Runtime. Same model "
         "weights, same load generator and traffic, one after the other in this run. Ratios: "
@@ -313,8 +327,12 @@ def render(results: dict, out_dir: Path) -> Path:
         "## One technique at a time",
         "",
         "Each row switches one technique on against its own reference, everything else equal. "
-        "Served rows go through Triton (perf_analyzer over gRPC, distinct inputs) or the gateway "
-        "(cache rows); model-only rows time the bare ONNX Runtime session at batch 32.",
+        "Served rows go through Triton (perf_analyzer over gRPC, distinct inputs, two instances "
+        "with one ORT thread each: see the sweep for why) or the gateway (cache rows); model-only "
+        "rows time the bare ONNX Runtime session at batch 32. Reading them: FP16 has no fast "
+        "path in ONNX Runtime on this CPU (it converts), so below 1x is the expected CPU result; "
+        "the canonical MiniLM file is already fused offline by the conversion pipeline, so its "
+        "graph row measures only ORT's run-time passes on top of that.",
         "",
         techniques_markdown(results),
         "",

@@ -38,6 +38,11 @@ class Family:
     variants: dict[str, str]  # precision -> canonical model name (ONNX)
     stack_model: str  # what /predict is asked for on the optimized stack
     naive_model: str  # what the naive server loads
+    primary: str = ""  # the ONNX variant the stack serves: swept in full
+
+    @property
+    def primary_variant(self) -> str:
+        return self.primary or self.variants["fp32"]
 
 
 def discover(repository: Path) -> list[Family]:
@@ -46,12 +51,13 @@ def discover(repository: Path) -> list[Family]:
     if "digits" in present:
         variants = {p: n for p, n in (("fp32", "digits"), ("fp16", "digits_fp16"),
                                       ("int8", "digits_int8")) if n in present}
-        families.append(Family("digits", "image", variants, "digits", "digits"))
+        families.append(Family("digits", "image", variants, "digits", "digits", "digits"))
     if "minilm" in present and ({"minilm_text", "minilm_int8_text"} & present):
         variants = {p: n for p, n in (("fp32", "minilm"), ("fp16", "minilm_fp16"),
                                       ("int8", "minilm_int8")) if n in present}
         stack = "minilm_int8_text" if "minilm_int8_text" in present else "minilm_text"
-        families.append(Family("minilm", "text", variants, stack, "minilm_text"))
+        primary = "minilm_int8" if stack == "minilm_int8_text" else "minilm"
+        families.append(Family("minilm", "text", variants, stack, "minilm_text", primary))
     return families
 
 
@@ -59,7 +65,7 @@ def discover(repository: Path) -> list[Family]:
 class Settings:
     tiny: bool = False
     slo_p99_ms: float = 100.0
-    duration_s: float = 4.0
+    duration_s: float = 3.0
     warmup_s: float = 1.0
     window_ms: int = 1000
     trials: int = 3
@@ -85,31 +91,33 @@ class Settings:
 def sweep_points(family: Family, tiny: bool) -> list[ConfigPoint]:
     """Variants x (max_batch_size, max_queue_delay) x instances; concurrency is swept by the client.
 
-    A full factorial on the FP32 model (the reference), the batching extremes on the others.
+    A full factorial on the variant the stack serves, the batching extremes on the others.
     Two instances on two cores get one ORT thread each (no oversubscription)."""
-    fp32 = family.variants["fp32"]
+    primary = family.primary_variant
     if tiny:
-        return [ConfigPoint(fp32, queue_delay_us=None), ConfigPoint(fp32, 64, 2000)]
-    batching = [(None, None), (8, 500), (64, 500), (8, 2000), (64, 2000)]
+        return [ConfigPoint(primary, queue_delay_us=None), ConfigPoint(primary, 64, 2000)]
+    batching = [(None, None), (64, 500), (8, 2000), (64, 2000)]
     if family.name == "minilm":
-        batching = [(None, None), (8, 2000), (32, 2000)]
+        batching = [(None, None), (8, 2000), (64, 500), (64, 2000)]
     points = []
     for mbs, delay in batching:
         for instances in (1, 2):
-            points.append(ConfigPoint(fp32, mbs or 64, delay, instances,
+            points.append(ConfigPoint(primary, mbs or 64, delay, instances,
                                       threads=0 if instances == 1 else 1))
-    for precision in ("int8", "fp16"):
-        name = family.variants.get(precision)
-        if name:
-            extremes = [(None, None), (64 if family.name == "digits" else 32, 2000)]
+    for name in family.variants.values():
+        if name != primary:
+            extremes = [(None, None), (64, 2000)]
             points += [ConfigPoint(name, mbs or 64, delay) for mbs, delay in extremes]
     return points
 
 
 def technique_points(family: Family) -> dict[str, tuple[ConfigPoint, ConfigPoint]]:
     """technique -> (reference, with the technique alone switched on), served by Triton."""
+    # base: two instances with one ORT thread each. On this 2-core box every single-instance
+    # config with dynamic batching showed ~500 ms p99 stalls (even at concurrency 1) that two
+    # instances never showed; a base that has them would bury every other effect
     fp32 = family.variants["fp32"]
-    plain = ConfigPoint(fp32, 64, None, 1, "all")
+    plain = ConfigPoint(fp32, 64, None, 2, "all", threads=1)
     rows = {"graph optimization": (plain.with_(graph_level="disable"), plain)}
     for precision in ("fp16", "int8"):
         if precision in family.variants:
@@ -177,8 +185,8 @@ class Bench:
                       console=console, transient=False) as progress:
             self.progress, self.task = progress, progress.add_task("bench", total=total)
             self.section("model", self.model_level)
+            self.section("sweep", self.sweep)  # first: the stack is deployed with its best config
             self.section("baseline", self.baseline)
-            self.section("sweep", self.sweep)
             self.section("hardware", self.hardware)
         self.results["meta"]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.save()
@@ -190,7 +198,7 @@ class Bench:
     def plan_size(self) -> int:
         s, n = self.settings, 0
         for family in self.families:
-            n += len(family.variants) * 4 + 1
+            n += len(family.variants) * 4 + 3
             n += len(s.baseline_concurrency) * 3 + 6
             points = set(sweep_points(family, s.tiny))
             for ref, on in technique_points(family).values():
@@ -213,13 +221,14 @@ class Bench:
                         self.results["model_level"].append(
                             {"family": family.name, "variant": precision, "model": name,
                              "runtime": "onnxruntime CPU", **row})
-            for batch in batches:
-                self.step(f"model {family.name} torch eager b{batch}")
-                row = modelbench.torch_throughput(family.name, batch, self.repository,
-                                                  self.settings.model_time_s)
-                self.results["model_level"].append(
-                    {"family": family.name, "variant": "fp32", "model": family.naive_model,
-                     "runtime": "torch eager", **row})
+            for threads in (0, 1):
+                for batch in batches:
+                    self.step(f"model {family.name} torch eager b{batch}")
+                    row = modelbench.torch_throughput(family.name, batch, self.repository,
+                                                      self.settings.model_time_s, threads)
+                    self.results["model_level"].append(
+                        {"family": family.name, "variant": "fp32", "model": family.naive_model,
+                         "runtime": f"torch eager, {threads or 'default'} thread(s)", **row})
             self.save()
 
     # ------------------------------------------------------------------ naive vs optimized
@@ -285,8 +294,13 @@ class Bench:
         from localstack.stack import LocalStack, StackPorts
 
         models = [f.stack_model for f in self.families]
+        changes = {}
+        for family in self.families:
+            tuned = self.tuned_config(family)
+            if tuned:
+                changes[tuned["model"]] = tuned["change"]
         repo = bt.write_canonical_variant(self.repository, self.work / f"stack-repo-{cache}",
-                                          {}, keep=models)
+                                          changes, keep=models)
         env = {"GATEWAY_CACHE_ENABLED": "true" if cache else "false"}
         stack = LocalStack(self.work / f"stack-{'cache' if cache else 'nocache'}", repo,
                            StackPorts.free(), gateway_env=env)
@@ -330,6 +344,32 @@ class Bench:
         finally:
             stack.stop()
         return out
+
+    def tuned_config(self, family: Family) -> dict | None:
+        """The sweep's best config (within the SLO, at the baseline's concurrency) of the ONNX
+        model the stack serves, applied to the stack's repository; None keeps the canonical one."""
+        if family.name in self.results.setdefault("stack_config", {}):
+            return self.results["stack_config"][family.name]
+        model = _batching_model(self.repository, family.stack_model)
+        c = max(self.settings.baseline_concurrency)
+        # max_batch_size is part of the API (clients may send that many rows, and an ensemble
+        # needs its steps to take at least its own): only configs that keep it are eligible
+        from conversion.triton_config import read_config
+
+        floor = max(read_config(self.repository / name / "config.pbtxt").max_batch_size
+                    for name in {model, family.stack_model})
+        rows = [r for r in self.results["sweep"] if r["family"] == family.name
+                and r["variant"] == model and r["concurrency"] == c and r["graph_level"] == "all"
+                and r["max_batch_size"] >= floor]
+        best = best_under_slo(rows, self.settings.slo_p99_ms)
+        tuned = None
+        if best.get("config"):
+            tuned = {"model": model, "from_sweep": best["config"], "label": best["label"],
+                     "change": {"max_batch_size": best["max_batch_size"],
+                                "queue_delay_us": best["queue_delay_us"],
+                                "instances": best["instances"], "threads": best["threads"]}}
+        self.results["stack_config"][family.name] = tuned
+        return tuned
 
     def _gateway_grpc(self, stack, family: Family) -> dict:
         """perf_analyzer through the gateway's KServe v2 gRPC port, when the gateway has one."""
@@ -423,7 +463,7 @@ class Bench:
         """The same technique measured on the bare model (ORT session, batch 32)."""
         rows = [r for r in self.results["model_level"] if r["family"] == family.name
                 and r["batch"] == 32 and r["runtime"] == "onnxruntime CPU"]
-        find = lambda v, lvl: next((r for r in rows if r["variant"] == v and r["level"] == lvl), None)  # noqa: E731
+        find = lambda v, lvl: next((r for r in rows if r["variant"] == v and r["level"] == lvl), None)
         pair = {"graph optimization": (find("fp32", "disable"), find("fp32", "all")),
                 "FP16": (find("fp32", "all"), find("fp16", "all")),
                 "INT8": (find("fp32", "all"), find("int8", "all"))}.get(technique)

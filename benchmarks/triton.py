@@ -13,11 +13,12 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tritonclient.grpc import model_config_pb2 as mc
+
 from conversion.triton_config import read_config, write_config
 from localstack.processes import ProcessRegistry, wait_until
 from localstack.stack import StackPorts
 from localstack.triton import TritonInstallation
-from tritonclient.grpc import model_config_pb2 as mc
 
 BACKEND_MODEL = Path(__file__).parent / "backend_model.py"
 
