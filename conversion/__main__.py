@@ -53,6 +53,9 @@ def convert(
     repository: Path = typer.Option(Path("model_repository"), help="Model repository to write."),
     variants: str = typer.Option("fp16,int8_dynamic,int8_static", help="Comma-separated variants."),
     calibration_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
+    keep_first_last: bool = typer.Option(
+        False, help="Static INT8: keep the first and last compute layers in FP32."
+    ),
     max_accuracy_drop: float = typer.Option(
         0.01, help="Gate: classification accuracy drop (0.01 = 1 point)."
     ),
@@ -104,6 +107,7 @@ def convert(
             variants=tuple(v for v in variants.split(",") if v),
             calibration_method=calibration_method,
             calibration_batch_size=batch_size,
+            static_keep_first_last=keep_first_last,
             serving=ServingOptions(max_batch_size=max_batch_size),
         )
     except (SpecError, ValueError) as error:

@@ -67,6 +67,7 @@ def digits_job(sizes: Sizes = FULL, seed: int = 0) -> Job:
         ),
         gate=Gate(max_accuracy_drop=0.005),
         calibration_batch_size=32,
+        static_keep_first_last=True,
         serving=ServingOptions(max_batch_size=64, warmup_batch_sizes=(1, 8)),
         tensorrt_shapes=TensorRTShapes(batch=(1, 16, 64), other={}),
         bench_budget_s=sizes.bench_budget_s,

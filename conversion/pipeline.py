@@ -62,6 +62,7 @@ class Job:
     calibration_batch_size: int = 16
     static_per_channel: bool = True
     static_op_types: list[str] | None = None
+    static_keep_first_last: bool = False  # keep the first and last compute layers in FP32
     serving: ServingOptions = field(default_factory=ServingOptions)
     bench_batch_sizes: tuple[int, ...] = (1, 8, 32)
     bench_budget_s: float = 0.5
@@ -237,6 +238,9 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
             method=job.calibration_method,
             per_channel=job.static_per_channel,
             op_types=job.static_op_types,
+            nodes_to_exclude=variants.first_and_last_layers(base)
+            if job.static_keep_first_last
+            else None,
         ),
     }
     for kind in job.variants:
@@ -364,7 +368,12 @@ def write_manifest(job: Job, report: Report, tensorrt_status: str | None = None)
         "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in job.inputs],
         "outputs": job.output_names,
         "gate": asdict(job.gate),
-        "calibration": {"method": job.calibration_method, "samples": len(job.calibration)},
+        "calibration": {
+            "method": job.calibration_method,
+            "samples": len(job.calibration),
+            "static_per_channel": job.static_per_channel,
+            "static_fp32_layers": "first and last" if job.static_keep_first_last else "none",
+        },
         "validation_samples": len(job.validation),
         "export_max_deviation": report.export_max_deviation,
         "optimization": report.optimization.as_dict(),

@@ -67,6 +67,23 @@ def _quantize_dynamic(source: Path, target: Path, per_channel: bool) -> None:
     )
 
 
+QUANTIZABLE = ("Conv", "Gemm", "MatMul", "Attention")
+
+
+def first_and_last_layers(path: Path, op_types: tuple[str, ...] = QUANTIZABLE) -> list[str]:
+    """Names of the first and the last compute node (the usual 'keep them in FP32' recipe).
+
+    Digits: the 1-channel first convolution gains nothing from INT8 (its im2col dominates) and
+    the 10-way classifier is the most sensitive layer; keeping both FP32 is faster and exact.
+    """
+    nodes = [
+        n.name
+        for n in onnx.load(str(path), load_external_data=False).graph.node
+        if n.op_type in op_types
+    ]
+    return sorted({nodes[0], nodes[-1]}) if nodes else []
+
+
 class BatchReader(CalibrationDataReader):
     """Feeds equal-shaped calibration batches to the static quantizer."""
 
@@ -91,6 +108,7 @@ def int8_static(
     method: str = "minmax",
     per_channel: bool = True,
     op_types: list[str] | None = None,
+    nodes_to_exclude: list[str] | None = None,
 ) -> Path:
     """QDQ INT8 (U8 activations, S8 weights) calibrated on `batches` with MinMax/Entropy/Percentile."""
     if not batches:
@@ -106,6 +124,7 @@ def int8_static(
             per_channel=per_channel,
             calibrate_method=CALIBRATION_METHODS[method],
             op_types_to_quantize=op_types,
+            nodes_to_exclude=nodes_to_exclude or [],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     return target

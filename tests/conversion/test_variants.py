@@ -99,3 +99,18 @@ def test_entropy_and_percentile_calibration_also_produce_a_working_qdq_model(
     ]
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, batch)[0]
     assert np.mean(np.argmax(out, 1) == np.argmax(reference, 1)) > 0.95
+
+
+def test_digits_static_int8_keeps_the_first_and_last_layers_in_fp32(digits_converted):
+    from conversion.variants import first_and_last_layers
+
+    base = digits_converted.workdir / "base.onnx"
+    assert first_and_last_layers(base) == [
+        "/classifier/classifier.3/Gemm",
+        "/features/features.0/Conv",
+    ]
+    graph = onnx.load(str(digits_converted.workdir / "int8_static.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    layers = {n.name: n for n in graph.node if n.op_type in ("Conv", "Gemm")}
+    assert not set(layers["/features/features.0/Conv"].input) & dequantized  # FP32 in and weights
+    assert set(layers["/features/features.2/Conv"].input) & dequantized  # quantized
