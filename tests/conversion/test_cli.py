@@ -168,3 +168,37 @@ def test_a_wrong_onnx_input_name_is_reported(tmp_path, datasets, digits_converte
         "step 'load onnx' failed: SpecError: input spec names ['pixels'], the model's inputs are ['image']"
         in result.said
     )
+
+
+def test_make_convert_passes_a_user_model_to_the_cli():
+    result = subprocess.run(  # noqa: PLW1510
+        [
+            "make",
+            "-n",
+            "convert",
+            "MODEL=mypkg.models:build",
+            "INPUTS=image:float32:batch,1,8,8",
+            "OUTPUTS=logits",
+            "CALIB=c.npz",
+            "VALID=v.npz",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if "-m conversion convert" in x)
+    for part in (
+        '--model "mypkg.models:build"',
+        '--name "build"',
+        '--input "image:float32:batch,1,8,8"',
+        '--output "logits"',
+        '--calibration "c.npz"',
+        '--validation "v.npz"',
+    ):
+        assert part in line
+    demo = subprocess.run(
+        ["make", "-n", "convert"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )  # noqa: PLW1510
+    assert "-m conversion demo" in demo.stdout
