@@ -97,3 +97,31 @@ def test_every_minilm_variant_was_judged_on_the_held_out_sentences(minilm_conver
         assert {"mean_cosine", "min_cosine", "ranking_agreement", "max_abs_deviation"} <= set(
             result.verdict.metrics
         )
+
+
+def test_static_qdq_with_defaults_on_the_unfused_minilm_is_rejected_and_not_served(
+    tmp_path, minilm_job
+):
+    """The measured trap: QDQ over every MatMul of the plain export (attention scores included)
+    collapses MiniLM (mean cosine ~0.37). The gate must catch it on the held-out sentences."""
+    job = pipeline.Job(
+        **{
+            **minilm_job.__dict__,
+            "transformer": None,
+            "variants": ("int8_static",),
+            "static_per_channel": False,
+            "build_tensorrt": False,
+            "bench_batch_sizes": (1,),
+        }
+    )
+    repository = tmp_path / "repo"
+
+    report = convert(job, repository, quiet_console())
+
+    verdict = report.results["int8_static"].verdict
+    assert not verdict.passed
+    assert verdict.metrics["mean_cosine"] < 0.9
+    assert any(r.startswith("mean cosine") for r in verdict.reasons)
+    assert any(r.startswith("ranking agreement") for r in verdict.reasons)
+    assert report.int8_selected is None and not (repository / "minilm_int8").exists()
+    assert report.served == ["minilm"]
