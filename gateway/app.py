@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import re
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -114,10 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
 
     async def require_api_key(request: Request) -> None:
-        if not settings.api_keys:
-            return
-        given = request.headers.get("x-api-key", "").encode()
-        if not any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys):
+        if not settings.key_accepted(request.headers.get("x-api-key", "")):
             raise GatewayError(401, "missing or invalid X-API-Key")
 
     protected = [Depends(require_api_key)]

@@ -6,7 +6,6 @@ through validation, the cache and the coalescer; health and metadata calls are a
 
 from __future__ import annotations
 
-import hmac
 import time
 
 import grpc
@@ -31,10 +30,8 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         self.settings = settings
 
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        if not self.settings.api_keys:
-            return
-        given = dict(context.invocation_metadata() or ()).get("x-api-key", "").encode()
-        if not any(hmac.compare_digest(given, key.encode()) for key in self.settings.api_keys):
+        given = dict(context.invocation_metadata() or ()).get("x-api-key", "")
+        if not self.settings.key_accepted(given):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid x-api-key")
 
     async def _proxy(self, context, method: str, *args, **kwargs):

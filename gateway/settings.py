@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from typing import Annotated
 
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    def key_accepted(self, given: str) -> bool:
+        """True when auth is off or `given` is a configured key (constant-time, every key compared)."""
+        if not self.api_keys:
+            return True
+        matches = [hmac.compare_digest(given.encode(), key.encode()) for key in self.api_keys]
+        return any(matches)
 
     def ttl_for(self, model: str) -> int:
         return self.cache_model_ttl_s.get(model, self.cache_ttl_s) if self.cache_enabled else 0
