@@ -78,6 +78,8 @@ def convert(
     try:  # arguments and datasets first: a wrong spec is named before any work starts
         if task not in TASKS:
             raise SpecError(f"task '{task}' is not one of {list(TASKS)}")
+        if task == "regression" and max_deviation is None:
+            raise SpecError("task 'regression' needs --max-deviation (the only gate it has)")
         specs = [InputSpec.parse(text) for text in input]
         hint = None
         if transformer:

@@ -324,6 +324,8 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
             elif name != job.name:
                 remove(repository, name)
             advance()
+        for precision in ("fp16", "int8"):  # plans of an earlier export are stale now
+            remove(repository, f"{job.name}_trt_{precision}")
         model_dir = repository / job.name
         # portable export + calibration batches: what `python -m conversion tensorrt` builds from
         shutil.copyfile(exported, model_dir / "portable.onnx")

@@ -195,3 +195,14 @@ def test_the_cli_command_reports_the_skip(tmp_path, digits_converted):
     assert "digits: TensorRT skipped: TensorRT is not installed here" in " ".join(
         result.stderr.split()
     )
+
+
+def test_reconverting_a_model_removes_its_stale_plans(tmp_path, digits_job, monkeypatch):
+    from conversion.pipeline import Job, convert
+    from tests.conversion.conftest import quiet_console
+
+    repository = tmp_path / "repo"
+    (repository / "digits_trt_fp16" / "1").mkdir(parents=True)
+    job = Job(**{**digits_job.__dict__, "variants": (), "build_tensorrt": False})
+    convert(job, repository, quiet_console())
+    assert not (repository / "digits_trt_fp16").exists()
