@@ -364,9 +364,10 @@ def render(results: dict, out_dir: Path) -> Path:
         "Served rows go through Triton (perf_analyzer over gRPC, distinct inputs, two instances "
         "with one ORT thread each: see the sweep for why) or the gateway (cache rows); model-only "
         "rows time the bare ONNX Runtime session at batch 32. Reading them: FP16 has no fast "
-        "path in ONNX Runtime on this CPU (it converts), so below 1x is the expected CPU result; "
-        "the canonical MiniLM file is already fused offline by the conversion pipeline, so its "
-        "graph row measures only ORT's run-time passes on top of that.",
+        "path in ONNX Runtime on this CPU (it converts), so about 1x is the expected CPU result; "
+        "the graph optimization row compares the unoptimized export (`portable.onnx`, ORT "
+        "optimizations off) with the served file (optimized offline by the conversion pipeline, "
+        "ORT ENABLE_ALL) when the conversion kept the export.",
         "",
         techniques_markdown(results),
         "",

@@ -39,6 +39,7 @@ class Family:
     stack_model: str  # what /predict is asked for on the optimized stack
     naive_model: str  # what the naive server loads
     primary: str = ""  # the ONNX variant the stack serves: swept in full
+    has_portable: bool = False  # <fp32>/portable.onnx: the export before graph optimization
 
     @property
     def primary_variant(self) -> str:
@@ -51,13 +52,15 @@ def discover(repository: Path) -> list[Family]:
     if "digits" in present:
         variants = {p: n for p, n in (("fp32", "digits"), ("fp16", "digits_fp16"),
                                       ("int8", "digits_int8")) if n in present}
-        families.append(Family("digits", "image", variants, "digits", "digits", "digits"))
+        families.append(Family("digits", "image", variants, "digits", "digits", "digits",
+                               (repository / "digits" / "portable.onnx").exists()))
     if "minilm" in present and ({"minilm_text", "minilm_int8_text"} & present):
         variants = {p: n for p, n in (("fp32", "minilm"), ("fp16", "minilm_fp16"),
                                       ("int8", "minilm_int8")) if n in present}
         stack = "minilm_int8_text" if "minilm_int8_text" in present else "minilm_text"
         primary = "minilm_int8" if stack == "minilm_int8_text" else "minilm"
-        families.append(Family("minilm", "text", variants, stack, "minilm_text", primary))
+        families.append(Family("minilm", "text", variants, stack, "minilm_text", primary,
+                               (repository / "minilm" / "portable.onnx").exists()))
     return families
 
 
@@ -119,6 +122,8 @@ def technique_points(family: Family) -> dict[str, tuple[ConfigPoint, ConfigPoint
     fp32 = family.variants["fp32"]
     plain = ConfigPoint(fp32, 64, None, 2, "all", threads=1)
     rows = {"graph optimization": (plain.with_(graph_level="disable"), plain)}
+    if family.has_portable:  # the conversion keeps the unoptimized export: compare against it
+        rows["graph optimization"] = (plain.with_(graph_level="disable", portable=True), plain)
     for precision in ("fp16", "int8"):
         if precision in family.variants:
             rows[precision.upper()] = (plain, plain.with_(variant=family.variants[precision]))
@@ -212,14 +217,18 @@ class Bench:
         for family in self.families:
             for precision, name in family.variants.items():
                 onnx_file = self.repository / name / "1" / "model.onnx"
-                levels = ("disable", "all") if precision == "fp32" else ("all",)
-                for level in levels:
+                runs = [(onnx_file, "all", name)]
+                if precision == "fp32":
+                    portable = self.repository / name / "portable.onnx"
+                    runs.insert(0, (portable, "disable", f"{name} (unoptimized export)")
+                                if portable.exists() else (onnx_file, "disable", name))
+                for path, level, label in runs:
                     for batch in batches:
-                        self.step(f"model {name} {level} b{batch}")
-                        row = modelbench.ort_throughput(onnx_file, family.name, batch, level,
+                        self.step(f"model {label} {level} b{batch}")
+                        row = modelbench.ort_throughput(path, family.name, batch, level,
                                                         self.settings.model_time_s)
                         self.results["model_level"].append(
-                            {"family": family.name, "variant": precision, "model": name,
+                            {"family": family.name, "variant": precision, "model": label,
                              "runtime": "onnxruntime CPU", **row})
             for threads in (0, 1):
                 for batch in batches:

@@ -33,18 +33,25 @@ class ConfigPoint:
     instances: int = 1
     graph_level: str = "all"
     threads: int = 0  # ORT intra-op threads per instance; 0 = ORT default
+    portable: bool = False  # serve <model>/portable.onnx (the unoptimized export) instead
 
     @property
     def name(self) -> str:
         delay = "nobatch" if self.queue_delay_us is None else f"d{self.queue_delay_us}"
-        return (f"{self.variant}__b{self.max_batch_size}_{delay}_i{self.instances}"
-                f"_g{self.graph_level}_t{self.threads}")
+        return (f"{self.variant}{'_portable' if self.portable else ''}__b{self.max_batch_size}"
+                f"_{delay}_i{self.instances}_g{self.graph_level}_t{self.threads}")
 
     @property
     def label(self) -> str:
         batching = "no batching" if self.queue_delay_us is None else (
             f"batch<={self.max_batch_size}, delay {self.queue_delay_us}us")
-        return f"{self.variant}, {batching}, {self.instances} inst, graph {self.graph_level}"
+        model = f"{self.variant} (unoptimized export)" if self.portable else self.variant
+        return f"{model}, {batching}, {self.instances} inst, graph {self.graph_level}"
+
+    def onnx_file(self, canonical: Path) -> Path:
+        if self.portable:
+            return canonical / self.variant / "portable.onnx"
+        return canonical / self.variant / "1" / "model.onnx"
 
     def with_(self, **changes) -> ConfigPoint:
         return replace(self, **changes)
@@ -82,7 +89,7 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
     names = []
     for point in dict.fromkeys(points):
         source_dir = canonical / point.variant
-        onnx_file = source_dir / "1" / "model.onnx"
+        onnx_file = point.onnx_file(canonical)
         if not onnx_file.exists():
             raise FileNotFoundError(f"{onnx_file} is missing (is {point.variant} an ONNX model?)")
         model_dir = target / point.name
