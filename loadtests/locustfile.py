@@ -203,6 +203,11 @@ class MixedGrpcUser(_PredictGrpc):
         return mixed_input()
 
 
+if grpcclient is None:  # the stock locust image: the gRPC classes are not picked up at all
+    for _cls in (RepeatGrpcUser, UniqueGrpcUser, MixedGrpcUser):
+        _cls.abstract = True
+
+
 # ------------------------------------------------------------------ SLO verdict
 def slo_verdict(stats) -> dict:
     total = stats.total
