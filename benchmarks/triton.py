@@ -17,10 +17,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from conversion.triton_config import read_config, write_config
 from localstack.processes import ProcessRegistry, wait_until
-from localstack.stack import StackPorts
-from localstack.triton import TritonInstallation
-
-BACKEND_MODEL = Path(__file__).parent / "backend_model.py"
+from localstack.stack import StackPorts, http_ok
+from localstack.triton import TritonInstallation, derive_local_repository
 
 
 @dataclass(frozen=True)
@@ -57,13 +55,15 @@ class ConfigPoint:
         return replace(self, **changes)
 
 
+# ConfigPoint.graph_level -> optimization.graph.level as onnxruntime_backend reads it (absent: all).
+GRAPH_LEVELS = {"disable": 2, "basic": -1, "extended": 1, "all": None}
+
+
 def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig:
+    """The canonical (onnxruntime_onnx) config of one sweep point."""
     config = mc.ModelConfig()
     config.CopyFrom(source)
     config.name = point.name
-    config.platform = ""
-    config.backend = "python"
-    config.ClearField("optimization")
     config.ClearField("model_warmup")
     config.max_batch_size = point.max_batch_size
     if point.queue_delay_us is None:
@@ -77,29 +77,28 @@ def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig
         policy.max_queue_size = 4096
     del config.instance_group[:]
     config.instance_group.add(count=point.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
-    config.parameters["graph_optimization_level"].string_value = point.graph_level
-    config.parameters["ort_intra_op_threads"].string_value = str(point.threads)
+    config.optimization.ClearField("graph")
+    if GRAPH_LEVELS[point.graph_level] is not None:
+        config.optimization.graph.level = GRAPH_LEVELS[point.graph_level]
+    config.parameters["intra_op_thread_count"].string_value = str(point.threads)
     return config
 
 
 def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -> list[str]:
-    """One python-backend model per point, its model.onnx linked from the canonical repository."""
-    if target.exists():
-        shutil.rmtree(target)
-    names = []
+    """One canonical model per point (model.onnx linked), then its local twin, as `make up` does."""
+    staging = target.with_name(target.name + "-canonical")
+    if staging.exists():
+        shutil.rmtree(staging)
     for point in dict.fromkeys(points):
-        source_dir = canonical / point.variant
         onnx_file = point.onnx_file(canonical)
         if not onnx_file.exists():
             raise FileNotFoundError(f"{onnx_file} is missing (is {point.variant} an ONNX model?)")
-        model_dir = target / point.name
+        model_dir = staging / point.name
         (model_dir / "1").mkdir(parents=True)
         (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
-        shutil.copyfile(BACKEND_MODEL, model_dir / "1" / "model.py")
-        write_config(derived_config(read_config(source_dir / "config.pbtxt"), point),
+        write_config(derived_config(read_config(canonical / point.variant / "config.pbtxt"), point),
                      model_dir / "config.pbtxt")
-        names.append(point.name)
-    return names
+    return derive_local_repository(staging, target)
 
 
 def with_dependencies(canonical: Path, models: list[str]) -> list[str]:
@@ -146,7 +145,7 @@ def write_canonical_variant(canonical: Path, target: Path, models: dict[str, dic
                 for group in config.instance_group:
                     group.count = change["instances"]
             if "threads" in change:
-                config.parameters["ort_intra_op_threads"].string_value = str(change["threads"])
+                config.parameters["intra_op_thread_count"].string_value = str(change["threads"])
         write_config(config, model_dir / "config.pbtxt")
     return target
 
@@ -173,20 +172,12 @@ class TritonServer:
     def start(self, timeout_s: float = 120.0) -> None:
         triton = TritonInstallation.locate()
         models = sorted(p.parent.name for p in self.repository.glob("*/config.pbtxt"))
-        command = [
-            str(triton.binary), f"--model-repository={self.repository}",
-            f"--backend-directory={triton.backend_directory(self.run_dir)}",
-            "--model-control-mode=explicit", "--load-model=*",
-            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
-            "--allow-metrics=true", "--allow-gpu-metrics=false",
-            "--exit-on-error=true", "--strict-readiness=true",
-        ]
+        command = triton.command(self.repository, self.run_dir, self.http_port, self.grpc_port,
+                                 self.metrics_port)
         self.processes.start("triton", command, triton.environment())
         base = f"http://127.0.0.1:{self.http_port}/v2/models"
         ok = wait_until(lambda: not self.processes.running("triton")
-                        or all(_http_ok(f"{base}/{m}/ready") for m in models), timeout_s, 0.2)
+                        or all(http_ok(f"{base}/{m}/ready") for m in models), timeout_s, 0.2)
         if not (ok and self.processes.running("triton")):
             tail = self.processes.log_tail("triton", 25)
             self.stop()
@@ -201,14 +192,6 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def scrape_counts(metrics_url: str) -> dict[str, tuple[float, float]]:

@@ -132,7 +132,7 @@ def write_text_models(repository: Path, model: str = "minilm") -> list[str]:
         outputs=(Tensor("input_ids", "int64", (-1,)), Tensor("attention_mask", "int64", (-1,))),
         max_batch_size=64,
         batching=batching,
-        instance_count=1,
+        instance_count=2,  # one instance behind a queue policy stalls now and then (Triton 2.51)
         fingerprint=tok_print,
         parameters={"buckets": ",".join(map(str, minilm.BUCKETS))},
     )

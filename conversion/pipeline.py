@@ -303,6 +303,7 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
                 opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size
             ),
             instance_count=opts.instance_count,
+            parameters={"intra_op_thread_count": str(opts.intra_op_threads)},
             graph_optimization_level=opts.graph_level,
             warmup_batch_sizes=opts.warmup_batch_sizes,
             warmup_dims={

@@ -169,7 +169,11 @@ class ServingOptions:
     max_queue_delay_us: int = 2000
     queue_timeout_us: int = 1_000_000
     max_queue_size: int = 1024
-    instance_count: int = 1
+    # Two instances of one ORT thread each: on a 2-core host this beats one instance of two
+    # threads, and a single instance behind a queue policy stalls ~500 ms now and then in
+    # Triton 2.51's dynamic batcher (measured; see docs/conversion.md).
+    instance_count: int = 2
+    intra_op_threads: int = 1  # onnxruntime_backend parameter intra_op_thread_count; 0 = ORT default
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     dynamic_size: int = 16  # warmup/profile size of non-batch dynamic axes
     graph_level: int = 1  # onnxruntime_backend: 1 = ORT_ENABLE_EXTENDED

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import orjson
 
 from gateway.cache_key import canonical_bytes
-from gateway.tensors import DTYPES, Tensor
+from gateway.tensors import Tensor, tensor_from_raw
 
 
 def encode_outputs(outputs: dict[str, Tensor]) -> bytes:
@@ -32,20 +31,8 @@ def decode_outputs(data: bytes) -> dict[str, Tensor]:
     for name, datatype, shape, nbytes in orjson.loads(data[4:offset]):
         blob = data[offset : offset + nbytes]
         offset += nbytes
-        if datatype == "BYTES":
-            array = np.array(_split_bytes(blob), dtype=object).reshape(shape)
-        else:
-            array = np.frombuffer(blob, dtype=DTYPES[datatype]).reshape(shape)
-        outputs[name] = Tensor(name, datatype, array)
+        outputs[name] = tensor_from_raw(name, datatype, shape, blob)
     if offset != len(data):
         raise ValueError("cached value is truncated or has trailing bytes")
     return outputs
 
-
-def _split_bytes(blob: bytes) -> list[bytes]:
-    items, offset = [], 0
-    while offset < len(blob):
-        (length,) = struct.unpack_from("<I", blob, offset)
-        items.append(blob[offset + 4 : offset + 4 + length])
-        offset += 4 + length
-    return items

@@ -21,7 +21,10 @@ from gateway.settings import Settings
 ROUTE = "grpc:ModelInfer"
 SERVICE = "inference.GRPCInferenceService"
 # The other methods (shared memory, statistics, repository control, streaming) answer UNIMPLEMENTED.
-PROXIED_METHODS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig")
+PROXIED_METHODS = (
+    "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig",
+    "ModelStatistics",  # perf_analyzer reads Triton's statistics through whatever it points at
+)
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -60,6 +63,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request, context):
         return await self._proxy(context, "get_model_config", request.name, request.version)
 
+    async def ModelStatistics(self, request, context):
+        return await self._proxy(context, "get_inference_statistics", request.name, request.version)
+
     async def ModelInferBytes(self, data: bytes, context):
         """ModelInfer from raw bytes: a request that does not parse is the client's mistake."""
         try:
@@ -79,7 +85,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                 model = info.name
                 inputs, outputs = tensors_from_proto(request)
                 prediction = await self.service.predict(info, inputs, outputs)
-            await context.send_initial_metadata((("x-cache", "HIT" if prediction.cache_hit else "MISS"),))
+            context.set_trailing_metadata((("x-cache", "HIT" if prediction.cache_hit else "MISS"),))
             status = "200"
             return proto_response(prediction, request.id)
         except GatewayError as error:

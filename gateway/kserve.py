@@ -6,7 +6,6 @@ the same tensor share one cache entry.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from tritonclient.grpc import service_pb2
 from gateway.cache_key import canonical_bytes
 from gateway.errors import GatewayError
 from gateway.service import Prediction
-from gateway.tensors import DTYPES, Tensor, TensorError, tensor_from_values
+from gateway.tensors import Tensor, TensorError, tensor_from_raw, tensor_from_values
 
 _TYPED_CONTENTS = {
     "BOOL": "bool_contents",
@@ -125,7 +124,7 @@ def tensors_from_proto(request: service_pb2.ModelInferRequest) -> tuple[list[Ten
         shape = [int(d) for d in item.shape]
         try:
             if raw:
-                inputs.append(_tensor_from_raw(item.name, item.datatype, shape, raw[index]))
+                inputs.append(tensor_from_raw(item.name, item.datatype, shape, raw[index]))
             else:
                 field = _TYPED_CONTENTS.get(item.datatype)
                 if field is None:
@@ -140,33 +139,6 @@ def tensors_from_proto(request: service_pb2.ModelInferRequest) -> tuple[list[Ten
             _no_parameters(dict(output.parameters), f"output '{output.name}'")
         outputs = [output.name for output in request.outputs]
     return inputs, outputs
-
-
-def _tensor_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> Tensor:
-    dtype = DTYPES.get(datatype)
-    if dtype is None:
-        raise TensorError(f"input '{name}': unknown datatype '{datatype}'")
-    if any(d < 0 for d in shape):
-        raise TensorError(f"input '{name}': shape {shape} must be non-negative")
-    count = int(np.prod(shape))
-    if datatype == "BYTES":
-        items, offset = [], 0
-        while offset < len(raw):
-            if offset + 4 > len(raw):
-                raise TensorError(f"input '{name}': truncated BYTES element")
-            (length,) = struct.unpack_from("<I", raw, offset)
-            if offset + 4 + length > len(raw):
-                raise TensorError(f"input '{name}': truncated BYTES element")
-            items.append(raw[offset + 4 : offset + 4 + length])
-            offset += 4 + length
-        if len(items) != count:
-            raise TensorError(f"input '{name}': {len(items)} elements do not fill shape {shape}")
-        return Tensor(name, datatype, np.array(items, dtype=object).reshape(shape))
-    if len(raw) != count * dtype.itemsize:
-        raise TensorError(
-            f"input '{name}': {len(raw)} bytes, shape {shape} of {datatype} needs {count * dtype.itemsize}"
-        )
-    return Tensor(name, datatype, np.frombuffer(raw, dtype=dtype).reshape(shape))
 
 
 def proto_response(prediction: Prediction, request_id: str) -> service_pb2.ModelInferResponse:

@@ -62,8 +62,13 @@ class PredictionService:
         if ttl > 0:
             cached = await self.cache.get(key)
             if cached is not None:
-                metrics.CACHE_HITS.labels(info.name).inc()
-                return Prediction(info.name, info.version, decode_outputs(cached), cache_hit=True)
+                try:
+                    outputs_cached = decode_outputs(cached)
+                except ValueError:  # a value this gateway did not write: ignore it, overwrite it
+                    metrics.CACHE_ERRORS.labels("decode").inc()
+                else:
+                    metrics.CACHE_HITS.labels(info.name).inc()
+                    return Prediction(info.name, info.version, outputs_cached, cache_hit=True)
             metrics.CACHE_MISSES.labels(info.name).inc()
         (result, _), coalesced = await self.coalescer.run(
             key, lambda: self._infer_and_store(info, inputs, outputs, key, ttl)

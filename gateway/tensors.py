@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,34 @@ def tensor_from_values(name: str, datatype: str, values: object, shape: list[int
     except (ValueError, TypeError, OverflowError) as error:
         raise TensorError(f"input '{name}': {error}") from None
     return Tensor(name, datatype, np.ascontiguousarray(array))
+
+
+def tensor_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> Tensor:
+    """A tensor from Triton's raw binary form (BYTES: 4-byte little-endian length per item)."""
+    dtype = DTYPES.get(datatype)
+    if dtype is None:
+        raise TensorError(f"input '{name}': unknown datatype '{datatype}'")
+    if any(d < 0 for d in shape):
+        raise TensorError(f"input '{name}': shape {shape} must be non-negative")
+    count = int(np.prod(shape))
+    if datatype == "BYTES":
+        items, offset = [], 0
+        while offset < len(raw):
+            if offset + 4 > len(raw):
+                raise TensorError(f"input '{name}': truncated BYTES element")
+            (length,) = struct.unpack_from("<I", raw, offset)
+            if offset + 4 + length > len(raw):
+                raise TensorError(f"input '{name}': truncated BYTES element")
+            items.append(raw[offset + 4 : offset + 4 + length])
+            offset += 4 + length
+        if len(items) != count:
+            raise TensorError(f"input '{name}': {len(items)} elements do not fill shape {shape}")
+        return Tensor(name, datatype, np.array(items, dtype=object).reshape(shape))
+    if len(raw) != count * dtype.itemsize:
+        raise TensorError(
+            f"input '{name}': {len(raw)} bytes, shape {shape} of {datatype} needs {count * dtype.itemsize}"
+        )
+    return Tensor(name, datatype, np.frombuffer(raw, dtype=dtype).reshape(shape))
 
 
 def _to_bytes(value: object) -> bytes:

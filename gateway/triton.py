@@ -11,16 +11,21 @@ import asyncio
 import itertools
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-import numpy as np
+import grpc
 import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from gateway import metrics
 from gateway.errors import GatewayError, from_triton
-from gateway.tensors import Tensor
+from gateway.cache_key import canonical_bytes
+from gateway.tensors import Tensor, TensorError, tensor_from_raw
 
+T = TypeVar("T")
 FINGERPRINT_PARAMETER = "fingerprint"
 UNHEALTHY_FOR_S = 2.0
 # Fail fast while Triton is down, reconnect within a second once it is back.
@@ -53,9 +58,23 @@ class ModelInfo:
 
 @dataclass
 class Endpoint:
+    """One Triton address: tritonclient for metadata and health, the raw stub for inference."""
+
     url: str
     client: grpcclient.InferenceServerClient
+    channel: grpc.aio.Channel
+    stub: service_pb2_grpc.GRPCInferenceServiceStub
     unhealthy_until: float = 0.0
+
+    @classmethod
+    def connect(cls, url: str) -> Endpoint:
+        client = grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
+        channel = grpc.aio.insecure_channel(url, options=CHANNEL_ARGS)
+        return cls(url, client, channel, service_pb2_grpc.GRPCInferenceServiceStub(channel))
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.channel.close()
 
     @property
     def healthy(self) -> bool:
@@ -90,29 +109,36 @@ class TritonPool:
         """Re-resolve the targets; keep the clients of addresses that remain."""
         known = {endpoint.url: endpoint for endpoint in self.endpoints}
         self.endpoints = [
-            known.get(url) or Endpoint(url, grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS))
+            known.get(url) or Endpoint.connect(url)
             for url in resolve(self.targets)
         ]
 
     async def close(self) -> None:
-        await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
+        await asyncio.gather(*(e.close() for e in self.endpoints), return_exceptions=True)
 
     async def call(self, method: str, *args, **kwargs):
-        """Call `method` on the next healthy endpoint, failing over when one is unreachable."""
+        """Call a `tritonclient.grpc.aio` method on the next healthy endpoint, with failover."""
+        return await self._on_endpoint(lambda endpoint: getattr(endpoint.client, method)(*args, **kwargs))
+
+    async def _on_endpoint(self, attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
+        """Run `attempt` on the next healthy endpoint, failing over when one is unreachable."""
         start = next(self._round_robin)
         ordered = [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
         candidates = [e for e in ordered if e.healthy] or ordered
         last_error: GatewayError | None = None
         for endpoint in candidates:
             try:
-                return await getattr(endpoint.client, method)(*args, **kwargs)
+                return await attempt(endpoint)
             except InferenceServerException as error:
-                mapped = from_triton(str(error.status() or ""), error.message() or str(error))
-                metrics.TRITON_ERRORS.labels(str(error.status() or "UNKNOWN").rsplit(".", 1)[-1]).inc()
-                if mapped.status != 503:
-                    raise mapped from None
-                endpoint.unhealthy_until = time.monotonic() + UNHEALTHY_FOR_S
-                last_error = mapped
+                code, message = str(error.status() or ""), error.message() or str(error)
+            except grpc.aio.AioRpcError as error:
+                code, message = str(error.code()), error.details() or ""
+            metrics.TRITON_ERRORS.labels(code.rsplit(".", 1)[-1] or "UNKNOWN").inc()
+            mapped = from_triton(code, message)
+            if mapped.status != 503:
+                raise mapped from None
+            endpoint.unhealthy_until = time.monotonic() + UNHEALTHY_FOR_S
+            last_error = mapped
         assert last_error is not None
         raise last_error
 
@@ -148,25 +174,27 @@ class TritonPool:
     async def infer(
         self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None
     ) -> dict[str, Tensor]:
-        request_inputs = []
+        """ModelInfer through the generated stub: raw bytes in and out, no per-tensor wrappers."""
+        request = service_pb2.ModelInferRequest(model_name=info.name, model_version=info.version)
         for tensor in inputs:
-            request_input = grpcclient.InferInput(tensor.name, list(tensor.shape), tensor.datatype)
-            request_input.set_data_from_numpy(tensor.array)
-            request_inputs.append(request_input)
-        requested = [grpcclient.InferRequestedOutput(name) for name in outputs] if outputs else None
+            request.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+            request.raw_input_contents.append(canonical_bytes(tensor))
+        for name in outputs or ():
+            request.outputs.add(name=name)
         started = time.perf_counter()
         try:
-            result = await self.call(
-                "infer", info.name, request_inputs, model_version=info.version,
-                outputs=requested, client_timeout=self.timeout_s,
+            response = await self._on_endpoint(
+                lambda endpoint: endpoint.stub.ModelInfer(request, timeout=self.timeout_s)
             )
         finally:
             metrics.TRITON_DURATION.labels(info.name).observe(time.perf_counter() - started)
-        response = result.get_response()
-        return {
-            out.name: Tensor(out.name, out.datatype, np.asarray(result.as_numpy(out.name)))
-            for out in response.outputs
-        }
+        try:
+            return {
+                out.name: tensor_from_raw(out.name, out.datatype, list(out.shape), raw)
+                for out, raw in zip(response.outputs, response.raw_output_contents, strict=True)
+            }
+        except (TensorError, ValueError) as error:
+            raise GatewayError(502, f"malformed response from Triton: {error}") from None
 
     async def ready(self) -> bool:
         async def one(endpoint: Endpoint) -> bool:

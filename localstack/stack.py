@@ -122,19 +122,10 @@ class LocalStack:
         triton = TritonInstallation.locate()
         repository = self.run_dir / "triton-repository"
         models = derive_local_repository(self.model_repository, repository)
-        command = [
-            str(triton.binary),
-            f"--model-repository={repository}",
-            f"--backend-directory={triton.backend_directory(self.run_dir)}",
-            "--model-control-mode=explicit", "--load-model=*",
-            "--http-address=127.0.0.1", f"--http-port={self.ports.triton_http}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.ports.triton_grpc}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={self.ports.triton_metrics}",
-            "--allow-metrics=true", "--allow-gpu-metrics=false",
-            "--exit-on-error=true", "--strict-readiness=true",
-        ]
+        p = self.ports
+        command = triton.command(repository, self.run_dir, p.triton_http, p.triton_grpc, p.triton_metrics)
         base = f"http://127.0.0.1:{self.ports.triton_http}/v2"
-        ready = lambda: all(_http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
+        ready = lambda: all(http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
         return command, triton.environment(), ready
 
     def _gateway(self):
@@ -148,7 +139,7 @@ class LocalStack:
             **self.gateway_env,
         }
         command = [sys.executable, "-m", "gateway"]
-        return command, env, lambda: _http_ok(f"{self.urls['gateway']}/readyz")
+        return command, env, lambda: http_ok(f"{self.urls['gateway']}/readyz")
 
 
 def _inherited_env() -> dict[str, str]:
@@ -160,7 +151,7 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200

@@ -59,6 +59,20 @@ class TritonInstallation:
         shutil.copy2(self.stub, python / "triton_python_backend_stub")
         return backends
 
+    def command(self, repository: Path, run_dir: Path, http: int, grpc: int, metrics: int) -> list[str]:
+        """The tritonserver command line: explicit model control, loopback only, all models loaded."""
+        return [
+            str(self.binary),
+            f"--model-repository={repository}",
+            f"--backend-directory={self.backend_directory(run_dir)}",
+            "--model-control-mode=explicit", "--load-model=*",
+            "--http-address=127.0.0.1", f"--http-port={http}",
+            "--grpc-address=127.0.0.1", f"--grpc-port={grpc}",
+            "--metrics-address=127.0.0.1", f"--metrics-port={metrics}",
+            "--allow-metrics=true", "--allow-gpu-metrics=false",
+            "--exit-on-error=true", "--strict-readiness=true",
+        ]
+
     def environment(self) -> dict[str, str]:
         """Library path for the server and stub; this venv first on PATH so the stub finds numpy."""
         env = dict(os.environ)
@@ -102,7 +116,8 @@ def derive_model(model_dir: Path, twin_dir: Path) -> bool:
 def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:
     config.platform = ""
     config.backend = "python"
-    config.ClearField("optimization")  # ORT/TensorRT settings mean nothing to the python backend
+    # The twin reads optimization.graph like the native backend; accelerators need a GPU.
+    config.optimization.ClearField("execution_accelerators")
     versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / "model.onnx").exists()]
     if not versions:
         raise StackError(f"model {model_dir.name}: no <version>/model.onnx in {model_dir}")

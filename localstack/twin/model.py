@@ -3,6 +3,10 @@
 The bundled tritonserver has no native ONNX Runtime backend, so the local stack serves each ONNX
 model through this file. Triton's dynamic batcher hands `execute` every request of one batch; they
 are concatenated along the batch axis and run as one ORT call, as the native backend would.
+
+It reads the knobs the native onnxruntime_backend reads, with the same meaning, so one config
+tunes both: `optimization.graph.level` (-1 basic, 1 extended, 2 disabled, absent: all) and the
+parameters `intra_op_thread_count`, `inter_op_thread_count` and `execution_mode` (1 = parallel).
 """
 
 import json
@@ -12,15 +16,25 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+GRAPH_LEVELS = {
+    -1: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    1: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    2: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        level = int(config.get("optimization", {}).get("graph", {}).get("level", 0))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(parameters.get("ort_intra_op_threads", "0"))
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = GRAPH_LEVELS.get(level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        options.intra_op_num_threads = int(parameters.get("intra_op_thread_count", "0"))
+        options.inter_op_num_threads = int(parameters.get("inter_op_thread_count", "0"))
+        if parameters.get("execution_mode") == "1":
+            options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
         self.session = ort.InferenceSession(
             os.path.join(version_dir, "model.onnx"), options, providers=["CPUExecutionProvider"]
         )

@@ -19,7 +19,7 @@ def test_each_sweep_point_becomes_a_python_backend_model_with_its_batching_and_i
     assert batched.max_batch_size == 16
     assert batched.dynamic_batching.max_queue_delay_microseconds == 500
     assert batched.instance_group[0].count == 2
-    assert batched.parameters["ort_intra_op_threads"].string_value == "1"
+    assert batched.parameters["intra_op_thread_count"].string_value == "1"
     assert not plain.HasField("dynamic_batching")
     assert (tmp_path / names[0] / "1" / "model.onnx").resolve() == (
         model_repository / "digits" / "1" / "model.onnx").resolve()
