@@ -96,15 +96,25 @@ def loadtest(
     slo_error_rate: float = typer.Option(0.01, help="Error-rate objective."),
     out: Path = typer.Option(None, help="Folder (default reports/loadtest-<UTC time>)."),
     repository: Path = typer.Option(Path("model_repository"), help="For the local stack."),
+    gateway_pid: int = typer.Option(0, help="Gateway pid to sample with --host (default: the local stack's)."),
+    rss_interval: float = typer.Option(2.0, help="Seconds between gateway RSS samples."),
+    soak: bool = typer.Option(False, "--soak", help="Soak verdict: zero failures, RSS steady after warm-up."),
+    max_rss_growth_pct: float = typer.Option(10.0, help="Soak: RSS growth after warm-up, % (<0: off)."),
+    max_rss_growth_mb: float = typer.Option(20.0, help="Soak: RSS growth after warm-up, MB (<0: off)."),
+    warmup: float = typer.Option(0.5, help="Soak: share of the run not judged for RSS growth."),
 ) -> None:
-    """Headless Locust for a bounded time: CSV, HTML and JSON; exit 1 when an SLO is broken."""
+    """Headless Locust for a bounded time: CSV, HTML, JSON, gateway RSS CSV/PNG and summary.md; exit 1
+    when an SLO is broken (with --soak also on any failed request or RSS growth after warm-up)."""
     from benchmarks import loadtest as lt
+    from benchmarks.memory import SoakLimits
 
-    out = out or Path("reports") / f"loadtest-{_stamp()}"
+    out = out or Path("reports") / f"{'soak' if soak else 'loadtest'}-{_stamp()}"
     code = lt.run(host=host, grpc_host=grpc_host, users=users, spawn_rate=spawn_rate,
                   run_time=run_time, classes=[c for c in classes.split(",") if c], model=model,
                   slo_p99_ms=slo_p99_ms, slo_error_rate=slo_error_rate, out=out,
-                  repository=repository)
+                  repository=repository, gateway_pid=gateway_pid or None,
+                  rss_interval_s=rss_interval, soak=soak,
+                  limits=SoakLimits(max_rss_growth_pct, max_rss_growth_mb, warmup))
     raise typer.Exit(code)
 
 

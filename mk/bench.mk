@@ -2,7 +2,8 @@
 #   make bench                         full run (< ~10 min on 2 cores) -> reports/bench-<time>/
 #   make bench BENCH_ARGS=--tiny       seconds: digits only, short windows (what the tests run)
 #   make loadtest                      headless Locust against a fresh local stack, exits 1 on SLO breach
-#   make soak                          the mixed scenario for SOAK_TIME (default 10m)
+#   make soak                          the mixed scenario for SOAK_TIME (default 10m): zero failures,
+#                                      gateway RSS steady after warm-up (SOAK_ARGS: --max-rss-growth-pct ...)
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
 .PHONY: bench loadtest soak bench-gpu
 
@@ -11,17 +12,18 @@ LOADTEST_ARGS ?=
 LOADTEST_TIME ?= 30s
 LOADTEST_USERS ?= 16
 SOAK_TIME ?= 10m
+SOAK_ARGS ?=
 GPU_ARGS ?=
 
 bench: $(STAMP) ## Naive vs optimized, techniques, sweep, cost ranking -> reports/ (BENCH_ARGS=--tiny)
 	$(PY) -m benchmarks run $(BENCH_ARGS)
 
-loadtest: $(STAMP) ## Locust scenarios for LOADTEST_TIME: CSV + HTML + JSON; non-zero exit on SLO breach
+loadtest: $(STAMP) ## Locust scenarios for LOADTEST_TIME: CSV + HTML + JSON + gateway RSS; non-zero exit on SLO breach
 	$(PY) -m benchmarks loadtest --run-time $(LOADTEST_TIME) --users $(LOADTEST_USERS) $(LOADTEST_ARGS)
 
-soak: $(STAMP) ## Mixed traffic for SOAK_TIME (default 10m) with the same SLO check
-	$(PY) -m benchmarks loadtest --run-time $(SOAK_TIME) --users $(LOADTEST_USERS) \
-		--classes MixedHttpUser $(LOADTEST_ARGS)
+soak: $(STAMP) ## Mixed traffic for SOAK_TIME (default 10m): zero failures, steady gateway RSS, the SLO -> reports/soak-<time>/
+	$(PY) -m benchmarks loadtest --soak --run-time $(SOAK_TIME) --users $(LOADTEST_USERS) \
+		--classes MixedHttpUser $(SOAK_ARGS) $(LOADTEST_ARGS)
 
 bench-gpu: ## GPU script: FP32/FP16/INT8 x batch sizes + serving, JSON + Markdown (runs without the venv too)
 	PYTHONUNBUFFERED=1 $(if $(wildcard $(PY)),$(PY),python3) -m benchmarks gpu $(GPU_ARGS)
