@@ -1,4 +1,4 @@
-"""`python -m benchmarks run|report|rank|loadtest|gpu`."""
+"""`python -m benchmarks run|gateway|report|rank|loadtest|gpu`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def run(
     if bench.results["errors"]:
         console.print(f"[yellow]{len(bench.results['errors'])} section(s) failed; see results.json[/yellow]")
         raise typer.Exit(2)
+
+
+@app.command()
+def gateway(
+    out: Path = typer.Option(None, help="Report folder (default reports/gateway-<UTC time>)."),
+    repository: Path = typer.Option(Path("model_repository"), help="Canonical model repository."),
+    workers: str = typer.Option("1,2", help="Gateway worker counts to measure, comma-separated."),
+    duration_s: float = typer.Option(5.0, help="Seconds of closed-loop hits per worker count."),
+    sequential: int = typer.Option(500, help="Sequential hits for the latency numbers."),
+) -> None:
+    """The gateway's own cost: hit latency and hits/s, miss overhead against Triton direct."""
+    from benchmarks import gateway as gateway_bench
+
+    out = out or Path("reports") / f"gateway-{_stamp()}"
+    counts = tuple(int(w) for w in workers.split(",") if w.strip())
+    result = gateway_bench.run(repository, out, counts, duration_s, sequential)
+    console.print(gateway_bench.markdown(result))
+    console.print(f"report: {out / 'gateway.md'}")
 
 
 @app.command()

@@ -5,7 +5,7 @@
 #   make soak                          the mixed scenario for SOAK_TIME (default 10m): zero failures,
 #                                      gateway RSS steady after warm-up (SOAK_ARGS: --max-rss-growth-pct ...)
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
-.PHONY: bench loadtest soak bench-gpu
+.PHONY: bench loadtest soak bench-gpu bench-gateway
 
 BENCH_ARGS ?=
 LOADTEST_ARGS ?=
@@ -27,3 +27,6 @@ soak: $(STAMP) ## Mixed traffic for SOAK_TIME (default 10m): zero failures, stea
 
 bench-gpu: ## GPU script: FP32/FP16/INT8 x batch sizes + serving, JSON + Markdown (runs without the venv too)
 	PYTHONUNBUFFERED=1 $(if $(wildcard $(PY)),$(PY),python3) -m benchmarks gpu $(GPU_ARGS)
+
+bench-gateway: $(STAMP) ## The gateway's own cost: hit p50 and hits/s, miss overhead vs Triton direct
+	$(PY) -m benchmarks gateway $(GATEWAY_BENCH_ARGS)

@@ -44,8 +44,9 @@ def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_o
     policy = config.dynamic_batching.default_queue_policy
     assert policy.default_timeout_microseconds == 1_000_000 and policy.max_queue_size == 1024
     assert [(g.count, g.kind) for g in config.instance_group] == [
-        (1, mc.ModelInstanceGroup.KIND_CPU)
+        (2, mc.ModelInstanceGroup.KIND_CPU)
     ]
+    assert config.parameters["intra_op_thread_count"].string_value == "1"
     assert [w.batch_size for w in config.model_warmup] == [1, 8]
     assert list(config.model_warmup[0].inputs["image"].dims) == [1, 8, 8]
     assert config.optimization.graph.level == 1
