@@ -17,13 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from conversion import tokenizer_model
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "embedding"
 EMBEDDING_DIM = 384
-BUCKETS = (16, 32, 64, 128)
+BUCKETS = tokenizer_model.BUCKETS
 MAX_LENGTH = BUCKETS[-1]
 
 
@@ -76,23 +78,16 @@ def load_tokenizer():
 
 def bucket_for(length: int) -> int:
     """The smallest bucket that holds `length` tokens (requests of one bucket batch together)."""
-    for bucket in BUCKETS:
-        if length <= bucket:
-            return bucket
-    return MAX_LENGTH
+    return tokenizer_model.bucket_for(length, BUCKETS)
 
 
 def tokenize(tokenizer, sentences: list[str], length: int | None = None) -> dict[str, np.ndarray]:
-    """Token ids and mask padded to `length` (default: the bucket of the longest sentence)."""
-    encodings = tokenizer.encode_batch(list(sentences))
-    longest = max(len(e.ids) for e in encodings)
-    length = length or bucket_for(longest)
-    ids = np.zeros((len(encodings), length), dtype=np.int64)
-    mask = np.zeros((len(encodings), length), dtype=np.int64)
-    for row, encoding in enumerate(encodings):
-        n = min(len(encoding.ids), length)
-        ids[row, :n] = encoding.ids[:n]
-        mask[row, :n] = 1
+    """Token ids and mask padded to `length` (default: the bucket of the longest sentence).
+
+    The same code as the served tokenizer model, so offline and served inputs agree.
+    """
+    buckets = BUCKETS if length is None else (length,)
+    ids, mask = tokenizer_model.encode(tokenizer, sentences, buckets)
     return {"input_ids": ids, "attention_mask": mask}
 
 
