@@ -33,7 +33,7 @@ class PredictionService:
         self.settings = settings
         self.triton = triton
         self.cache = cache
-        self.coalescer: Coalescer[tuple[dict[str, Tensor], bytes]] = Coalescer()
+        self.coalescer: Coalescer[dict[str, Tensor]] = Coalescer()
         self._in_flight = 0
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
@@ -70,7 +70,7 @@ class PredictionService:
                     metrics.CACHE_HITS.labels(info.name).inc()
                     return Prediction(info.name, info.version, outputs_cached, cache_hit=True)
             metrics.CACHE_MISSES.labels(info.name).inc()
-        (result, _), coalesced = await self.coalescer.run(
+        result, coalesced = await self.coalescer.run(
             key, lambda: self._infer_and_store(info, inputs, outputs, key, ttl)
         )
         if coalesced:
@@ -79,13 +79,12 @@ class PredictionService:
 
     async def _infer_and_store(
         self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
-    ) -> tuple[dict[str, Tensor], bytes]:
+    ) -> dict[str, Tensor]:
         result = await self.triton.infer(info, inputs, outputs)
         expected = set(outputs or info.outputs)
         if set(result) != expected:
             raise GatewayError(502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}")
-        encoded = encode_outputs(result)
         if ttl > 0:
-            store = asyncio.ensure_future(self.cache.put(key, encoded, ttl))
+            store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
             self.coalescer.hold(key, store)
-        return result, encoded
+        return result
