@@ -230,4 +230,4 @@ async def _refresh_endpoints(triton: TritonPool) -> None:
     while True:
         await asyncio.sleep(DNS_REFRESH_S)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(triton.refresh_endpoints)
+            await triton.refresh_endpoints()

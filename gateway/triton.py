@@ -103,15 +103,19 @@ class TritonPool:
         self.endpoints: list[Endpoint] = []
         self._round_robin = itertools.count()
         self._model_info: dict[tuple[str, str], ModelInfo] = {}
-        self.refresh_endpoints()
+        self._adopt(resolve(targets))
 
-    def refresh_endpoints(self) -> None:
-        """Re-resolve the targets; keep the clients of addresses that remain."""
+    def _adopt(self, urls: list[str]) -> list[Endpoint]:
+        """Serve `urls`, keeping the connections of addresses that remain; return the dropped."""
         known = {endpoint.url: endpoint for endpoint in self.endpoints}
-        self.endpoints = [
-            known.get(url) or Endpoint.connect(url)
-            for url in resolve(self.targets)
-        ]
+        self.endpoints = [known.get(url) or Endpoint.connect(url) for url in urls]
+        return [endpoint for url, endpoint in known.items() if url not in urls]
+
+    async def refresh_endpoints(self) -> None:
+        """Re-resolve the targets (pods come and go behind a headless Service)."""
+        urls = await asyncio.to_thread(resolve, self.targets)
+        if urls:
+            await asyncio.gather(*(e.close() for e in self._adopt(urls)), return_exceptions=True)
 
     async def close(self) -> None:
         await asyncio.gather(*(e.close() for e in self.endpoints), return_exceptions=True)

@@ -16,3 +16,4 @@ def test_comma_separated_lists_and_per_model_ttl(monkeypatch):
 def test_the_master_switch_disables_every_model(monkeypatch):
     monkeypatch.setenv("GATEWAY_CACHE_ENABLED", "false")
     assert Settings().ttl_for("digits") == 0
+
