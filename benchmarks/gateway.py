@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import loadgen, perf
 from benchmarks.payloads import digits_body, digits_image, unique_id
+from benchmarks.scrape import scrape
 from localstack.stack import LocalStack, StackPorts
 
 ROUTE = "/predict"
@@ -27,14 +25,11 @@ ROUTE = "/predict"
 
 def hit_histogram(metrics_url: str) -> dict[float, float]:
     """Cumulative bucket counts of the /predict latency histogram: upper bound -> count."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "gateway_request_duration_seconds_bucket" and sample.labels.get("route") == ROUTE:
-                buckets[float(sample.labels["le"])] = sample.value
-    return buckets
+    return {
+        float(dict(labels)["le"]): count
+        for (name, labels), count in scrape(metrics_url, timeout_s=5).items()
+        if name == "gateway_request_duration_seconds_bucket" and dict(labels).get("route") == ROUTE
+    }
 
 
 def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
@@ -114,8 +109,10 @@ def markdown(result: dict) -> str:
     lines = [
         "# Gateway overhead (digits)",
         "",
-        "| workers | hit p50 inside gateway ms | hit p50 client ms | hits/s at c32 | hit p99 c32 ms "
-        "| Triton direct p50 ms | gateway miss p50 ms | miss overhead p50 ms |",
+        (
+            "| workers | hit p50 inside gateway ms | hit p50 client ms | hits/s at c32 | hit p99 c32 ms "
+            "| Triton direct p50 ms | gateway miss p50 ms | miss overhead p50 ms |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:

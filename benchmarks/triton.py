@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import shutil
 import time
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
+from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
 from localstack.processes import ProcessRegistry, wait_until
 from localstack.stack import StackPorts, http_ok
@@ -196,15 +196,13 @@ class TritonServer:
 
 def scrape_counts(metrics_url: str) -> dict[str, tuple[float, float]]:
     """model -> (nv_inference_count, nv_inference_exec_count) summed over versions."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    counts: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for index, metric in enumerate(("nv_inference_count{", "nv_inference_exec_count{")):
-            if line.startswith(metric):
-                model = line.split('model="', 1)[1].split('"', 1)[0]
-                counts.setdefault(model, [0.0, 0.0])[index] += float(line.rsplit(" ", 1)[1])
-    return {m: (c[0], c[1]) for m, c in counts.items()}
+    samples = scrape(metrics_url, timeout_s=5)
+    models = {dict(labels).get("model") for name, labels in samples if name.startswith("nv_inference_count")}
+    return {
+        model: (value(samples, "nv_inference_count", model=model),
+                value(samples, "nv_inference_exec_count", model=model))
+        for model in models if model
+    }
 
 
 def average_batch(before: dict, after: dict, model: str) -> float | None:

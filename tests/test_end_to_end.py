@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from conversion import digits
-from tests.metrics_text import scrape, value
+from benchmarks.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 

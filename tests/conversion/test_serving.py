@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conversion import digits, minilm
-from tests.metrics_text import scrape, value
+from benchmarks.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from benchmarks import perf
-from tests.metrics_text import scrape, value
+from benchmarks.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 

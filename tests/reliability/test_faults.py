@@ -14,7 +14,7 @@ import redis
 
 from conversion.triton_config import read_config, write_config
 from tests.conftest import start_stack
-from tests.metrics_text import scrape, value
+from benchmarks.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 

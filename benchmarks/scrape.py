@@ -1,13 +1,17 @@
-"""Reads Prometheus text exposition into {(name, labels): value} for assertions."""
+"""Reads a Prometheus text endpoint into {(name, labels): value}, for benchmarks and tests."""
 
 from __future__ import annotations
 
-import httpx
+import urllib.request
+
 from prometheus_client.parser import text_string_to_metric_families
 
+Samples = dict[tuple[str, frozenset], float]
 
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    text = httpx.get(url, timeout=10).text
+
+def scrape(url: str, timeout_s: float = 10.0) -> Samples:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        text = response.read().decode()
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -15,7 +19,7 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels`.
 
     The parser names counter samples `<name>_total`, whether or not the exposition did.
