@@ -24,7 +24,7 @@ def model_repository() -> Path:
 
 @dataclass
 class RunningStack:
-    """A started LocalStack and the addresses tests talk to."""
+    """A started LocalStack and the addresses tests talk to (the ones `make up` prints)."""
 
     local: LocalStack
 
@@ -34,11 +34,11 @@ class RunningStack:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.gateway_http}"
+        return self.local.urls["gateway"]
 
     @property
     def gateway_grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports.gateway_grpc}"
+        return self.local.urls["gateway gRPC"]
 
     @property
     def gateway_metrics_url(self) -> str:
@@ -46,15 +46,15 @@ class RunningStack:
 
     @property
     def triton_grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports.triton_grpc}"
+        return self.local.urls["triton gRPC"]
 
     @property
     def triton_http_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.triton_http}"
+        return self.local.urls["triton HTTP"]
 
     @property
     def triton_metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.triton_metrics}/metrics"
+        return self.local.urls["triton metrics"]
 
     @property
     def redis_port(self) -> int:
@@ -62,7 +62,7 @@ class RunningStack:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports.redis}/0"
+        return self.local.urls["redis"]
 
     def predict(self, payload: dict, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=30, **kwargs)
