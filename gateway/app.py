@@ -9,14 +9,15 @@ import asyncio
 import contextlib
 import re
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from gateway import metrics
 from gateway.cache import PredictionCache
@@ -43,6 +44,7 @@ ERRORS = {code: {"description": text} for code, text in {
 }.items()}
 ModelName = Annotated[str, Path(description="Model name.", examples=["digits"])]
 VersionName = Annotated[str, Path(description="Model version.", examples=["1"])]
+Body = TypeVar("Body", bound=BaseModel)
 VARIANT_SUFFIX = re.compile(r"_(fp16|int8|trt_fp16|trt_int8)(?=_text$|$)")
 
 
@@ -112,11 +114,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
 
-    async def require_api_key(request: Request) -> None:
+    def require_api_key(request: Request) -> None:
         if not settings.key_accepted(request.headers.get("x-api-key", "")):
             raise GatewayError(401, "missing or invalid X-API-Key")
 
     protected = [Depends(require_api_key)]
+
+    async def inference_body(request: Request, model: type[Body]) -> Body:
+        """The inference routes check the key and parse their body themselves: pydantic-core reads
+        the JSON directly, without the stdlib json pass and dependency solving of a declared body."""
+        require_api_key(request)
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as error:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            raise RequestValidationError(errors) from None
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, error: GatewayError) -> Response:
@@ -132,10 +144,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return request.app.state.service
 
     @app.post(
-        "/predict", response_model=PredictResponse, responses=ERRORS, dependencies=protected,
+        "/predict", response_model=PredictResponse, responses=ERRORS,
+        openapi_extra=json_body(PredictRequest),
         summary="Predict with a model; answered from the cache when the same input was seen.",
     )
-    async def predict(body: PredictRequest, request: Request) -> Response:
+    async def predict(request: Request) -> Response:
+        body = await inference_body(request, PredictRequest)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(body.model, body.version)
@@ -156,7 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body_out, headers=_cache_header(prediction))
 
-    async def v2_infer(model: str, version: str, body: V2InferRequest, request: Request) -> Response:
+    async def v2_infer(model: str, version: str, request: Request) -> Response:
+        body = await inference_body(request, V2InferRequest)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(model, version)
@@ -167,17 +182,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post(
         "/v2/models/{model}/infer", response_model=V2InferResponse, responses=ERRORS,
-        dependencies=protected, summary="KServe v2 inference (JSON tensors), cached.",
+        openapi_extra=json_body(V2InferRequest), summary="KServe v2 inference (JSON tensors), cached.",
     )
-    async def infer_latest(model: ModelName, body: V2InferRequest, request: Request) -> Response:
-        return await v2_infer(model, "", body, request)
+    async def infer_latest(model: ModelName, request: Request) -> Response:
+        return await v2_infer(model, "", request)
 
     @app.post(
         "/v2/models/{model}/versions/{version}/infer", response_model=V2InferResponse,
-        responses=ERRORS, dependencies=protected, summary="KServe v2 inference of one version.",
+        responses=ERRORS, openapi_extra=json_body(V2InferRequest),
+        summary="KServe v2 inference of one version.",
     )
-    async def infer_version(model: ModelName, version: VersionName, body: V2InferRequest, request: Request) -> Response:
-        return await v2_infer(model, version, body, request)
+    async def infer_version(model: ModelName, version: VersionName, request: Request) -> Response:
+        return await v2_infer(model, version, request)
 
     @app.get(
         "/v2/models/{model}", responses=ERRORS, dependencies=protected,
@@ -218,7 +234,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    _document_bodies(app, (PredictRequest, V2InferRequest))
     return app
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request body of a route that parses `model` itself."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Add the self-parsed body models (and the models they nest) to the OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            _, definitions = models_json_schema(
+                [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _cache_header(prediction: Prediction) -> dict[str, str]:
