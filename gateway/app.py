@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from gateway import metrics
+from gateway.affinity import pin_worker
 from gateway.cache import PredictionCache
 from gateway.errors import GatewayError
 from gateway.grpc_api import create_server
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        pin_worker(settings.cpus)  # before the gRPC threads start, so they inherit it
         triton = TritonPool(settings.triton_url, settings.triton_timeout_ms, settings.model_info_ttl_s)
         cache = PredictionCache(
             settings.redis_url, settings.redis_timeout_ms, settings.cache_max_value_bytes,

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="HTTP port.")
     grpc_port: int = Field(8081, description="KServe v2 gRPC port (0 disables it).")
     workers: int = Field(1, description="Worker processes (uvicorn); each has its own pools.")
+    cpus: Annotated[list[int], NoDecode] = Field(
+        [], description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
+        "`0,1`; keeps gRPC's thread hand-offs on one core (-0.25 ms per miss on a VM). Empty: no pinning.",
+    )
     triton_url: CommaList = Field(
         ["127.0.0.1:8001"],
         description="Triton gRPC endpoints, comma-separated; a DNS name resolving to several "
@@ -39,7 +43,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8 << 20, description="Largest request body (-> 413).")
     api_keys: CommaList = Field([], description="Accepted X-API-Key values, comma-separated; empty = open.")
 
-    @field_validator("triton_url", "api_keys", mode="before")
+    @field_validator("triton_url", "api_keys", "cpus", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

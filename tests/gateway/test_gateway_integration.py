@@ -143,6 +143,17 @@ def test_api_keys_are_enforced_on_http_and_grpc(make_stack):
     assert result.as_numpy("logits").shape == (1, 10)
 
 
+def test_a_gateway_pinned_to_a_cpu_runs_every_thread_there_and_still_answers(make_stack):
+    cpu = max(os.sched_getaffinity(0))
+    stack = make_stack(GATEWAY_CPUS=str(cpu))
+    assert stack.predict(payload(fresh_image())).status_code == 200
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    assert client.infer("digits", [grpc_input(fresh_image())]).as_numpy("logits").shape == (1, 10)
+    pid = stack.local.processes.pid("gateway")
+    allowed = {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+    assert allowed == {frozenset({cpu})}
+
+
 def test_redis_killed_requests_still_succeed_and_caching_resumes_when_it_returns(make_stack):
     stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
     stack.local.stop_component("redis", signal.SIGKILL)
