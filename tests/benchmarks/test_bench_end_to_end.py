@@ -63,3 +63,18 @@ def test_loadtest_exits_non_zero_when_the_latency_objective_is_broken(stack, tmp
     verdict = json.loads((out / "slo.json").read_text())
     assert not verdict["passed"] and "p99" in verdict["broken"][0]
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
+
+
+def test_make_bench_gateway_measures_hits_the_pass_through_floor_and_misses(model_repository, tmp_path):
+    out = tmp_path / "gateway"
+
+    done = make("bench-gateway", f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 --sequential 20")
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = json.loads((out / "gateway.json").read_text())["rows"]
+    assert [r["configuration"] for r in rows][0] == "1 worker" and rows[1]["cpus"]  # unpinned, pinned
+    for row in rows:
+        assert row["hits_per_s_c32"] > 0 and row["hit_errors_c32"] == 0
+        assert 0 < row["triton_direct_p50_ms"] < row["passthrough_p50_ms"]  # a hop costs something
+        assert row["gateway_miss_p50_ms"] > 0
+    assert "| pass-through overhead ms |" in (out / "gateway.md").read_text()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.gateway import histogram_quantile, markdown
+from benchmarks.gateway import Configuration, configurations, histogram_quantile, markdown
 
 
 def test_the_median_is_interpolated_inside_the_bucket_that_holds_it():
@@ -17,9 +17,19 @@ def test_no_new_samples_gives_no_quantile():
     assert histogram_quantile(counts, counts, 0.5) is None
 
 
-def test_the_report_table_has_one_row_per_worker_count():
-    row = {"workers": 1, "hit_p50_ms_inside_gateway": 0.3, "hit_p50_ms_client": 0.5, "hits_per_s_c32": 3100.0,
-           "hit_p99_ms_c32": 20.0, "triton_direct_p50_ms": 2.5, "gateway_miss_p50_ms": 3.1,
-           "miss_overhead_p50_ms": 0.6}
-    text = markdown({"rows": [row, {**row, "workers": 2}]})
-    assert text.count("\n| 1 |") == 1 and text.count("\n| 2 |") == 1 and "3,100" in text
+def test_each_worker_count_is_measured_unpinned_then_pinned_to_the_highest_cpus(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert configurations((1, 2)) == [
+        Configuration(1), Configuration(1, (3,)), Configuration(2), Configuration(2, (2, 3))]
+    assert configurations((1,), pinned=False) == [Configuration(1)]
+    assert Configuration(2, (2, 3)).label == "2 workers, pinned to CPU 2,3"
+
+
+def test_the_report_table_has_one_row_per_configuration_with_the_floor_beside_the_gateway():
+    row = {"configuration": "1 worker", "workers": 1, "hit_p50_ms_inside_gateway": 0.3,
+           "hit_p50_ms_client": 0.5, "hits_per_s_c32": 3100.0, "hit_p99_ms_c32": 20.0,
+           "hit_load_generator": "wrk", "triton_direct_p50_ms": 2.5, "passthrough_p50_ms": 3.0,
+           "gateway_miss_p50_ms": 3.6, "passthrough_overhead_p50_ms": 0.5, "miss_overhead_p50_ms": 1.1}
+    text = markdown({"hardware": "test cpu", "rows": [row, {**row, "configuration": "2 workers"}]})
+    assert text.count("\n| 1 worker |") == 1 and text.count("\n| 2 workers |") == 1
+    assert "3,100" in text and "| 0.500 | 1.100 |" in text and "test cpu" in text and "with wrk" in text
