@@ -1,23 +1,48 @@
 """`python -m gateway`: serve the gateway with uvicorn (uvloop + httptools)."""
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uvicorn
 
 from gateway.settings import get_settings
 
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers: one prometheus-client multiprocess directory for all of them, so /metrics
+    counts every worker's requests whichever worker answers it (kept if already configured)."""
+    if workers <= 1 or os.environ.get(METRICS_DIR):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[METRICS_DIR] = path  # the spawned workers inherit it
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIR]
+        shutil.rmtree(path, ignore_errors=True)
+
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    with shared_metrics_dir(settings.workers):
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await grpc_server.stop(grace=1.0)
         await triton.close()
         await cache.close()
+        metrics.worker_exiting()
 
     app = FastAPI(
         title="Triton serving gateway",
@@ -234,7 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics.")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     _document_bodies(app, (PredictRequest, V2InferRequest))
     return app

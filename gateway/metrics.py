@@ -1,6 +1,14 @@
-"""The gateway's Prometheus metrics (one registry per process)."""
+"""The gateway's Prometheus metrics.
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+One worker keeps them in its process. Several workers (GATEWAY_WORKERS > 1) share a
+prometheus-client multiprocess directory (PROMETHEUS_MULTIPROC_DIR, set up by `python -m gateway`),
+so whichever worker answers /metrics reports the sum over all of them.
+"""
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import multiprocess
 
 disable_created_metrics()
 
@@ -29,7 +37,24 @@ CACHE_ERRORS = Counter("gateway_cache_errors", "Cache operations that failed or 
 COALESCED = Counter(
     "gateway_coalesced_requests", "Requests that waited on an identical in-flight request.", ["model"]
 )
-IN_FLIGHT = Gauge("gateway_in_flight_requests", "Prediction requests being processed.")
+IN_FLIGHT = Gauge(
+    "gateway_in_flight_requests", "Prediction requests being processed.", multiprocess_mode="livesum"
+)
 REDIS_ERRORS = Counter("gateway_redis_errors", "Redis errors and timeouts.")
 TRITON_ERRORS = Counter("gateway_triton_errors", "Triton calls that failed, by status code.", ["code"])
 SHED = Counter("gateway_shed_requests", "Requests refused because too many were in flight.")
+
+
+def exposition() -> bytes:
+    """The text exposition of this process's metrics, or of every worker's in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+def worker_exiting() -> None:
+    """Drop this worker's live gauges from the shared directory (multiprocess mode only)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())

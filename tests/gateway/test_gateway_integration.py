@@ -154,6 +154,18 @@ def test_a_gateway_pinned_to_a_cpu_runs_every_thread_there_and_still_answers(mak
     assert allowed == {frozenset({cpu})}
 
 
+def test_with_two_workers_every_scrape_counts_the_requests_of_both(make_stack):
+    stack = make_stack(GATEWAY_WORKERS="2")
+    for _ in range(20):  # a new connection each: the kernel spreads them over the workers
+        assert stack.predict(payload(fresh_image())).status_code == 200
+    counts = {
+        value(scrape(stack.gateway_metrics_url), "gateway_requests_total", route="/predict", status="200")
+        for _ in range(6)
+    }
+    assert counts == {20.0}
+    assert value(scrape(stack.gateway_metrics_url), "gateway_in_flight_requests") == 0.0
+
+
 def test_redis_killed_requests_still_succeed_and_caching_resumes_when_it_returns(make_stack):
     stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
     stack.local.stop_component("redis", signal.SIGKILL)
