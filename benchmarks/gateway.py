@@ -152,9 +152,11 @@ def markdown(result: dict) -> str:
     lines = [
         "# Gateway overhead (digits)",
         "",
-        f"Hardware: {result.get('hardware', 'not recorded')}. Hits/s at concurrency 32 with "
-        f"{' and '.join(generators)}; misses with perf_analyzer at concurrency 1 (p50). The pass-through "
-        "proxy forwards bytes and does nothing else: the floor of any Python gRPC front.",
+        (
+            f"Hardware: {result.get('hardware', 'not recorded')}. Hits/s at concurrency 32 with "
+            f"{' and '.join(generators)}; misses with perf_analyzer at concurrency 1 (p50). The "
+            "pass-through proxy forwards bytes and does nothing else: the floor of any Python gRPC front."
+        ),
         "",
         (
             "| configuration | hit p50 inside gateway ms | hit p50 client ms | hits/s at c32 | hit p99 c32 ms "

@@ -13,7 +13,6 @@ import argparse
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,6 +21,8 @@ import uvloop
 from tritonclient.grpc import service_pb2
 
 from gateway.affinity import pin_process
+from localstack.processes import wait_until
+from localstack.stack import port_in_use
 
 SERVICE = "inference.GRPCInferenceService"
 
@@ -59,15 +60,9 @@ def running(upstream: str, cpu: int | None = None, timeout_s: float = 10.0) -> I
     command = [sys.executable, "-m", "benchmarks.passthrough", "--port", str(port), "--upstream", upstream]
     process = subprocess.Popen(command + (["--cpu", str(cpu)] if cpu is not None else []))
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"pass-through proxy did not start on port {port}") from None
-                time.sleep(0.05)
+        wait_until(lambda: process.poll() is not None or port_in_use(port), timeout_s, interval_s=0.05)
+        if process.poll() is not None or not port_in_use(port):
+            raise RuntimeError(f"pass-through proxy did not start on port {port}")
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()

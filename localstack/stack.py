@@ -67,7 +67,7 @@ class LocalStack:
 
     def start(self) -> None:
         """Start every component and wait until each is ready; on failure stop what was started."""
-        busy = [port for port in asdict(self.ports).values() if _port_in_use(port)]
+        busy = [port for port in asdict(self.ports).values() if port_in_use(port)]
         if busy:
             raise StackError(f"ports already in use: {busy} (is a stack running? `make down`)")
         try:
@@ -146,7 +146,7 @@ def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 

@@ -72,7 +72,7 @@ def test_make_bench_gateway_measures_hits_the_pass_through_floor_and_misses(mode
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     rows = json.loads((out / "gateway.json").read_text())["rows"]
-    assert [r["configuration"] for r in rows][0] == "1 worker" and rows[1]["cpus"]  # unpinned, pinned
+    assert rows[0]["configuration"] == "1 worker" and rows[1]["cpus"]  # unpinned, then pinned
     for row in rows:
         assert row["hits_per_s_c32"] > 0 and row["hit_errors_c32"] == 0
         assert 0 < row["triton_direct_p50_ms"] < row["passthrough_p50_ms"]  # a hop costs something

@@ -8,7 +8,6 @@ import signal
 import socket
 import time
 
-import grpc
 import httpx
 import numpy as np
 import pytest
