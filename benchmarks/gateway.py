@@ -98,7 +98,8 @@ def measure(repository: Path, work: Path, config: Configuration, duration_s: flo
         before = hit_histogram(metrics)
         sequential_hits = loadgen.sequential_latency(predict, lambda: hot, sequential)
         after = hit_histogram(metrics)
-        if wrk.available():
+        use_wrk = wrk.available()
+        if use_wrk:
             loaded = wrk.run(predict, hot, concurrency=32, duration_s=duration_s, work_dir=work / name)
         else:
             loaded = loadgen.run_http(predict, lambda: hot, concurrency=32, duration_s=duration_s)
@@ -120,7 +121,7 @@ def measure(repository: Path, work: Path, config: Configuration, duration_s: flo
         "hit_p50_ms_inside_gateway": inside * 1000 if inside is not None else None,
         "hit_p50_ms_client": sequential_hits.p50_ms,
         "hit_p99_ms_client": sequential_hits.p99_ms,
-        "hit_load_generator": "wrk" if loaded.target.endswith("(wrk)") else "aiohttp",
+        "hit_load_generator": "wrk" if use_wrk else "aiohttp",
         "hits_per_s_c32": loaded.throughput,
         "hit_p99_ms_c32": loaded.p99_ms,
         "hit_errors_c32": loaded.errors,
