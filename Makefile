@@ -12,7 +12,7 @@ RUN_DIR := .run
 .PHONY: help install tools up down status test audit clean
 
 # Each area keeps its targets in its own fragment: mk/conversion.mk (convert, profile),
-# mk/bench.mk (bench, loadtest, soak, bench-gpu).
+# mk/bench.mk (bench, loadtest, soak, bench-gpu), mk/gateway-grpc.mk (the native gRPC front end).
 include $(wildcard mk/*.mk)
 
 help: ## List the targets
@@ -24,12 +24,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project with every extra
+install: $(STAMP) $(GATEWAY_GRPC) ## Create .venv, install the project with every extra, build gateway-grpc
 
 tools: ## Install the offline deployment checkers and the hit load generator (prometheus, promtool, redis exporter, wrk)
 	bash scripts/install-deploy-tools.sh
 
-up: convert ## Install, build missing models, start redis + tritonserver + gateway in the background
+up: convert $(GATEWAY_GRPC) ## Install, build missing models, start redis + tritonserver + gateway in the background
 	$(PY) -m localstack up --run-dir $(RUN_DIR)
 
 down: ## Stop exactly the processes that `make up` started
@@ -38,7 +38,8 @@ down: ## Stop exactly the processes that `make up` started
 status: ## Show the local stack's processes
 	$(PY) -m localstack status --run-dir $(RUN_DIR)
 
-test: $(STAMP) tools ## Run the whole test suite (starts its own redis-server and tritonserver)
+test: $(STAMP) tools ## Run the whole test suite: gateway-grpc's Go tests, then pytest (own redis + tritonserver)
+	GATEWAY_GRPC_TEST=1 bash gateway-grpc/build.sh $(PY) $(GATEWAY_GRPC)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 audit: $(STAMP) ## Audit the installed dependencies for known vulnerabilities (pip-audit)

@@ -1,6 +1,7 @@
 """The HTTP front end (FastAPI): /predict, the KServe v2 HTTP routes, health, readiness, metrics.
 
-The app's lifespan also runs the KServe v2 gRPC server, sharing the prediction service.
+The KServe v2 gRPC service is served by gateway-grpc (native code, gateway-grpc/), with the same
+cache keys and values, so both front ends share one cache.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from gateway import metrics
 from gateway.affinity import pin_worker
 from gateway.cache import PredictionCache
 from gateway.errors import GatewayError
-from gateway.grpc_api import create_server
 from gateway.kserve import V2InferRequest, V2InferResponse, json_response, json_values, tensors_from_json
 from gateway.limits import BodySizeLimit, RequestMetrics
 from gateway.service import Prediction, PredictionService
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pin_worker(settings.cpus)  # before the gRPC threads start, so they inherit it
+        pin_worker(settings.cpus)  # before gRPC's client threads start, so they inherit it
         triton = TritonPool(settings.triton_url, settings.triton_timeout_ms, settings.model_info_ttl_s)
         cache = PredictionCache(
             settings.redis_url, settings.redis_timeout_ms, settings.cache_max_value_bytes,
@@ -94,14 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         service = PredictionService(settings, triton, cache)
         app.state.service = service
-        grpc_server = create_server(service, settings) if settings.grpc_port else None
-        if grpc_server:
-            await grpc_server.start()
         refresher = asyncio.create_task(_refresh_endpoints(triton))
         yield
         refresher.cancel()
-        if grpc_server:
-            await grpc_server.stop(grace=1.0)
         await triton.close()
         await cache.close()
         metrics.worker_exiting()
@@ -110,7 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Triton serving gateway",
         version="0.1.0",
         description="Content-keyed Redis prediction cache and request coalescing in front of Triton. "
-        "The same cache serves /predict, the KServe v2 HTTP routes and the KServe v2 gRPC service.",
+        "The same cache serves /predict, the KServe v2 HTTP routes and the KServe v2 gRPC service "
+        "(gateway-grpc).",
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )

@@ -17,13 +17,14 @@ import numpy as np
 
 from gateway.tensors import Tensor
 
-KEY_VERSION = b"v1"
+# Keys BLAKE2b (a tag every BLAKE2b offers, unlike personalization); gateway-grpc/key.go uses it too.
+KEY_TAG = b"tsgateway-v2"
 
 
 def cache_key(
     model: str, fingerprint: str, inputs: Sequence[Tensor], outputs: Iterable[str] = ()
 ) -> str:
-    digest = hashlib.blake2b(digest_size=16, person=b"tsgateway-" + KEY_VERSION)
+    digest = hashlib.blake2b(digest_size=16, key=KEY_TAG)
     _field(digest, model.encode())
     _field(digest, fingerprint.encode())
     for tensor in sorted(inputs, key=lambda t: t.name):

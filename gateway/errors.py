@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
-
-HTTP_TO_GRPC = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    502: grpc.StatusCode.INTERNAL,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-
 _QUEUE_REJECTIONS = ("exceeds maximum queue size", "request timeout expired", "rate limit")
 
 
@@ -26,10 +13,6 @@ class GatewayError(Exception):
         self.status = status
         self.message = message
         self.retry_after_s = retry_after_s
-
-    @property
-    def grpc_code(self) -> grpc.StatusCode:
-        return HTTP_TO_GRPC.get(self.status, grpc.StatusCode.UNKNOWN)
 
 
 def from_triton(code: str, message: str) -> GatewayError:

@@ -17,7 +17,10 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8080, description="HTTP port.")
-    grpc_port: int = Field(8081, description="KServe v2 gRPC port (0 disables it).")
+    grpc_port: int = Field(8081, description="KServe v2 gRPC port, served by `gateway-grpc`.")
+    grpc_metrics_port: int = Field(
+        8082, description="`gateway-grpc`'s /metrics, /healthz and /readyz (HTTP)."
+    )
     workers: int = Field(1, description="Worker processes (uvicorn); each has its own pools.")
     cpus: Annotated[list[int], NoDecode] = Field(
         [], description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "

@@ -1,4 +1,5 @@
-"""Starts and stops the local stack: redis-server, tritonserver (python-backend twins), gateway."""
+"""Starts and stops the local stack: redis-server, tritonserver (python-backend twins), the gateway
+(HTTP, Python) and gateway-grpc (its native gRPC front end)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from localstack.errors import StackError
 from localstack.processes import ProcessRegistry, wait_until
 from localstack.triton import TritonInstallation, derive_local_repository, derive_model
 
-COMPONENTS = ("redis", "triton", "gateway")
+COMPONENTS = ("redis", "triton", "gateway", "gateway-grpc")
+GATEWAY_GRPC_BINARY = Path(__file__).resolve().parents[1] / "build" / "gateway-grpc"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class StackPorts:
     triton_grpc: int = 8001
     triton_metrics: int = 8002
     redis: int = 6380  # not 6379: a system Redis may already listen there
+    gateway_grpc_metrics: int = 8082
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -59,6 +62,7 @@ class LocalStack:
         return {
             "gateway": f"http://127.0.0.1:{p.gateway_http}",
             "gateway gRPC": f"127.0.0.1:{p.gateway_grpc}",
+            "gateway gRPC metrics": f"http://127.0.0.1:{p.gateway_grpc_metrics}/metrics",
             "triton HTTP": f"http://127.0.0.1:{p.triton_http}",
             "triton gRPC": f"127.0.0.1:{p.triton_grpc}",
             "triton metrics": f"http://127.0.0.1:{p.triton_metrics}/metrics",
@@ -78,7 +82,7 @@ class LocalStack:
             raise
 
     def start_component(self, name: str) -> None:
-        command, env, ready = getattr(self, f"_{name}")()
+        command, env, ready = getattr(self, f"_{name.replace('-', '_')}")()
         self.processes.start(name, command, env)
         ok = wait_until(lambda: ready() or not self.processes.running(name), self.ready_timeout_s)
         if not (ok and self.processes.running(name)):
@@ -128,18 +132,28 @@ class LocalStack:
         ready = lambda: all(http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
         return command, triton.environment(), ready
 
-    def _gateway(self):
-        env = {
+    def _gateway_environment(self) -> dict[str, str]:
+        """One environment for both front ends: they read the same GATEWAY_* settings."""
+        return {
             **_inherited_env(),
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(self.ports.gateway_http),
             "GATEWAY_GRPC_PORT": str(self.ports.gateway_grpc),
+            "GATEWAY_GRPC_METRICS_PORT": str(self.ports.gateway_grpc_metrics),
             "GATEWAY_TRITON_URL": f"127.0.0.1:{self.ports.triton_grpc}",
             "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/0",
             **self.gateway_env,
         }
+
+    def _gateway(self):
         command = [sys.executable, "-m", "gateway"]
-        return command, env, lambda: http_ok(f"{self.urls['gateway']}/readyz")
+        return command, self._gateway_environment(), lambda: http_ok(f"{self.urls['gateway']}/readyz")
+
+    def _gateway_grpc(self):
+        if not os.access(GATEWAY_GRPC_BINARY, os.X_OK):
+            raise StackError(f"{GATEWAY_GRPC_BINARY} is not built: run `make gateway-grpc`")
+        ready = f"http://127.0.0.1:{self.ports.gateway_grpc_metrics}/readyz"
+        return [str(GATEWAY_GRPC_BINARY)], self._gateway_environment(), lambda: http_ok(ready)
 
 
 def _inherited_env() -> dict[str, str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from localstack.processes import ProcessRegistry
+from localstack.errors import StackError
+from localstack.stack import COMPONENTS, LocalStack, StackPorts
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -31,11 +33,11 @@ def group_members(pgid: int) -> list[int]:
 
 def test_stop_leaves_no_process_of_the_stack_running_including_python_backend_stubs(make_stack):
     stack = make_stack()
-    pids = {name: stack.local.processes.pid(name) for name in ("redis", "triton", "gateway")}
+    pids = {name: stack.local.processes.pid(name) for name in COMPONENTS}
     assert all(pids.values())
     assert len(group_members(pids["triton"])) >= 2  # the server and at least one stub
 
-    assert sorted(stack.local.stop()) == ["gateway", "redis", "triton"]
+    assert sorted(stack.local.stop()) == sorted(COMPONENTS)
     assert all(group_members(pid) == [] for pid in pids.values())
     assert stack.local.processes.names() == []
 
@@ -65,3 +67,10 @@ def test_up_without_models_prints_one_clear_line_and_fails(tmp_path):
 def test_down_with_nothing_running_says_so(tmp_path):
     result = run_cli("down", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0 and "nothing was running" in result.stdout
+
+
+def test_up_without_gateway_grpc_built_prints_one_clear_line_and_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr("localstack.stack.GATEWAY_GRPC_BINARY", tmp_path / "gateway-grpc")
+    stack = LocalStack(tmp_path / "run", REPO_ROOT / "model_repository", StackPorts.free())
+    with pytest.raises(StackError, match=r"gateway-grpc is not built: run `make gateway-grpc`"):
+        stack.start_component("gateway-grpc")

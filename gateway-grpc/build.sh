@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds gateway-grpc with Debian's Go toolchain and Go libraries (GOPATH mode: nothing is
+# downloaded) and Go types generated from the KServe v2 protos that tritonclient ships.
+#   usage: gateway-grpc/build.sh PYTHON OUTPUT     (PYTHON: an interpreter with tritonclient)
+# Installs the Debian packages it needs when they are missing (root or sudo). Runs the Go tests
+# when GATEWAY_GRPC_TEST=1.
+set -euo pipefail
+python=$1
+output=$(realpath -m "$2")
+source_dir=$(cd "$(dirname "$0")" && pwd)
+build=$(realpath -m "$source_dir/../build/go")
+
+packages=(golang-go protobuf-compiler golang-google-grpc-dev golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev golang-github-gomodule-redigo-dev
+  golang-golang-x-crypto-dev golang-github-prometheus-client-golang-dev)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "error: gateway-grpc needs the Debian packages ${missing[*]}" >&2; exit 1; }
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "gateway-grpc: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export GO111MODULE=off GOPATH="$build:/usr/share/gocode" GOCACHE="$build/cache" GOFLAGS=-trimpath
+kserve="$build/src/gatewaygrpc/kserve"
+mkdir -p "$kserve" "$build/bin"
+go build -o "$build/bin/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go
+"$python" "$source_dir/protos.py" "$build/kserve.pb"
+protoc --plugin=protoc-gen-go="$build/bin/protoc-gen-go" --descriptor_set_in="$build/kserve.pb" \
+  --go_out="$kserve" --go_opt=paths=source_relative \
+  --go_opt=Mgrpc_service.proto=gatewaygrpc/kserve --go_opt=Mmodel_config.proto=gatewaygrpc/kserve \
+  grpc_service.proto model_config.proto
+cd "$source_dir"
+go vet .
+if [ "${GATEWAY_GRPC_TEST:-0}" = 1 ]; then
+  go test -count=1 .
+fi
+go build -o "$output" .
+echo "gateway-grpc: built $output"

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestConcurrentIdenticalCallsMakeOneCallAndShareItsResult(t *testing.T) {
+	c := newCoalescer()
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fn := func() ([]Tensor, error) {
+		calls.Add(1)
+		<-release
+		return []Tensor{{Name: "logits"}}, nil
+	}
+	var wg sync.WaitGroup
+	var joined atomic.Int32
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, coalesced, err := c.Run(context.Background(), "k", fn, nil)
+			if err != nil || out[0].Name != "logits" {
+				t.Errorf("got %v, %v", out, err)
+			}
+			if coalesced {
+				joined.Add(1)
+			}
+		}()
+	}
+	for c.Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 || joined.Load() != 15 {
+		t.Errorf("%d calls, %d joined", calls.Load(), joined.Load())
+	}
+}
+
+func TestEveryWaiterGetsTheSameError(t *testing.T) {
+	c := newCoalescer()
+	failure := errors.New("triton unavailable")
+	release := make(chan struct{})
+	fn := func() ([]Tensor, error) { <-release; return nil, failure }
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() { _, _, err := c.Run(context.Background(), "k", fn, nil); errs <- err }()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != failure {
+			t.Errorf("got %v", err)
+		}
+	}
+}
+
+func TestACallerThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
+	c := newCoalescer()
+	release := make(chan struct{})
+	fn := func() ([]Tensor, error) { <-release; return []Tensor{{Name: "ok"}}, nil }
+	gone, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { _, _, err := c.Run(gone, "k", fn, nil); first <- err }()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	if err := <-first; err != context.Canceled {
+		t.Fatalf("the caller that left got %v", err)
+	}
+	second := make(chan []Tensor, 1)
+	go func() { out, _, _ := c.Run(context.Background(), "k", fn, nil); second <- out }()
+	close(release)
+	if out := <-second; len(out) != 1 || out[0].Name != "ok" {
+		t.Errorf("the remaining caller got %v", out)
+	}
+}
+
+func TestNewcomersJoinTheFinishedCallUntilItsResultIsStored(t *testing.T) {
+	c := newCoalescer()
+	var calls atomic.Int32
+	storing := make(chan struct{})
+	stored := make(chan struct{})
+	fn := func() ([]Tensor, error) { calls.Add(1); return []Tensor{{Name: "ok"}}, nil }
+	hold := func([]Tensor) { close(storing); <-stored }
+	if _, _, err := c.Run(context.Background(), "k", fn, hold); err != nil {
+		t.Fatal(err)
+	}
+	<-storing
+	if _, coalesced, _ := c.Run(context.Background(), "k", fn, hold); !coalesced || calls.Load() != 1 {
+		t.Errorf("a newcomer during the store made call %d (coalesced %v)", calls.Load(), coalesced)
+	}
+	close(stored)
+}

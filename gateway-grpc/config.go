@@ -1,0 +1,131 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is read from the same GATEWAY_* variables as the Python gateway (gateway/settings.py),
+// with the same defaults; a test compares the two.
+type Config struct {
+	Host          string         `json:"host"`
+	GRPCPort      int            `json:"grpc_port"`
+	MetricsPort   int            `json:"grpc_metrics_port"`
+	TritonURLs    []string       `json:"triton_url"`
+	RedisURL      string         `json:"redis_url"`
+	CacheEnabled  bool           `json:"cache_enabled"`
+	CacheTTL      int            `json:"cache_ttl_s"`
+	ModelTTL      map[string]int `json:"cache_model_ttl_s"`
+	MaxValueBytes int            `json:"cache_max_value_bytes"`
+	RedisTimeout  int            `json:"redis_timeout_ms"`
+	RedisRetry    float64        `json:"redis_retry_after_s"`
+	TritonTimeout int            `json:"triton_timeout_ms"`
+	ModelInfoTTL  float64        `json:"model_info_ttl_s"`
+	MaxInFlight   int            `json:"max_in_flight"`
+	MaxBodyBytes  int            `json:"max_body_bytes"`
+	APIKeys       []string       `json:"api_keys"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Host: "127.0.0.1", GRPCPort: 8081, MetricsPort: 8082,
+		TritonURLs: []string{"127.0.0.1:8001"}, RedisURL: "redis://127.0.0.1:6379/0",
+		CacheEnabled: true, CacheTTL: 3600, ModelTTL: map[string]int{}, MaxValueBytes: 1 << 20,
+		RedisTimeout: 50, RedisRetry: 1.0, TritonTimeout: 10_000, ModelInfoTTL: 1.0,
+		MaxInFlight: 256, MaxBodyBytes: 8 << 20, APIKeys: []string{},
+	}
+}
+
+// configFromEnv applies every GATEWAY_* variable that is set; a malformed one is an error naming it.
+func configFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	c := defaultConfig()
+	var err error
+	set := func(name string, parse func(string) error) {
+		value, ok := lookup("GATEWAY_" + name)
+		if !ok || err != nil {
+			return
+		}
+		if e := parse(strings.TrimSpace(value)); e != nil {
+			err = fmt.Errorf("GATEWAY_%s=%q: %v", name, value, e)
+		}
+	}
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	integer := func(p *int) func(string) error {
+		return func(v string) (e error) { *p, e = strconv.Atoi(v); return }
+	}
+	float := func(p *float64) func(string) error {
+		return func(v string) (e error) { *p, e = strconv.ParseFloat(v, 64); return }
+	}
+	list := func(p *[]string) func(string) error {
+		return func(v string) error { *p = commaList(v); return nil }
+	}
+	set("HOST", str(&c.Host))
+	set("GRPC_PORT", integer(&c.GRPCPort))
+	set("GRPC_METRICS_PORT", integer(&c.MetricsPort))
+	set("TRITON_URL", list(&c.TritonURLs))
+	set("REDIS_URL", str(&c.RedisURL))
+	set("CACHE_ENABLED", func(v string) (e error) { c.CacheEnabled, e = parseBool(v); return })
+	set("CACHE_TTL_S", integer(&c.CacheTTL))
+	set("CACHE_MODEL_TTL_S", func(v string) error { return json.Unmarshal([]byte(v), &c.ModelTTL) })
+	set("CACHE_MAX_VALUE_BYTES", integer(&c.MaxValueBytes))
+	set("REDIS_TIMEOUT_MS", integer(&c.RedisTimeout))
+	set("REDIS_RETRY_AFTER_S", float(&c.RedisRetry))
+	set("TRITON_TIMEOUT_MS", integer(&c.TritonTimeout))
+	set("MODEL_INFO_TTL_S", float(&c.ModelInfoTTL))
+	set("MAX_IN_FLIGHT", integer(&c.MaxInFlight))
+	set("MAX_BODY_BYTES", integer(&c.MaxBodyBytes))
+	set("API_KEYS", list(&c.APIKeys))
+	if err == nil && len(c.TritonURLs) == 0 {
+		err = fmt.Errorf("GATEWAY_TRITON_URL: no endpoint given")
+	}
+	return c, err
+}
+
+// TTL is the cache time to live of a model's predictions in seconds; 0 means do not cache.
+func (c Config) TTL(model string) int {
+	if !c.CacheEnabled {
+		return 0
+	}
+	if ttl, ok := c.ModelTTL[model]; ok {
+		return ttl
+	}
+	return c.CacheTTL
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func millis(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+func commaList(value string) []string {
+	items := []string{}
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+// parseBool accepts what pydantic accepts for a bool.
+func parseBool(value string) (bool, error) {
+	switch strings.ToLower(value) {
+	case "1", "on", "t", "true", "y", "yes":
+		return true, nil
+	case "0", "off", "f", "false", "n", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean")
+}
+
+func mustConfig() Config {
+	c, err := configFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	return c
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"sort"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// keyTag keys the BLAKE2b hash; it must equal gateway/cache_key.py's, so that an HTTP and a gRPC
+// request with the same tensor share one cache entry.
+var keyTag = []byte("tsgateway-v2")
+
+// cacheKey is the 128-bit BLAKE2b over model, fingerprint, each input's name, datatype, shape and
+// canonical bytes in name order, and the requested outputs in name order; every field is
+// length-prefixed. The layout is gateway/cache_key.py's.
+func cacheKey(model, fingerprint string, inputs []Tensor, outputs []string) string {
+	digest, _ := blake2b.New(16, keyTag)
+	field(digest, []byte(model))
+	field(digest, []byte(fingerprint))
+	ordered := append([]Tensor(nil), inputs...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].Name < ordered[j].Name })
+	for _, t := range ordered {
+		field(digest, []byte(t.Name))
+		field(digest, []byte(t.Datatype))
+		shape := make([]byte, 0, 8*len(t.Shape))
+		for _, d := range t.Shape {
+			shape = binary.LittleEndian.AppendUint64(shape, uint64(d))
+		}
+		field(digest, shape)
+		field(digest, t.Data)
+	}
+	for _, name := range uniqueSorted(outputs) {
+		field(digest, append([]byte("out:"), name...))
+	}
+	return "pred:" + model + ":" + hex.EncodeToString(digest.Sum(nil))
+}
+
+func field(digest hash.Hash, data []byte) {
+	var length [8]byte
+	binary.LittleEndian.PutUint64(length[:], uint64(len(data)))
+	digest.Write(length[:])
+	digest.Write(data)
+}
+
+func uniqueSorted(names []string) []string {
+	seen := map[string]bool{}
+	unique := []string{}
+	for _, name := range names {
+		if !seen[name] {
+			seen[name] = true
+			unique = append(unique, name)
+		}
+	}
+	sort.Strings(unique)
+	return unique
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"gatewaygrpc/kserve"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+const route = "grpc:ModelInfer"
+
+// forwarded are answered by Triton as they are (perf_analyzer reads statistics through whatever it
+// points at); ModelInfer goes through the cache. Every other method answers UNIMPLEMENTED.
+var forwarded = []string{"ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig", "ModelStatistics"}
+
+// Gateway serves the KServe v2 GRPCInferenceService in front of Triton with the shared cache.
+type Gateway struct {
+	config    Config
+	triton    *TritonPool
+	cache     *PredictionCache
+	coalescer *Coalescer
+	inFlight  atomic.Int64
+}
+
+func (g *Gateway) authorize(ctx context.Context) error {
+	if len(g.config.APIKeys) == 0 {
+		return nil
+	}
+	given := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-api-key")) > 0 {
+		given = md.Get("x-api-key")[0]
+	}
+	accepted := 0
+	for _, key := range g.config.APIKeys { // every key compared, each in constant time
+		accepted |= subtle.ConstantTimeCompare([]byte(given), []byte(key))
+	}
+	if accepted == 0 {
+		return status.Error(codes.Unauthenticated, "missing or invalid x-api-key")
+	}
+	return nil
+}
+
+// ModelInfer: authorize -> admit -> model info -> validate -> key -> Redis -> on a miss, coalesce
+// -> Triton -> answer, then store.
+func (g *Gateway) ModelInfer(ctx context.Context, request *kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
+	started := time.Now()
+	model, code := "", "500"
+	defer func() {
+		requestDuration.WithLabelValues(route).Observe(time.Since(started).Seconds())
+		requests.WithLabelValues(model, route, code).Inc()
+	}()
+	if err := g.authorize(ctx); err != nil {
+		code = "401"
+		return nil, err
+	}
+	if g.inFlight.Add(1) > int64(g.config.MaxInFlight) {
+		g.inFlight.Add(-1)
+		shed.Inc()
+		code = "429"
+		return nil, status.Error(codes.ResourceExhausted, "too many requests in flight, retry shortly")
+	}
+	inFlight.Inc()
+	defer func() { g.inFlight.Add(-1); inFlight.Dec() }()
+
+	response, hit, err := g.predict(ctx, request, &model)
+	if err != nil {
+		code = httpStatus(err)
+		var mistake clientError
+		if errors.As(err, &mistake) {
+			return nil, status.Error(codes.InvalidArgument, mistake.message)
+		}
+		return nil, status.Convert(err).Err()
+	}
+	cacheState := "MISS"
+	if hit {
+		cacheState = "HIT"
+	}
+	grpc.SetTrailer(ctx, metadata.Pairs("x-cache", cacheState))
+	code = "200"
+	return response, nil
+}
+
+func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest, model *string) (*kserve.ModelInferResponse, bool, error) {
+	info, err := g.triton.ModelInfo(ctx, request.ModelName, request.ModelVersion)
+	if err != nil {
+		return nil, false, err
+	}
+	*model = info.Name
+	inputs, outputs, err := tensorsFromRequest(request)
+	if err == nil {
+		err = validate(info, inputs, outputs)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	answer := func(result []Tensor, hit bool) (*kserve.ModelInferResponse, bool, error) {
+		return inferResponse(info, request.Id, result), hit, nil
+	}
+	ttl := g.config.TTL(info.Name)
+	key := cacheKey(info.Name, info.Fingerprint, inputs, outputs)
+	if ttl > 0 {
+		if value := g.cache.Get(key); value != nil {
+			if result, err := decodeOutputs(value); err == nil {
+				cacheHits.WithLabelValues(info.Name).Inc()
+				return answer(result, true)
+			}
+			cacheErrors.WithLabelValues("decode").Inc() // a value no gateway wrote: overwrite it
+		}
+		cacheMisses.WithLabelValues(info.Name).Inc()
+	}
+	infer := func() ([]Tensor, error) {
+		result, err := g.triton.Infer(context.Background(), info, inputs, outputs)
+		if err == nil {
+			err = complete(info, outputs, result)
+		}
+		return result, err
+	}
+	var store func([]Tensor)
+	if ttl > 0 {
+		store = func(result []Tensor) { g.cache.Put(key, encodeOutputs(result), ttl) }
+	}
+	result, joined, err := g.coalescer.Run(ctx, key, infer, store)
+	if joined {
+		coalesced.WithLabelValues(info.Name).Inc()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return answer(result, false)
+}
+
+// complete checks that Triton answered exactly the requested outputs (all, when none are named).
+func complete(info *ModelInfo, requested []string, result []Tensor) error {
+	expected := uniqueSorted(requested)
+	if len(requested) == 0 {
+		expected = sortedKeys(info.Outputs)
+	}
+	got := make([]string, len(result))
+	for i, t := range result {
+		got[i] = t.Name
+	}
+	got = uniqueSorted(got)
+	if len(got) != len(result) || listText(got) != listText(expected) {
+		return status.Errorf(codes.Internal, "incomplete response from Triton: %s != %s", listText(got), listText(expected))
+	}
+	return nil
+}
+
+func inferResponse(info *ModelInfo, id string, outputs []Tensor) *kserve.ModelInferResponse {
+	response := &kserve.ModelInferResponse{ModelName: info.Name, ModelVersion: info.Version, Id: id}
+	for _, t := range outputs {
+		response.Outputs = append(response.Outputs, &kserve.ModelInferResponse_InferOutputTensor{
+			Name: t.Name, Datatype: t.Datatype, Shape: t.Shape,
+		})
+		response.RawOutputContents = append(response.RawOutputContents, t.Data)
+	}
+	return response
+}
+
+// httpStatus is the HTTP status an error answers with on the HTTP gateway, for the requests metric.
+func httpStatus(err error) string {
+	var mistake clientError
+	if errors.As(err, &mistake) {
+		return "400"
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument:
+		return "400"
+	case codes.Unauthenticated:
+		return "401"
+	case codes.NotFound:
+		return "404"
+	case codes.ResourceExhausted:
+		return "429"
+	case codes.Canceled:
+		return "499"
+	case codes.Unavailable:
+		return "503"
+	case codes.DeadlineExceeded:
+		return "504"
+	}
+	return "502"
+}
+
+// ServerLive is answered by the gateway itself; ServerReady is true when any Triton endpoint is.
+func (g *Gateway) ServerLive(context.Context, *kserve.ServerLiveRequest) (*kserve.ServerLiveResponse, error) {
+	return &kserve.ServerLiveResponse{Live: true}, nil
+}
+
+func (g *Gateway) ServerReady(ctx context.Context) bool {
+	for _, e := range g.triton.ordered() {
+		if e.conn == nil {
+			continue
+		}
+		response := &kserve.ServerReadyResponse{}
+		call, cancel := context.WithTimeout(ctx, time.Second)
+		err := e.conn.Invoke(call, methodPrefix+"ServerReady", &kserve.ServerReadyRequest{}, response)
+		cancel()
+		if err == nil && response.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame, error) {
+	if err := g.authorize(ctx); err != nil {
+		return nil, err
+	}
+	out := &frame{}
+	if err := g.triton.Invoke(ctx, method, in, out, 5*time.Second); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// serviceDesc registers the methods by hand: ModelInfer decodes its request, the forwarded methods
+// pass bytes through (frames), so the gateway needs no generated service code.
+func (g *Gateway) serviceDesc() *grpc.ServiceDesc {
+	methods := []grpc.MethodDesc{
+		{MethodName: "ModelInfer", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			request := &kserve.ModelInferRequest{}
+			if err := decode(request); err != nil {
+				if err := g.authorize(ctx); err != nil {
+					return nil, err
+				}
+				return nil, status.Error(codes.InvalidArgument, "request is not a ModelInferRequest")
+			}
+			return g.ModelInfer(ctx, request)
+		}},
+		{MethodName: "ServerLive", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			return g.ServerLive(ctx, &kserve.ServerLiveRequest{})
+		}},
+		{MethodName: "ServerReady", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			return &kserve.ServerReadyResponse{Ready: g.ServerReady(ctx)}, nil
+		}},
+	}
+	for _, name := range forwarded {
+		name := name
+		methods = append(methods, grpc.MethodDesc{MethodName: name, Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+			in := &frame{}
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			return g.forward(ctx, name, in)
+		}})
+	}
+	sort.Slice(methods, func(i, j int) bool { return methods[i].MethodName < methods[j].MethodName })
+	return &grpc.ServiceDesc{
+		ServiceName: "inference.GRPCInferenceService",
+		HandlerType: (*interface{})(nil),
+		Methods:     methods,
+		Metadata:    "grpc_service.proto",
+	}
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatewaygrpc/kserve"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	methodPrefix        = "/inference.GRPCInferenceService/"
+	fingerprintParam    = "fingerprint"
+	unhealthyFor        = 2 * time.Second
+	refreshEndpointsPer = 30 * time.Second
+)
+
+// endpoint is one Triton address with its connection.
+type endpoint struct {
+	addr           string
+	conn           *grpc.ClientConn
+	unhealthyUntil atomic.Int64 // unix nanoseconds
+}
+
+func (e *endpoint) healthy() bool { return time.Now().UnixNano() >= e.unhealthyUntil.Load() }
+
+// TritonPool sends calls round-robin to healthy Triton endpoints and fails over when one is
+// unreachable; long-lived gRPC connections do not balance behind a Kubernetes Service, so every
+// configured name is resolved to its addresses, again every 30 s (gateway/triton.py does the same).
+type TritonPool struct {
+	targets   []string
+	timeout   time.Duration
+	infoTTL   time.Duration
+	mu        sync.RWMutex
+	endpoints []*endpoint
+	next      atomic.Uint64
+	infoMu    sync.Mutex
+	info      map[[2]string]*ModelInfo
+}
+
+func newTritonPool(c Config) *TritonPool {
+	p := &TritonPool{
+		targets: c.TritonURLs, timeout: millis(c.TritonTimeout), infoTTL: seconds(c.ModelInfoTTL),
+		info: map[[2]string]*ModelInfo{},
+	}
+	p.adopt(resolve(p.targets))
+	return p
+}
+
+// resolve expands each host:port to one ip:port per address its name resolves to.
+func resolve(targets []string) []string {
+	seen := map[string]bool{}
+	addrs := []string{}
+	for _, target := range targets {
+		host, port, err := net.SplitHostPort(target)
+		if err != nil {
+			host, port = target, ""
+		}
+		ips, err := net.LookupHost(host)
+		if err != nil {
+			ips = []string{host}
+		}
+		sort.Strings(ips)
+		for _, ip := range ips {
+			addr := net.JoinHostPort(ip, port)
+			if !seen[addr] {
+				seen[addr] = true
+				addrs = append(addrs, addr)
+			}
+		}
+	}
+	return addrs
+}
+
+// adopt serves addrs, keeping the connections of addresses that remain and closing the rest.
+func (p *TritonPool) adopt(addrs []string) {
+	p.mu.Lock()
+	known := map[string]*endpoint{}
+	for _, e := range p.endpoints {
+		known[e.addr] = e
+	}
+	endpoints := make([]*endpoint, 0, len(addrs))
+	for _, addr := range addrs {
+		if e, ok := known[addr]; ok {
+			endpoints = append(endpoints, e)
+			delete(known, addr)
+			continue
+		}
+		// Fail fast while Triton is down, reconnect within a second once it is back.
+		conn, err := grpc.Dial(addr, grpc.WithInsecure(),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32),
+				grpc.MaxCallSendMsgSize(math.MaxInt32)),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}))
+		if err != nil { // only for a malformed address: keep it, so calls report it
+			conn = nil
+		}
+		endpoints = append(endpoints, &endpoint{addr: addr, conn: conn})
+	}
+	p.endpoints = endpoints
+	p.mu.Unlock()
+	for _, dropped := range known {
+		if dropped.conn != nil {
+			dropped.conn.Close()
+		}
+	}
+}
+
+// refreshEndpoints re-resolves the targets until ctx ends (pods come and go behind a headless Service).
+func (p *TritonPool) refreshEndpoints(ctx context.Context) {
+	ticker := time.NewTicker(refreshEndpointsPer)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if addrs := resolve(p.targets); len(addrs) > 0 {
+				p.adopt(addrs)
+			}
+		}
+	}
+}
+
+// ordered is every endpoint starting at the next in the rotation, the healthy ones only if any.
+func (p *TritonPool) ordered() []*endpoint {
+	p.mu.RLock()
+	all := p.endpoints
+	p.mu.RUnlock()
+	start := int(p.next.Add(1) - 1)
+	healthy := make([]*endpoint, 0, len(all))
+	rotated := make([]*endpoint, 0, len(all))
+	for i := range all {
+		e := all[(start+i)%len(all)]
+		rotated = append(rotated, e)
+		if e.healthy() {
+			healthy = append(healthy, e)
+		}
+	}
+	if len(healthy) > 0 {
+		return healthy
+	}
+	return rotated
+}
+
+// Invoke calls method on the next healthy endpoint; an unreachable one is set aside for 2 s and
+// the next is tried. Errors come back mapped as the gateway answers them (see fromTriton).
+func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interface{}, timeout time.Duration) error {
+	var last error
+	for _, e := range p.ordered() {
+		err := fmt.Errorf("no connection to %s", e.addr)
+		if e.conn != nil {
+			call, cancel := context.WithTimeout(ctx, timeout)
+			err = e.conn.Invoke(call, methodPrefix+method, in, out)
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil { // the caller went away or its deadline passed: not Triton's fault
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		code := status.Code(err)
+		tritonErrors.WithLabelValues(codeName(code)).Inc()
+		mapped := fromTriton(code, status.Convert(err).Message())
+		if status.Code(mapped) != codes.Unavailable {
+			return mapped
+		}
+		e.unhealthyUntil.Store(time.Now().Add(unhealthyFor).UnixNano())
+		last = mapped
+	}
+	if last == nil {
+		last = status.Error(codes.Unavailable, "inference server unavailable: no endpoint")
+	}
+	return last
+}
+
+var queueRejections = []string{"exceeds maximum queue size", "request timeout expired", "rate limit"}
+
+// fromTriton maps a Triton status to the gateway's answer, as gateway/errors.py's from_triton
+// does for HTTP: queue full -> RESOURCE_EXHAUSTED (429), unreachable -> UNAVAILABLE (503), ...
+func fromTriton(code codes.Code, message string) error {
+	lowered := strings.ToLower(message)
+	for _, marker := range queueRejections {
+		if strings.Contains(lowered, marker) {
+			code = codes.ResourceExhausted
+		}
+	}
+	switch code {
+	case codes.ResourceExhausted:
+		return status.Error(codes.ResourceExhausted, "model queue is full: "+message)
+	case codes.InvalidArgument, codes.NotFound:
+		return status.Error(code, message)
+	case codes.DeadlineExceeded:
+		return status.Error(codes.DeadlineExceeded, "inference deadline exceeded")
+	case codes.Unavailable, codes.Canceled, codes.Unknown:
+		return status.Error(codes.Unavailable, "inference server unavailable: "+message)
+	}
+	return status.Errorf(codes.Internal, "inference server error (%s): %s", codeName(code), message)
+}
+
+// codeName is a status code as Python's grpc names it (UNAVAILABLE), for messages and metric labels.
+func codeName(code codes.Code) string {
+	var name strings.Builder
+	for i, r := range code.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			name.WriteByte('_')
+		}
+		name.WriteRune(r)
+	}
+	return strings.ToUpper(strings.Replace(name.String(), "O_K", "OK", 1))
+}
+
+// TensorInfo is an input or output as the model's metadata declares it (-1: any size).
+type TensorInfo struct {
+	Datatype string
+	Shape    []int64
+}
+
+// ModelInfo is what validation and the cache key need to know about a model.
+type ModelInfo struct {
+	Name, Version, Fingerprint string
+	MaxBatchSize               int64
+	Inputs, Outputs            map[string]TensorInfo
+	fetched                    time.Time
+}
+
+// ModelInfo fetches metadata and config (max batch size, fingerprint), reused for model_info_ttl_s;
+// while Triton is unreachable the last known info stays valid (nothing new can be deployed).
+func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*ModelInfo, error) {
+	key := [2]string{model, version}
+	p.infoMu.Lock()
+	cached := p.info[key]
+	p.infoMu.Unlock()
+	if cached != nil && time.Since(cached.fetched) < p.infoTTL {
+		return cached, nil
+	}
+	metadata, config := &kserve.ModelMetadataResponse{}, &kserve.ModelConfigResponse{}
+	errs := make(chan error, 2)
+	go func() {
+		errs <- p.Invoke(ctx, "ModelMetadata", &kserve.ModelMetadataRequest{Name: model, Version: version}, metadata, p.timeout)
+	}()
+	go func() {
+		errs <- p.Invoke(ctx, "ModelConfig", &kserve.ModelConfigRequest{Name: model, Version: version}, config, p.timeout)
+	}()
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			if cached != nil && status.Code(err) == codes.Unavailable {
+				return cached, nil
+			}
+			return nil, err
+		}
+	}
+	info := newModelInfo(model, version, metadata, config.GetConfig())
+	p.infoMu.Lock()
+	p.info[key] = info
+	p.infoMu.Unlock()
+	return info, nil
+}
+
+func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse, config *kserve.ModelConfig) *ModelInfo {
+	served := version
+	if served == "" {
+		best := int64(-1)
+		for _, v := range metadata.Versions {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > best {
+				best, served = n, v
+			}
+		}
+		if served == "" {
+			served = "1"
+		}
+	}
+	fingerprint := "version:" + served
+	if p := config.GetParameters()[fingerprintParam]; p != nil && p.StringValue != "" {
+		fingerprint = p.StringValue
+	}
+	info := &ModelInfo{
+		Name: model, Version: served, Fingerprint: fingerprint, MaxBatchSize: int64(config.GetMaxBatchSize()),
+		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{}, fetched: time.Now(),
+	}
+	for _, t := range metadata.Inputs {
+		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
+	}
+	for _, t := range metadata.Outputs {
+		info.Outputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
+	}
+	return info
+}
+
+// Infer runs one inference with canonical raw inputs and reads the outputs back.
+func (p *TritonPool) Infer(ctx context.Context, info *ModelInfo, inputs []Tensor, outputs []string) ([]Tensor, error) {
+	request := &kserve.ModelInferRequest{ModelName: info.Name, ModelVersion: info.Version}
+	for _, t := range inputs {
+		request.Inputs = append(request.Inputs, &kserve.ModelInferRequest_InferInputTensor{
+			Name: t.Name, Datatype: t.Datatype, Shape: t.Shape,
+		})
+		request.RawInputContents = append(request.RawInputContents, t.Data)
+	}
+	for _, name := range outputs {
+		request.Outputs = append(request.Outputs, &kserve.ModelInferRequest_InferRequestedOutputTensor{Name: name})
+	}
+	response := &kserve.ModelInferResponse{}
+	started := time.Now()
+	err := p.Invoke(ctx, "ModelInfer", request, response, p.timeout)
+	tritonDuration.WithLabelValues(info.Name).Observe(time.Since(started).Seconds())
+	if err != nil {
+		return nil, err
+	}
+	if len(response.Outputs) != len(response.RawOutputContents) {
+		return nil, status.Error(codes.Internal, "malformed response from Triton: outputs without raw contents")
+	}
+	result := make([]Tensor, len(response.Outputs))
+	for i, out := range response.Outputs {
+		t, err := tensorFromRaw(out.Name, out.Datatype, out.Shape, response.RawOutputContents[i])
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "malformed response from Triton: %v", err)
+		}
+		result[i] = t
+	}
+	return result, nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"gatewaygrpc/kserve"
+)
+
+func digitsInfo() *ModelInfo {
+	return &ModelInfo{
+		Name: "digits", Version: "1", Fingerprint: "f", MaxBatchSize: 64,
+		Inputs:  map[string]TensorInfo{"image": {"FP32", []int64{-1, 1, 8, 8}}},
+		Outputs: map[string]TensorInfo{"logits": {"FP32", []int64{-1, 10}}},
+	}
+}
+
+func TestValidRequestsPassAndMistakesGetTheHTTPGatewaysMessages(t *testing.T) {
+	image := digitsImage()
+	if err := validate(digitsInfo(), []Tensor{image}, []string{"logits"}); err != nil {
+		t.Fatalf("a valid request failed: %v", err)
+	}
+	flat := image
+	flat.Shape = []int64{1, 64}
+	wide := image
+	wide.Shape = []int64{65, 1, 8, 8}
+	doubles := image
+	doubles.Datatype = "FP64"
+	other := image
+	other.Name = "pixels"
+	for message, request := range map[string][]Tensor{
+		"input 'image': shape [1, 64], model expects [-1, 1, 8, 8] (first dimension = batch)": {flat},
+		"batch size 65 is outside 1..64 (max_batch_size)":                                    {wide},
+		"input 'image': datatype FP64, model expects FP32":                                    {doubles},
+		"model 'digits' has no input ['pixels']; inputs: ['image']":                          {other},
+		"model 'digits' needs input ['image']":                                                {},
+		"an input is given more than once":                                                    {image, image},
+	} {
+		err := validate(digitsInfo(), request, nil)
+		if err == nil || err.Error() != message {
+			t.Errorf("got %v, want %q", err, message)
+		}
+	}
+	if err := validate(digitsInfo(), []Tensor{image}, []string{"probabilities"}); err == nil ||
+		!strings.Contains(err.Error(), "has no output 'probabilities'") {
+		t.Errorf("an unknown output passed: %v", err)
+	}
+}
+
+func TestTypedContentsBecomeTheSameBytesAsRawContents(t *testing.T) {
+	values := make([]float32, 64)
+	for i := range values {
+		values[i] = float32(i)
+	}
+	typed, err := tensorFromContents(&kserve.ModelInferRequest_InferInputTensor{
+		Name: "image", Datatype: "FP32", Shape: []int64{1, 1, 8, 8},
+		Contents: &kserve.InferTensorContents{Fp32Contents: values},
+	})
+	if err != nil || cacheKey("d", "f", []Tensor{typed}, nil) != cacheKey("d", "f", []Tensor{digitsImage()}, nil) {
+		t.Fatalf("typed contents gave another tensor: %v", err)
+	}
+}
+
+func TestTensorsThatAreNotWhatTheyClaimAreRejected(t *testing.T) {
+	for message, build := range map[string]func() (Tensor, error){
+		"input 'x': 4 bytes, shape [2] of FP32 needs 8": func() (Tensor, error) {
+			return tensorFromRaw("x", "FP32", []int64{2}, make([]byte, 4))
+		},
+		"input 'x': truncated BYTES element": func() (Tensor, error) {
+			return tensorFromRaw("x", "BYTES", []int64{1}, []byte{9, 0, 0, 0, 'a'})
+		},
+		"input 'x': values out of range for INT8": func() (Tensor, error) {
+			return tensorFromContents(&kserve.ModelInferRequest_InferInputTensor{
+				Name: "x", Datatype: "INT8", Shape: []int64{1}, Contents: &kserve.InferTensorContents{IntContents: []int32{300}},
+			})
+		},
+		"input 'x': datatype 'FP16' needs raw contents": func() (Tensor, error) {
+			return tensorFromContents(&kserve.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "FP16", Shape: []int64{1}})
+		},
+		"input 'x': unknown datatype 'FP128'": func() (Tensor, error) {
+			return tensorFromRaw("x", "FP128", []int64{1}, make([]byte, 16))
+		},
+	} {
+		if _, err := build(); err == nil || err.Error() != message {
+			t.Errorf("got %v, want %q", err, message)
+		}
+	}
+}

@@ -1,0 +1,11 @@
+# gateway-grpc: the gateway's native KServe v2 gRPC front end (gateway-grpc/, Go from Debian's
+# packages; build/ is ignored by git).
+#   make gateway-grpc                   build build/gateway-grpc (installs its Debian packages if missing)
+.PHONY: gateway-grpc
+
+GATEWAY_GRPC := build/gateway-grpc
+
+$(GATEWAY_GRPC): $(STAMP) $(wildcard gateway-grpc/*.go) gateway-grpc/build.sh gateway-grpc/protos.py
+	bash gateway-grpc/build.sh $(PY) $@
+
+gateway-grpc: $(GATEWAY_GRPC) ## Build the native gRPC front end of the gateway (build/gateway-grpc)
