@@ -20,10 +20,12 @@ type call struct {
 
 func newCoalescer() *Coalescer { return &Coalescer{calls: map[string]*call{}} }
 
-// Run returns the result of fn for key, started by the first caller and shared with the others;
-// coalesced is true for a caller that did not start it. fn runs detached from any caller, so a
-// caller that goes away cancels nothing for the rest. After a success, hold (when given) runs
-// before the key is released: newcomers keep joining the finished call until the result is stored.
+// Run returns the result of fn for key, made by the first caller and shared with the others;
+// coalesced is true for a caller that did not make it. The first caller runs fn itself (no
+// hand-off to another goroutine on the miss path) and fn must not depend on that caller's context:
+// a follower that goes away stops waiting, the call goes on for the rest. After a success, hold
+// (when given) runs before the key is released, so newcomers keep joining the finished call until
+// its result is stored; the first caller's answer does not wait for it.
 func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, error),
 	hold func([]Tensor)) (outputs []Tensor, coalesced bool, err error) {
 	c.mu.Lock()
@@ -31,22 +33,29 @@ func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, er
 	if !coalesced {
 		running = &call{done: make(chan struct{})}
 		c.calls[key] = running
-		go c.execute(key, running, fn, hold)
 	}
 	c.mu.Unlock()
+	if !coalesced {
+		running.outputs, running.err = fn()
+		close(running.done)
+		if running.err == nil && hold != nil {
+			go c.release(key, func() { hold(running.outputs) })
+		} else {
+			c.release(key, nil)
+		}
+		return running.outputs, false, running.err
+	}
 	select {
 	case <-running.done:
-		return running.outputs, coalesced, running.err
+		return running.outputs, true, running.err
 	case <-ctx.Done():
-		return nil, coalesced, ctx.Err()
+		return nil, true, ctx.Err()
 	}
 }
 
-func (c *Coalescer) execute(key string, running *call, fn func() ([]Tensor, error), hold func([]Tensor)) {
-	running.outputs, running.err = fn()
-	close(running.done)
-	if running.err == nil && hold != nil {
-		hold(running.outputs)
+func (c *Coalescer) release(key string, after func()) {
+	if after != nil {
+		after()
 	}
 	c.mu.Lock()
 	delete(c.calls, key)

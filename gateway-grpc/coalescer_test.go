@@ -62,22 +62,25 @@ func TestEveryWaiterGetsTheSameError(t *testing.T) {
 	}
 }
 
-func TestACallerThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
+func TestAWaiterThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
 	c := newCoalescer()
 	release := make(chan struct{})
 	fn := func() ([]Tensor, error) { <-release; return []Tensor{{Name: "ok"}}, nil }
+	first := make(chan []Tensor, 1)
+	go func() { out, _, _ := c.Run(context.Background(), "k", fn, nil); first <- out }()
+	for c.Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	gone, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() { _, _, err := c.Run(gone, "k", fn, nil); first <- err }()
+	left := make(chan error, 1)
+	go func() { _, _, err := c.Run(gone, "k", fn, nil); left <- err }()
 	time.Sleep(10 * time.Millisecond)
 	cancel()
-	if err := <-first; err != context.Canceled {
-		t.Fatalf("the caller that left got %v", err)
+	if err := <-left; err != context.Canceled {
+		t.Fatalf("the waiter that left got %v", err)
 	}
-	second := make(chan []Tensor, 1)
-	go func() { out, _, _ := c.Run(context.Background(), "k", fn, nil); second <- out }()
 	close(release)
-	if out := <-second; len(out) != 1 || out[0].Name != "ok" {
+	if out := <-first; len(out) != 1 || out[0].Name != "ok" {
 		t.Errorf("the remaining caller got %v", out)
 	}
 }

@@ -52,7 +52,8 @@ func serve(config Config) error {
 	if err != nil {
 		return err
 	}
-	server := grpc.NewServer(grpc.MaxRecvMsgSize(config.MaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32))
+	server := grpc.NewServer(grpc.MaxRecvMsgSize(config.MaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize))
 	server.RegisterService(gateway.serviceDesc(), gateway)
 	go http.Serve(metricsListener, gateway.httpHandler())
 	go func() {

@@ -1,0 +1,48 @@
+"""gateway-grpc reads the gateway's GATEWAY_* settings the way the Python gateway does."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from gateway.settings import Settings
+from localstack.stack import GATEWAY_GRPC_BINARY
+
+SET = {
+    "GATEWAY_TRITON_URL": "triton-a:8001, triton-b:8001",
+    "GATEWAY_CACHE_MODEL_TTL_S": '{"digits": 60, "minilm": 0}',
+    "GATEWAY_CACHE_ENABLED": "off",
+    "GATEWAY_API_KEYS": "k1,k2",
+    "GATEWAY_REDIS_RETRY_AFTER_S": "0.25",
+    "GATEWAY_MAX_IN_FLIGHT": "32",
+}
+
+
+def settings_of_both(monkeypatch, values: dict[str, str]) -> tuple[dict, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | values
+    printed = subprocess.run(
+        [str(GATEWAY_GRPC_BINARY), "-print-config"], env=env, capture_output=True, text=True, check=True
+    )
+    for name in [k for k in os.environ if k.startswith("GATEWAY_")]:
+        monkeypatch.delenv(name)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return json.loads(printed.stdout), Settings().model_dump()
+
+
+@pytest.mark.parametrize("values", [{}, SET], ids=["defaults", "set"])
+def test_every_setting_gateway_grpc_reads_has_the_python_gateways_name_and_value(monkeypatch, values):
+    native, python = settings_of_both(monkeypatch, values)
+    assert {name: python[name] for name in native} == native
+
+
+def test_a_malformed_setting_stops_gateway_grpc_with_one_line_naming_it():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    done = subprocess.run(
+        [str(GATEWAY_GRPC_BINARY), "-print-config"], env=env | {"GATEWAY_MAX_IN_FLIGHT": "many"},
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith('error: GATEWAY_MAX_IN_FLIGHT="many"')
+    assert len(done.stderr.strip().splitlines()) == 1
