@@ -1,13 +1,18 @@
 """The gateway's own cost: cache-hit latency and throughput, and what a miss adds to Triton.
 
-For each configuration (worker count, pinned to CPUs or not) on a fresh local stack:
+Hits (HTTP, the Python gateway), for each configuration (worker count, pinned to CPUs or not) on a
+fresh local stack:
 - hit latency inside the gateway: the median of `gateway_request_duration_seconds` (measured from
   the ASGI call to the last byte sent) over sequential hits, interpolated in its buckets;
 - hit throughput: one cached body at concurrency 32, with wrk when installed (a Python generator
-  would take a core of the 2 from the gateway), else the closed-loop aiohttp generator;
-- miss overhead: perf_analyzer at concurrency 1 with distinct inputs against Triton's gRPC port,
-  against a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough: the floor of any
-  Python gRPC front) and against the gateway (all misses there): same binary, same kind of data.
+  would take a core of the 2 from the gateway), else the closed-loop aiohttp generator.
+
+Misses (gRPC, gateway-grpc), once, on a fresh stack: perf_analyzer at concurrency 1 with distinct
+inputs against Triton's gRPC port, against gateway-grpc (one Go thread, as the local stack runs
+it, and two), and against a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough:
+the floor of any Python gRPC front). The targets take turns for several rounds, and a target's
+overhead is the median over rounds of its p50 minus Triton's p50 in the same round, so a drift
+of the machine between runs does not land on one target.
 
 Writes gateway.json and gateway.md.
 """
@@ -16,7 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +33,12 @@ from benchmarks import loadgen, passthrough, perf, wrk
 from benchmarks.hardware import local_hardware
 from benchmarks.payloads import digits_body, digits_image, unique_id
 from benchmarks.scrape import scrape
-from localstack.stack import LocalStack, StackPorts
+from localstack.processes import wait_until
+from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts, http_ok
 
 ROUTE = "/predict"
+TRITON = "Triton direct"
+PASSTHROUGH = "Python gRPC pass-through"
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,8 @@ def miss_input_data(path: Path, count: int) -> Path:
     return perf.write_input_data(path, rows)
 
 
-def measure(repository: Path, work: Path, config: Configuration, duration_s: float,
-            sequential: int) -> dict:
+def measure_hits(repository: Path, work: Path, config: Configuration, duration_s: float,
+                 sequential: int) -> dict:
     name = f"w{config.workers}" + ("-cpu" + "-".join(map(str, config.cpus)) if config.cpus else "")
     env = {"GATEWAY_WORKERS": str(config.workers), "GATEWAY_CPUS": ",".join(map(str, config.cpus))}
     stack = LocalStack(work / f"stack-{name}", repository, StackPorts.free(), gateway_env=env)
@@ -103,14 +115,6 @@ def measure(repository: Path, work: Path, config: Configuration, duration_s: flo
             loaded = wrk.run(predict, hot, concurrency=32, duration_s=duration_s, work_dir=work / name)
         else:
             loaded = loadgen.run_http(predict, lambda: hot, concurrency=32, duration_s=duration_s)
-        common = {"window_ms": 1500, "trials": 3, "work_dir": work / f"perf-{name}"}
-        triton = f"127.0.0.1:{p.triton_grpc}"
-        direct = perf.run("digits", triton, 1, miss_input_data(work / f"direct-{name}.json", 4000), **common)
-        with passthrough.running(triton, cpu=config.cpus[0] if config.cpus else None) as proxy:
-            floor = perf.run("digits", proxy, 1, miss_input_data(work / f"floor-{name}.json", 4000),
-                             **common)
-        through = perf.run("digits", f"127.0.0.1:{p.gateway_grpc}", 1,
-                           miss_input_data(work / f"misses-{name}.json", 4000), extra=["-x", "1"], **common)
     finally:
         stack.stop()
     inside = histogram_quantile(before, after, 0.5)
@@ -125,21 +129,69 @@ def measure(repository: Path, work: Path, config: Configuration, duration_s: flo
         "hits_per_s_c32": loaded.throughput,
         "hit_p99_ms_c32": loaded.p99_ms,
         "hit_errors_c32": loaded.errors,
-        "triton_direct_p50_ms": direct.p50_ms,
-        "passthrough_p50_ms": floor.p50_ms,
-        "gateway_miss_p50_ms": through.p50_ms,
-        "passthrough_overhead_p50_ms": floor.p50_ms - direct.p50_ms,
-        "miss_overhead_p50_ms": through.p50_ms - direct.p50_ms,
     }
 
 
+@contextmanager
+def gateway_grpc(stack: LocalStack, threads: int) -> Iterator[str]:
+    """One more gateway-grpc on free ports in front of the stack's Triton and Redis: its address."""
+    ports = StackPorts.free()
+    env = {**stack.gateway_environment(), "GOMAXPROCS": str(threads),
+           "GATEWAY_GRPC_PORT": str(ports.gateway_grpc),
+           "GATEWAY_GRPC_METRICS_PORT": str(ports.gateway_grpc_metrics)}
+    process = subprocess.Popen([str(GATEWAY_GRPC_BINARY)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_until(lambda: http_ok(f"http://127.0.0.1:{ports.gateway_grpc_metrics}/readyz"), 10):
+            raise RuntimeError("gateway-grpc did not become ready")
+        yield f"127.0.0.1:{ports.gateway_grpc}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def measure_misses(repository: Path, work: Path, rounds: int) -> dict:
+    """p50 of each target per round, and each one's median overhead over Triton direct."""
+    stack = LocalStack(work / "stack-misses", repository, StackPorts.free())
+    stack.start()
+    try:
+        triton = f"127.0.0.1:{stack.ports.triton_grpc}"
+        with passthrough.running(triton) as proxy, gateway_grpc(stack, threads=2) as two_threads:
+            targets = {
+                TRITON: triton,
+                "gateway-grpc, 1 Go thread (GOMAXPROCS=1)": f"127.0.0.1:{stack.ports.gateway_grpc}",
+                "gateway-grpc, 2 Go threads": two_threads,
+                PASSTHROUGH: proxy,
+            }
+            p50s: dict[str, list[float]] = {label: [] for label in targets}
+            for turn in range(rounds):
+                for index, (label, url) in enumerate(targets.items()):
+                    data = miss_input_data(work / f"misses-{turn}-{index}.json", 3000)
+                    result = perf.run("digits", url, 1, data, window_ms=1500, trials=3,
+                                      work_dir=work / f"perf-{turn}-{index}", extra=["-x", "1"])
+                    p50s[label].append(result.p50_ms)
+    finally:
+        stack.stop()
+    rows = []
+    for label, values in p50s.items():
+        overheads = [value - base for value, base in zip(values, p50s[TRITON])]
+        rows.append({
+            "target": label,
+            "p50_ms": values,
+            "overhead_p50_ms": None if label == TRITON else statistics.median(overheads),
+            "overhead_range_ms": None if label == TRITON else [min(overheads), max(overheads)],
+        })
+    return {"rounds": rounds, "rows": rows}
+
+
 def run(repository: Path, out: Path, workers: tuple[int, ...] = (1, 2), duration_s: float = 5.0,
-        sequential: int = 500, pinned: bool = True) -> dict:
+        sequential: int = 500, pinned: bool = True, miss_rounds: int = 5) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(repository, Path(tmp), config, duration_s, sequential)
+        rows = [measure_hits(repository, Path(tmp), config, duration_s, sequential)
                 for config in configurations(workers, pinned)]
-    result = {"model": "digits", "hardware": local_hardware()["description"], "rows": rows}
+        misses = measure_misses(repository, Path(tmp), miss_rounds)
+    result = {"model": "digits", "hardware": local_hardware()["description"], "rows": rows,
+              "misses": misses}
     (out / "gateway.json").write_text(json.dumps(result, indent=2))
     (out / "gateway.md").write_text(markdown(result))
     return result
@@ -150,28 +202,36 @@ def markdown(result: dict) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
     generators = sorted({r.get("hit_load_generator", "aiohttp") for r in result["rows"]})
+    misses = result["misses"]
     lines = [
         "# Gateway overhead (digits)",
         "",
-        (
-            f"Hardware: {result.get('hardware', 'not recorded')}. Hits/s at concurrency 32 with "
-            f"{' and '.join(generators)}; misses with perf_analyzer at concurrency 1 (p50). The "
-            "pass-through proxy forwards bytes and does nothing else: the floor of any Python gRPC front."
-        ),
+        f"Hardware: {result.get('hardware', 'not recorded')}.",
         "",
-        (
-            "| configuration | hit p50 inside gateway ms | hit p50 client ms | hits/s at c32 | hit p99 c32 ms "
-            "| Triton direct p50 ms | pass-through p50 ms | gateway miss p50 ms "
-            "| pass-through overhead ms | gateway miss overhead ms |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"## Cache hits (HTTP `/predict`, hits/s at concurrency 32 with {' and '.join(generators)})",
+        "",
+        "| configuration | hit p50 inside gateway ms | hit p50 client ms | hits/s at c32 | hit p99 c32 ms |",
+        "|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r.get('configuration', r['workers'])} | {f(r['hit_p50_ms_inside_gateway'], 3)} "
-            f"| {f(r['hit_p50_ms_client'], 3)} | {f(r['hits_per_s_c32'], 0)} | {f(r['hit_p99_ms_c32'])} "
-            f"| {f(r['triton_direct_p50_ms'], 3)} | {f(r.get('passthrough_p50_ms'), 3)} "
-            f"| {f(r['gateway_miss_p50_ms'], 3)} | {f(r.get('passthrough_overhead_p50_ms'), 3)} "
-            f"| {f(r['miss_overhead_p50_ms'], 3)} |"
+            f"| {r['configuration']} | {f(r['hit_p50_ms_inside_gateway'], 3)} "
+            f"| {f(r['hit_p50_ms_client'], 3)} | {f(r['hits_per_s_c32'], 0)} | {f(r['hit_p99_ms_c32'])} |"
+        )
+    lines += [
+        "",
+        f"## Misses (gRPC, perf_analyzer at concurrency 1, {misses['rounds']} rounds taking turns)",
+        "",
+        "Overhead: the median over rounds of the target's p50 minus Triton's p50 in the same round. "
+        "The pass-through proxy forwards bytes and does nothing else: the floor of any Python gRPC front.",
+        "",
+        "| target | p50 ms per round | overhead p50 ms (median) | overhead range ms |",
+        "|---|---|---|---|",
+    ]
+    for r in misses["rows"]:
+        spread = r["overhead_range_ms"]
+        lines.append(
+            f"| {r['target']} | {' / '.join(f(v, 3) for v in r['p50_ms'])} "
+            f"| {f(r['overhead_p50_ms'], 3)} | {f(spread[0], 3) + ' to ' + f(spread[1], 3) if spread else '-'} |"
         )
     return "\n".join(lines) + "\n"

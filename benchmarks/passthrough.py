@@ -4,7 +4,7 @@ every KServe v2 call to Triton and does nothing else: no parsing, no cache, no m
 `make bench-gateway` measures it beside the gateway with the same client, so the report shows
 how much of a miss's overhead is the Python gRPC hop itself and how much is the gateway's work.
 
-    python -m benchmarks.passthrough --port 9000 --upstream 127.0.0.1:8001 [--cpu 1]
+    python -m benchmarks.passthrough --port 9000 --upstream 127.0.0.1:8001
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import grpc
 import uvloop
 from tritonclient.grpc import service_pb2
 
-from gateway.affinity import pin_process
 from localstack.processes import wait_until
 from localstack.stack import port_in_use
 
@@ -52,13 +51,13 @@ async def serve(port: int, upstream: str) -> None:
 
 
 @contextmanager
-def running(upstream: str, cpu: int | None = None, timeout_s: float = 10.0) -> Iterator[str]:
+def running(upstream: str, timeout_s: float = 10.0) -> Iterator[str]:
     """Start the proxy in a subprocess on a free port; yield its address."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "benchmarks.passthrough", "--port", str(port), "--upstream", upstream]
-    process = subprocess.Popen(command + (["--cpu", str(cpu)] if cpu is not None else []))
+    process = subprocess.Popen(command)
     try:
         wait_until(lambda: process.poll() is not None or port_in_use(port), timeout_s, interval_s=0.05)
         if process.poll() is not None or not port_in_use(port):
@@ -73,10 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
-    parser.add_argument("--cpu", type=int, help="pin the proxy, every thread, to this CPU")
     args = parser.parse_args()
-    if args.cpu is not None:
-        pin_process(args.cpu)
     uvloop.run(serve(args.port, args.upstream))
 
 

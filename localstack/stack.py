@@ -132,7 +132,7 @@ class LocalStack:
         ready = lambda: all(http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
         return command, triton.environment(), ready
 
-    def _gateway_environment(self) -> dict[str, str]:
+    def gateway_environment(self) -> dict[str, str]:
         """One environment for both front ends: they read the same GATEWAY_* settings."""
         return {
             **_inherited_env(),
@@ -147,7 +147,7 @@ class LocalStack:
 
     def _gateway(self):
         command = [sys.executable, "-m", "gateway"]
-        return command, self._gateway_environment(), lambda: http_ok(f"{self.urls['gateway']}/readyz")
+        return command, self.gateway_environment(), lambda: http_ok(f"{self.urls['gateway']}/readyz")
 
     def _gateway_grpc(self):
         if not os.access(GATEWAY_GRPC_BINARY, os.X_OK):
@@ -155,7 +155,7 @@ class LocalStack:
         ready = f"http://127.0.0.1:{self.ports.gateway_grpc_metrics}/readyz"
         # One Go thread: here it shares two cores with Triton and the HTTP gateway, and a miss then
         # crosses no CPUs inside it (p50 overhead over Triton 0.32-0.39 ms, 0.47-0.55 with two).
-        env = {"GOMAXPROCS": "1", **self._gateway_environment()}
+        env = {"GOMAXPROCS": "1", **self.gateway_environment()}
         return [str(GATEWAY_GRPC_BINARY)], env, lambda: http_ok(ready)
 
 

@@ -65,16 +65,20 @@ def test_loadtest_exits_non_zero_when_the_latency_objective_is_broken(stack, tmp
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
 
 
-def test_make_bench_gateway_measures_hits_the_pass_through_floor_and_misses(model_repository, tmp_path):
+def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(model_repository, tmp_path):
     out = tmp_path / "gateway"
 
-    done = make("bench-gateway", f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 --sequential 20")
+    done = make("bench-gateway", f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 "
+                "--sequential 20 --miss-rounds 1")
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    rows = json.loads((out / "gateway.json").read_text())["rows"]
+    result = json.loads((out / "gateway.json").read_text())
+    rows = result["rows"]
     assert rows[0]["configuration"] == "1 worker" and rows[1]["cpus"]  # unpinned, then pinned
     for row in rows:
         assert row["hits_per_s_c32"] > 0 and row["hit_errors_c32"] == 0
-        assert 0 < row["triton_direct_p50_ms"] < row["passthrough_p50_ms"]  # a hop costs something
-        assert row["gateway_miss_p50_ms"] > 0
-    assert "| pass-through overhead ms |" in (out / "gateway.md").read_text()
+    misses = {row["target"]: row for row in result["misses"]["rows"]}
+    assert len(misses) == 4 and misses["Triton direct"]["overhead_p50_ms"] is None
+    assert all(len(row["p50_ms"]) == 1 and row["p50_ms"][0] > 0 for row in misses.values())
+    assert misses["Python gRPC pass-through"]["overhead_p50_ms"] > 0  # a hop costs something
+    assert "| overhead p50 ms (median) |" in (out / "gateway.md").read_text()

@@ -1,8 +1,12 @@
 """The gateway benchmark reads its latency from the gateway's own histogram."""
 
+from contextlib import contextmanager
+
 import pytest
 
+from benchmarks import gateway as gateway_bench
 from benchmarks.gateway import Configuration, configurations, histogram_quantile, markdown
+from localstack.stack import StackPorts
 
 
 def test_the_median_is_interpolated_inside_the_bucket_that_holds_it():
@@ -25,11 +29,51 @@ def test_each_worker_count_is_measured_unpinned_then_pinned_to_the_highest_cpus(
     assert Configuration(2, (2, 3)).label == "2 workers, pinned to CPU 2,3"
 
 
-def test_the_report_table_has_one_row_per_configuration_with_the_floor_beside_the_gateway():
+def test_the_report_has_a_hit_row_per_configuration_and_a_miss_row_per_target():
     row = {"configuration": "1 worker", "workers": 1, "hit_p50_ms_inside_gateway": 0.3,
            "hit_p50_ms_client": 0.5, "hits_per_s_c32": 3100.0, "hit_p99_ms_c32": 20.0,
-           "hit_load_generator": "wrk", "triton_direct_p50_ms": 2.5, "passthrough_p50_ms": 3.0,
-           "gateway_miss_p50_ms": 3.6, "passthrough_overhead_p50_ms": 0.5, "miss_overhead_p50_ms": 1.1}
-    text = markdown({"hardware": "test cpu", "rows": [row, {**row, "configuration": "2 workers"}]})
+           "hit_load_generator": "wrk"}
+    misses = {"rounds": 2, "rows": [
+        {"target": "Triton direct", "p50_ms": [2.5, 2.7], "overhead_p50_ms": None, "overhead_range_ms": None},
+        {"target": "gateway-grpc", "p50_ms": [2.8, 3.1], "overhead_p50_ms": 0.35,
+         "overhead_range_ms": [0.3, 0.4]},
+    ]}
+    text = markdown({"hardware": "test cpu", "rows": [row, {**row, "configuration": "2 workers"}],
+                     "misses": misses})
     assert text.count("\n| 1 worker |") == 1 and text.count("\n| 2 workers |") == 1
-    assert "3,100" in text and "| 0.500 | 1.100 |" in text and "test cpu" in text and "with wrk" in text
+    assert "3,100" in text and "test cpu" in text and "with wrk" in text
+    assert "| gateway-grpc | 2.800 / 3.100 | 0.350 | 0.300 to 0.400 |" in text
+    assert "| Triton direct | 2.500 / 2.700 | - | - |" in text
+
+
+def test_a_targets_overhead_is_the_median_of_its_per_round_differences(monkeypatch, tmp_path):
+    p50s = iter([2.0, 2.5, 2.6, 3.0, 3.0, 3.2, 3.3, 3.6, 2.4, 2.7, 2.8, 3.0])  # 3 rounds x 4 targets
+
+    class Result:
+        def __init__(self):
+            self.p50_ms = next(p50s)
+
+    class Stack:
+        ports = StackPorts.free()
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        start = stop = lambda self: None
+
+    @contextmanager
+    def address(*args, **kwargs):
+        yield "127.0.0.1:1"
+
+    monkeypatch.setattr(gateway_bench, "LocalStack", Stack)
+    monkeypatch.setattr(gateway_bench.passthrough, "running", address)
+    monkeypatch.setattr(gateway_bench, "gateway_grpc", address)
+    monkeypatch.setattr(gateway_bench.perf, "run", lambda *args, **kwargs: Result())
+    monkeypatch.setattr(gateway_bench, "miss_input_data", lambda path, count: path)
+
+    rows = {r["target"]: r for r in gateway_bench.measure_misses(tmp_path, tmp_path, rounds=3)["rows"]}
+
+    native = rows["gateway-grpc, 1 Go thread (GOMAXPROCS=1)"]
+    assert native["p50_ms"] == [2.5, 3.2, 2.7]
+    assert native["overhead_p50_ms"] == pytest.approx(0.3)  # median of 0.5, 0.2, 0.3
+    assert native["overhead_range_ms"] == pytest.approx([0.2, 0.5])
