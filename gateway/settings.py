@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, description="Worker processes (uvicorn); each has its own pools.")
     cpus: Annotated[list[int], NoDecode] = Field(
         [], description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
-        "`0,1`; keeps gRPC's thread hand-offs on one core (-0.25 ms per miss on a VM). Empty: no pinning.",
+        "`0,1`; keeps the hand-offs between gRPC's threads (calls to Triton) on one core. Empty: no pinning.",
     )
     triton_url: CommaList = Field(
         ["127.0.0.1:8001"],

@@ -111,6 +111,9 @@ def test_client_mistakes_get_invalid_argument_or_not_found_and_nothing_is_cached
     assert client.code(wrong_length) == grpc.StatusCode.INVALID_ARGUMENT
     assert client.code(too_big) == grpc.StatusCode.INVALID_ARGUMENT
     assert client.code(unknown_model) == grpc.StatusCode.NOT_FOUND
+    oversized = infer_request(fresh_image())
+    oversized.raw_input_contents[0] = b"\0" * (9 << 20)  # over GATEWAY_MAX_BODY_BYTES (8 MiB)
+    assert client.code(oversized) == grpc.StatusCode.RESOURCE_EXHAUSTED
     garbage = client.channel.unary_unary(f"/{SERVICE}/ModelInfer")
     with pytest.raises(grpc.RpcError) as raised:
         garbage(b"\xff\xff\xff", timeout=30)
