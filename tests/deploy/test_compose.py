@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import explain
+from .conftest import explain, gateway_grpc_config
 
 SECRETS = {
     "REDIS_PASSWORD": "test-redis-pw",
     "GATEWAY_API_KEYS": "test-key-1,test-key-2",
     "GRAFANA_ADMIN_PASSWORD": "test-grafana-pw",
 }
-CORE = {"redis", "redis-exporter", "gateway", "prometheus", "grafana"}
+CORE = {"redis", "redis-exporter", "gateway", "gateway-grpc", "prometheus", "grafana"}
 PROFILES = {
     ("gpu",): CORE | {"converter", "triton"},
     ("cpu",): CORE | {"triton-cpu"},
@@ -106,9 +106,13 @@ def test_profile_renders(compose, env_file, profiles):
     assert deps["redis"]["condition"] == "service_healthy"
     triton_name = "triton" if "gpu" in profiles else "triton-cpu"
     assert deps[triton_name]["condition"] == "service_healthy"
-    assert {p["target"] for p in gw["ports"]} == {8080, 8081}
+    # HTTP only: the gRPC port is gateway-grpc's
+    assert {p["target"] for p in gw["ports"]} == {8080}
     assert gw["build"]["dockerfile"] == "docker/gateway.Dockerfile"
     assert set(gw["networks"]) == {"frontend", "backend"}
+
+    # ---- gateway-grpc: the gateway's image, settings, secrets, start-up order and networks
+    check_gateway_grpc(services, gw)
 
     # ---- Prometheus scrapes with our config and rules; Grafana provisioned, no anonymous access
     prom = services["prometheus"]
@@ -158,3 +162,34 @@ def test_profile_is_required(compose, env_file):
     )
     assert proc.returncode != 0, explain(proc)
     assert "gateway" in proc.stderr
+
+
+def check_gateway_grpc(services: dict, gw: dict) -> None:
+    grpc = services["gateway-grpc"]
+    assert grpc["image"] == gw["image"] and grpc["build"] == gw["build"]
+    assert grpc["entrypoint"] == ["gateway-grpc"]
+    assert not grpc.get("command")
+    env = dict(grpc["environment"])
+    gomaxprocs = env.pop("GOMAXPROCS")
+    assert env == gw["environment"], "one GATEWAY_* environment for both front ends"
+    # Go 1.19 does not read the cgroup CPU limit: GOMAXPROCS is the container's CPUs
+    assert int(gomaxprocs) >= 1 and float(grpc["cpus"]) == int(gomaxprocs)
+    assert {p["target"] for p in grpc["ports"]} == {8081}
+    assert {str(p) for p in grpc["expose"]} == {"8081", "8082"}
+    assert grpc["depends_on"] == gw["depends_on"]
+    assert set(grpc["networks"]) == {"frontend", "backend"}
+    assert grpc["user"] == gw["user"]
+    # the image's HEALTHCHECK probes the HTTP gateway: gateway-grpc brings its own, on /readyz
+    test = " ".join(grpc["healthcheck"]["test"])
+    assert grpc["healthcheck"]["test"][0] == "CMD" and "/readyz" in test
+    assert "GATEWAY_GRPC_METRICS_PORT" in test
+    # the binary itself reads these settings: the ports Prometheus and the healthcheck use
+    config = gateway_grpc_config(grpc["environment"])
+    assert (config["host"], config["grpc_port"], config["grpc_metrics_port"]) == (
+        "0.0.0.0",
+        8081,
+        8082,
+    )
+    assert config["triton_url"] == ["triton-server:8001"]
+    assert config["redis_url"] == env["GATEWAY_REDIS_URL"]
+    assert config["api_keys"] == SECRETS["GATEWAY_API_KEYS"].split(",")

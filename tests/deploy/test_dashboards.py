@@ -219,6 +219,45 @@ def drive_traffic(stack, rounds: int = 6, pause_s: float = 1.2) -> dict[str, int
     return codes
 
 
+def drive_grpc_traffic(stack, rounds: int = 6, pause_s: float = 0.5) -> dict[str, int]:
+    """The same kinds of requests through the gRPC front end (gateway-grpc, KServe v2 ModelInfer),
+    so the panels are shown to count it too: misses, hits, a coalesced burst, a client error."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    rng = np.random.default_rng(4321)
+    codes: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send(image: np.ndarray) -> None:
+        tensor = grpcclient.InferInput("image", list(image.shape), "FP32")
+        tensor.set_data_from_numpy(image)
+        client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+        try:
+            client.infer("digits", [tensor])
+            code = "OK"
+        except InferenceServerException as e:
+            code = str(e.status())
+        finally:
+            client.close()
+        with lock:
+            codes[code] = codes.get(code, 0) + 1
+
+    repeated = rng.random((1, 1, 8, 8), dtype=np.float32)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(rounds):
+            for _ in range(3):  # cache misses
+                send(rng.random((1, 1, 8, 8), dtype=np.float32))
+            for _ in range(3):  # cache hits
+                send(repeated)
+            burst = rng.random((1, 1, 8, 8), dtype=np.float32)
+            list(pool.map(send, [burst] * 8))  # identical concurrent requests: coalesced
+            send(rng.random((1, 1, 7, 7), dtype=np.float32))  # wrong shape: a client error
+            time.sleep(pause_s)
+    return codes
+
+
 @contextlib.contextmanager
 def production_redis_limits(redis_url: str):
     """The deployments run Redis with maxmemory + allkeys-lru (compose, k8s); give the stack's
@@ -247,22 +286,64 @@ def live_prometheus(stack, tmp_path_factory):
         production_redis_limits(stack.redis_url),
         redis_exporter(stack.redis_url, work) as exporter,
     ):
+        # the job names of monitoring/prometheus/prometheus.yml: one per gateway front end
         jobs = {
             "gateway": stack.gateway_metrics_url,
+            "gateway-grpc": stack.local.urls["gateway gRPC metrics"],
             "triton": stack.triton_metrics_url,
             "redis": f"http://{exporter}/metrics",
         }
         with prometheus(jobs, work, scrape_interval_s=1) as prom:
-            codes = drive_traffic(stack)
+            with ThreadPoolExecutor(max_workers=1) as background:
+                grpc_traffic = background.submit(drive_grpc_traffic, stack)
+                codes = drive_traffic(stack)
+                grpc_codes = grpc_traffic.result()
             assert codes.get("200", 0) >= 300, f"the stack did not serve the traffic: {codes}"
             assert any(c.startswith("4") for c in codes), f"no client error answered: {codes}"
+            assert grpc_codes.get("OK", 0) >= 60, f"gateway-grpc did not serve: {grpc_codes}"
+            assert set(grpc_codes) - {"OK"}, f"no gRPC client error answered: {grpc_codes}"
             prom.wait_scrapes(3, 1)
             yield prom
 
 
 @pytest.mark.integration
 def test_all_targets_up(live_prometheus):
-    assert live_prometheus.targets() == {"gateway": "up", "triton": "up", "redis": "up"}
+    assert live_prometheus.targets() == {
+        "gateway": "up",
+        "gateway-grpc": "up",
+        "triton": "up",
+        "redis": "up",
+    }
+
+
+@pytest.mark.integration
+def test_gateway_panels_count_both_front_ends(live_prometheus):
+    """The two front ends are distinct scrape targets with the same metric names: the dashboard's
+    queries (no job filter) add them up, and the front-end panels tell them apart."""
+    by_job = {
+        s["metric"]["job"]: float(s["value"][1])
+        for s in live_prometheus.query(
+            f"sum by (job) (increase(gateway_requests_total[{RATE_WINDOW}]))"
+        )
+    }
+    assert set(by_job) == {"gateway", "gateway-grpc"} and min(by_job.values()) > 0, by_job
+    routes = {
+        s["metric"]["route"]
+        for s in live_prometheus.query("sum by (route) (gateway_request_duration_seconds_count)")
+    }
+    assert "grpc:ModelInfer" in routes and "/predict" in routes, routes
+    for metric in ("gateway_cache_hits_total", "gateway_cache_misses_total"):
+        jobs = {s["metric"]["job"] for s in live_prometheus.query(f"{metric} > 0")}
+        assert jobs == {"gateway", "gateway-grpc"}, (metric, jobs)
+    panels = {p["title"]: p for p in DASHBOARDS["gateway"]["panels"]}
+    total = concrete(panels["Requests / s"]["targets"][0]["expr"])
+    per_job = concrete(panels["Requests / s by front end"]["targets"][0]["expr"])
+    assert len(live_prometheus.finite_values(per_job)) == 2
+    # one evaluation: the total is the sum of the two front ends
+    (difference,) = live_prometheus.finite_values(f"({total}) - sum({per_job})")
+    assert abs(difference) < 1e-9, difference
+    up = live_prometheus.query(concrete(panels["Front ends up"]["targets"][0]["expr"]))
+    assert {s["metric"]["job"]: s["value"][1] for s in up} == {"gateway": "1", "gateway-grpc": "1"}
 
 
 @pytest.mark.integration
@@ -281,6 +362,8 @@ MUST_BE_POSITIVE = {
     ("gateway", "Cache hits and misses / s"),
     ("gateway", "Latency p50 / p95 / p99 by route"),
     ("gateway", "Triton call latency p50 / p99 (from the gateway)"),
+    ("gateway", "Requests / s by front end"),
+    ("gateway", "Front ends up"),
     ("triton", "Inferences / s by model"),
     ("triton", "Average batch size by model"),
     ("triton", "Request latency inside Triton"),

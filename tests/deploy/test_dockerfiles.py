@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
+import shutil
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import DOCKER_DIR, ROOT, explain, find_tool, run
+from .conftest import DOCKER_DIR, ROOT, explain, find_tool, gateway_grpc_config, run
 
 DOCKERFILES = sorted(DOCKER_DIR.glob("*Dockerfile"))
 TRITON_RELEASE = "24.10"
@@ -99,3 +104,116 @@ def test_dockerignore_keeps_secrets_and_models_out():
         "tests/",
     ):
         assert entry in lines, entry
+
+
+# ---------------------------------------------------------------- gateway-grpc in the gateway image
+
+GATEWAY_DOCKERFILE = DOCKER_DIR / "gateway.Dockerfile"
+BUILD_SCRIPT = ROOT / "gateway-grpc" / "build.sh"
+
+
+def stages(text: str) -> dict[str, str]:
+    """{stage name: its instructions}, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", text)
+    out = {}
+    for chunk in re.split(r"(?im)^(?=FROM\s)", text):
+        m = re.match(r"(?i)FROM\s+\S+\s+AS\s+(\S+)", chunk)
+        if m:
+            out[m.group(1)] = chunk
+    return out
+
+
+def env_of(stage: str) -> dict[str, str]:
+    env = {}
+    for line in re.findall(r"(?im)^ENV\s+(.*)$", stage):
+        for item in line.split():
+            key, _, value = item.partition("=")
+            env[key] = value
+    return env
+
+
+def build_script_packages() -> list[str]:
+    m = re.search(r"(?ms)^packages=\((.*?)\)", BUILD_SCRIPT.read_text())
+    assert m, "gateway-grpc/build.sh: no packages=(...) list"
+    return m.group(1).split()
+
+
+def test_gateway_image_builds_and_ships_gateway_grpc():
+    text = GATEWAY_DOCKERFILE.read_text()
+    st = stages(text)
+    assert set(st) == {"build", "gateway-grpc", "runtime"}, set(st)
+    go = st["gateway-grpc"]
+    # Debian bookworm (the Go packages build.sh uses), with the Python of the image for protos.py
+    assert re.match(r"(?i)FROM \$\{PYTHON_IMAGE\} AS gateway-grpc", go)
+    assert re.search(r"(?m)^ARG PYTHON_IMAGE=python:\S+-bookworm$", text)
+    assert "COPY --from=build /opt/venv /opt/venv" in go, "protos.py needs tritonclient"
+    assert re.search(
+        r"(?m)^RUN bash gateway-grpc/build\.sh /opt/venv/bin/python /out/gateway-grpc$", go
+    )
+    # every package build.sh needs is installed first, pinned: build.sh then installs nothing
+    install = re.search(r"apt-get install -y --no-install-recommends ([^&]*)", go)
+    assert install, "the Go stage installs build.sh's packages with apt-get"
+    pins = dict(p.split("=", 1) for p in install.group(1).split())
+    assert sorted(pins) == sorted(build_script_packages())
+    assert all(pins.values())
+    assert env_of(go).get("CGO_ENABLED") == "0", "a static binary: no C toolchain in the stage"
+
+    final = st["runtime"]
+    assert "COPY --from=gateway-grpc /out/gateway-grpc /usr/local/bin/gateway-grpc" in final
+    assert re.search(r"(?m)^EXPOSE 8080 8081 8082$", final)
+    env = env_of(final)
+    assert (env["GATEWAY_GRPC_PORT"], env["GATEWAY_GRPC_METRICS_PORT"]) == ("8081", "8082")
+    assert re.search(r"(?m)^USER 10001:10001$", final)
+
+
+def test_dockerignore_lets_gateway_grpc_in_and_local_builds_out():
+    patterns = [
+        ln.strip().rstrip("/")
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    needed = [
+        "gateway-grpc",
+        *(f"gateway-grpc/{p.name}" for p in (ROOT / "gateway-grpc").iterdir()),
+    ]
+    for path in needed:
+        hits = [p for p in patterns if fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p + "/*")]
+        assert not hits, f"{path} is kept out of the build context by {hits}"
+    # build/ holds the local binary and Go cache: never sent, the image builds its own
+    assert "build" in patterns
+
+
+def is_static_elf(path: Path) -> bool:
+    """No PT_INTERP program header: the kernel runs it without a dynamic loader."""
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2, "a 64-bit ELF"
+    endian = "<" if data[5] == 1 else ">"
+    phoff = struct.unpack_from(endian + "Q", data, 0x20)[0]
+    phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
+    types = [struct.unpack_from(endian + "I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+    return 3 not in types  # PT_INTERP
+
+
+def test_gateway_grpc_builds_as_in_the_image(tmp_path):
+    """What the image's Go stage runs, without an engine: build.sh on a copy of gateway-grpc/ (as
+    COPY puts it in /src), with the stage's ENV; the binary is static and reads the image's ENV."""
+    st = stages(GATEWAY_DOCKERFILE.read_text())
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "gateway-grpc", src / "gateway-grpc")
+    output = tmp_path / "out" / "gateway-grpc"
+    env = {**os.environ, **env_of(st["gateway-grpc"])}
+    proc = run(
+        ["bash", "gateway-grpc/build.sh", sys.executable, str(output)],
+        env=env,
+        cwd=src,
+        timeout=600,
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert is_static_elf(output), "CGO_ENABLED=0 must give a static binary"
+    image_env = {k: v for k, v in env_of(st["runtime"]).items() if k.startswith("GATEWAY_")}
+    config = gateway_grpc_config(image_env, binary=output)
+    assert (config["host"], config["grpc_port"], config["grpc_metrics_port"]) == (
+        "0.0.0.0",
+        8081,
+        8082,
+    )

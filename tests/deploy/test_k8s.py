@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import K8S_DIR, explain, find_tool, run
+from .conftest import K8S_DIR, explain, find_tool, gateway_grpc_config, run
 
 OVERLAYS = ["cpu", "gpu"]
 SECRET_VALUES = {"GATEWAY_API_KEYS": "k8s-test-key", "REDIS_PASSWORD": "k8s-test-redis"}
@@ -159,6 +159,9 @@ def test_gateway_and_redis(rendered, overlay):
     _, docs = rendered[overlay]
     dep = get(docs, "Deployment", "gateway")
     c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["name"] == "gateway"
+    # HTTP only: the gRPC port belongs to the gateway-grpc container
+    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 8080)]
     env = {e["name"]: e for e in c["env"]}
     assert env["GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"]["key"] == "GATEWAY_API_KEYS"
     assert env["GATEWAY_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis:6379/0"
@@ -177,7 +180,6 @@ def test_gateway_and_redis(rendered, overlay):
     assert [p["port"] for p in headless["ports"]] == [8001]
     hpa = get(docs, "HorizontalPodAutoscaler", "gateway")
     assert hpa["spec"]["minReplicas"] >= 2
-    get(docs, "Service", "gateway")
     assert get(docs, "PodDisruptionBudget", "gateway")["spec"]["minAvailable"] == 1
 
     secret = next(d for d in docs if d["kind"] == "Secret")
@@ -194,6 +196,68 @@ def test_gateway_and_redis(rendered, overlay):
     for line in ('save ""', "appendonly no", "maxmemory-policy allkeys-lru"):
         assert line in conf
     assert any(x["name"] == "redis-exporter" for x in redis["containers"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_grpc_container(rendered, overlay):
+    """The native gRPC front end: a second container of the gateway pod, same image and settings."""
+    _, docs = rendered[overlay]
+    spec = get(docs, "Deployment", "gateway")["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in spec["containers"]}
+    assert set(by_name) == {"gateway", "gateway-grpc"}
+    gw, grpc = by_name["gateway"], by_name["gateway-grpc"]
+    assert grpc["image"] == gw["image"] and grpc["image"].startswith("model-serving/gateway:")
+    assert grpc["command"] == ["gateway-grpc"]
+    assert {p["name"]: p["containerPort"] for p in grpc["ports"]} == {
+        "grpc": 8081,
+        "grpc-metrics": 8082,
+    }
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert grpc[probe]["httpGet"] == {"path": path, "port": "grpc-metrics"}, probe
+    # the same ConfigMap and Secret as the HTTP gateway, and GOMAXPROCS from its own CPU limit
+    assert grpc["envFrom"] == gw["envFrom"]
+    env = {e["name"]: e for e in grpc["env"]}
+    assert [e for e in grpc["env"] if e["name"] != "GOMAXPROCS"] == gw["env"]
+    field = env["GOMAXPROCS"]["valueFrom"]["resourceFieldRef"]
+    assert field == {"containerName": "gateway-grpc", "resource": "limits.cpu", "divisor": "1"}
+    limits = grpc["resources"]["limits"]
+    assert str(limits["cpu"]).isdigit(), "a whole CPU limit: GOMAXPROCS rounds a fraction up"
+    assert grpc["resources"]["requests"]["cpu"] and grpc["resources"]["requests"]["memory"]
+    assert grpc["securityContext"] == gw["securityContext"]
+    # the gateway HPA's CPU utilization is the pod's usage over the sum of its containers' requests:
+    # it needs a CPU request on every container
+    hpa = get(docs, "HorizontalPodAutoscaler", "gateway")["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "gateway"
+    assert [m["resource"]["name"] for m in hpa["metrics"] if m["type"] == "Resource"] == ["cpu"]
+    assert all(c["resources"]["requests"].get("cpu") for c in spec["containers"])
+    # the Service's gRPC port goes to gateway-grpc; its metrics port is scraped (ServiceMonitor)
+    ports = {p["name"]: p for p in get(docs, "Service", "gateway")["spec"]["ports"]}
+    assert (ports["http"]["port"], ports["http"]["targetPort"]) == (8080, "http")
+    assert (ports["grpc"]["port"], ports["grpc"]["targetPort"]) == (8081, "grpc")
+    assert ports["grpc"]["appProtocol"] == "grpc"
+    assert (ports["grpc-metrics"]["port"], ports["grpc-metrics"]["targetPort"]) == (
+        8082,
+        "grpc-metrics",
+    )
+    # the binary reads the ConfigMap (and the Secret) as deployed: its ports match the manifests
+    cm_name = grpc["envFrom"][0]["configMapRef"]["name"]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name)
+    assert cm["data"]["GATEWAY_GRPC_METRICS_PORT"] == "8082"
+    config = gateway_grpc_config(
+        {
+            **cm["data"],
+            "GATEWAY_API_KEYS": SECRET_VALUES["GATEWAY_API_KEYS"],
+            "GATEWAY_REDIS_URL": f"redis://:{SECRET_VALUES['REDIS_PASSWORD']}@redis:6379/0",
+            "GOMAXPROCS": str(limits["cpu"]),
+        }
+    )
+    assert (config["host"], config["grpc_port"], config["grpc_metrics_port"]) == (
+        "0.0.0.0",
+        8081,
+        8082,
+    )
+    assert config["triton_url"] == ["triton-headless:8001"]
+    assert config["api_keys"] == [SECRET_VALUES["GATEWAY_API_KEYS"]]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -245,7 +309,8 @@ def test_network_policies(rendered, overlay):
     redis = get(docs, "NetworkPolicy", "redis-ingress")
     assert sorted(_peers(redis)) == [("ns:monitoring", {9121}), ("pod:gateway", {6379})]
     gw = get(docs, "NetworkPolicy", "gateway-ingress")
-    assert _peers(gw) == [("anyone", {8080, 8081})]
+    # the API from anyone; gateway-grpc's metrics port only from Prometheus' namespace
+    assert sorted(_peers(gw)) == [("anyone", {8080, 8081}), ("ns:monitoring", {8082})]
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert len(policies) == 4, "a new policy must be reviewed here"
 
@@ -262,3 +327,10 @@ def test_service_monitors(rendered, overlay):
         assert services[name]["metadata"]["labels"].items() >= sel.items()
         for ep in sm["spec"]["endpoints"]:
             assert ep["port"] in port_names and ep["path"] == "/metrics"
+    # both gateway front ends; the gRPC one under job="gateway-grpc", as in the compose Prometheus
+    endpoints = {ep["port"]: ep for ep in monitors["gateway"]["spec"]["endpoints"]}
+    assert set(endpoints) == {"http", "grpc-metrics"}
+    assert "relabelings" not in endpoints["http"], "job=gateway: the Service name"
+    assert {"action": "replace", "targetLabel": "job", "replacement": "gateway-grpc"} in (
+        endpoints["grpc-metrics"]["relabelings"]
+    )

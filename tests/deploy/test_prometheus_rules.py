@@ -28,6 +28,8 @@ def test_scrape_targets_match_compose():
     cfg = yaml.safe_load(CONFIG.read_text())
     targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in cfg["scrape_configs"]}
     assert targets["gateway"] == ["gateway:8080"]
+    # the native gRPC front end serves its /metrics on GATEWAY_GRPC_METRICS_PORT (compose: 8082)
+    assert targets["gateway-grpc"] == ["gateway-grpc:8082"]
     assert targets["triton"] == ["triton-server:8002"]
     assert targets["redis"] == ["redis-exporter:9121"]
 
@@ -82,3 +84,19 @@ def test_promtool_catches_broken_rules_and_wrong_expectations(tmp_path):
     proc = promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
     assert proc.returncode != 0, explain(proc)
     assert "GatewayDown" in proc.stdout + proc.stderr
+
+
+def test_gateway_down_covers_both_front_ends():
+    """Both gateway jobs export the same gateway_* names: a rule that selects a job covers both."""
+    cfg = yaml.safe_load(CONFIG.read_text())
+    jobs = {j["job_name"] for j in cfg["scrape_configs"]}
+    assert {"gateway", "gateway-grpc"} <= jobs
+    rules = yaml.safe_load(RULES.read_text())
+    expr = next(
+        r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == "GatewayDown"
+    )
+    assert 'job=~"gateway|gateway-grpc"' in expr, expr
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if "gateway_" in r["expr"]:
+                assert "job=" not in r["expr"], f"{r['alert']} would count one front end only"
