@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Coalescer makes one call per key for concurrent identical requests; every waiter gets that
@@ -36,7 +39,16 @@ func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, er
 	}
 	c.mu.Unlock()
 	if !coalesced {
+		finished := false
+		defer func() {
+			if !finished { // fn panicked: fail the waiters and forget the key; the panic goes on
+				running.err = status.Error(codes.Internal, "internal error")
+				close(running.done)
+				c.release(key, nil)
+			}
+		}()
 		running.outputs, running.err = fn()
+		finished = true
 		close(running.done)
 		if running.err == nil && hold != nil {
 			go c.release(key, func() { hold(running.outputs) })
@@ -49,7 +61,7 @@ func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, er
 	case <-running.done:
 		return running.outputs, true, running.err
 	case <-ctx.Done():
-		return nil, true, ctx.Err()
+		return nil, true, status.FromContextError(ctx.Err()).Err()
 	}
 }
 

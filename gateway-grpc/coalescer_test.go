@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestConcurrentIdenticalCallsMakeOneCallAndShareItsResult(t *testing.T) {
@@ -76,7 +79,7 @@ func TestAWaiterThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
 	go func() { _, _, err := c.Run(gone, "k", fn, nil); left <- err }()
 	time.Sleep(10 * time.Millisecond)
 	cancel()
-	if err := <-left; err != context.Canceled {
+	if err := <-left; status.Code(err) != codes.Canceled {
 		t.Fatalf("the waiter that left got %v", err)
 	}
 	close(release)
@@ -100,4 +103,30 @@ func TestNewcomersJoinTheFinishedCallUntilItsResultIsStored(t *testing.T) {
 		t.Errorf("a newcomer during the store made call %d (coalesced %v)", calls.Load(), coalesced)
 	}
 	close(stored)
+}
+
+func TestAPanickingCallFailsItsWaitersAndReleasesTheKey(t *testing.T) {
+	c := newCoalescer()
+	release := make(chan struct{})
+	fn := func() ([]Tensor, error) { <-release; panic("bug") }
+	waiter := make(chan error, 1)
+	go func() {
+		defer func() { recover() }()
+		c.Run(context.Background(), "k", fn, nil)
+	}()
+	for c.Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { _, _, err := c.Run(context.Background(), "k", fn, nil); waiter <- err }()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if err := <-waiter; status.Code(err) != codes.Internal {
+		t.Errorf("the waiter got %v", err)
+	}
+	for deadline := time.Now().Add(time.Second); c.Len() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if c.Len() != 0 {
+		t.Error("the key stayed held")
+	}
 }

@@ -53,7 +53,9 @@ func serve(config Config) error {
 		return err
 	}
 	server := grpc.NewServer(grpc.MaxRecvMsgSize(config.MaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize))
+		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
+		// per connection, above the shedding limit so that load is still shed with RESOURCE_EXHAUSTED
+		grpc.MaxConcurrentStreams(uint32(2*config.MaxInFlight)))
 	server.RegisterService(gateway.serviceDesc(), gateway)
 	go http.Serve(metricsListener, gateway.httpHandler())
 	go func() {

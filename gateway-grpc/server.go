@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"log"
+	"runtime/debug"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -125,7 +127,15 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 	}
 	var store func([]Tensor)
 	if ttl > 0 {
-		store = func(result []Tensor) { g.cache.Put(key, encodeOutputs(result), ttl) }
+		store = func(result []Tensor) {
+			size := 0
+			for _, t := range result {
+				size += len(t.Data)
+			}
+			if g.cache.Fits(size) { // no copy of outputs too large to store anyway
+				g.cache.Put(key, encodeOutputs(result), ttl)
+			}
+		}
 	}
 	result, joined, err := g.coalescer.Run(ctx, key, infer, store)
 	if joined {
@@ -211,6 +221,22 @@ func (g *Gateway) ServerReady(ctx context.Context) bool {
 	return false
 }
 
+// method is a unary method whose panics become INTERNAL for that request alone: grpc-go does not
+// recover them, and one would end the process and every request in flight. (The server has no
+// interceptors, so the handler does not call one.)
+func method(name string, handle func(ctx context.Context, decode func(interface{}) error) (interface{}, error)) grpc.MethodDesc {
+	return grpc.MethodDesc{MethodName: name, Handler: func(_ interface{}, ctx context.Context,
+		decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (response interface{}, err error) {
+		defer func() {
+			if recovered := recover(); recovered != nil {
+				log.Printf("gateway-grpc: panic in %s: %v\n%s", name, recovered, debug.Stack())
+				response, err = nil, status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handle(ctx, decode)
+	}}
+}
+
 func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame, error) {
 	if err := g.authorize(ctx); err != nil {
 		return nil, err
@@ -226,32 +252,32 @@ func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame
 // pass bytes through (frames), so the gateway needs no generated service code.
 func (g *Gateway) serviceDesc() *grpc.ServiceDesc {
 	methods := []grpc.MethodDesc{
-		{MethodName: "ModelInfer", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+		method("ModelInfer", func(ctx context.Context, decode func(interface{}) error) (interface{}, error) {
+			if err := g.authorize(ctx); err != nil { // before spending anything on the body
+				return nil, err
+			}
 			request := &kserve.ModelInferRequest{}
 			if err := decode(request); err != nil {
-				if err := g.authorize(ctx); err != nil {
-					return nil, err
-				}
 				return nil, status.Error(codes.InvalidArgument, "request is not a ModelInferRequest")
 			}
 			return g.ModelInfer(ctx, request)
-		}},
-		{MethodName: "ServerLive", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+		}),
+		method("ServerLive", func(ctx context.Context, _ func(interface{}) error) (interface{}, error) {
 			return g.ServerLive(ctx, &kserve.ServerLiveRequest{})
-		}},
-		{MethodName: "ServerReady", Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+		}),
+		method("ServerReady", func(ctx context.Context, _ func(interface{}) error) (interface{}, error) {
 			return &kserve.ServerReadyResponse{Ready: g.ServerReady(ctx)}, nil
-		}},
+		}),
 	}
 	for _, name := range forwarded {
 		name := name
-		methods = append(methods, grpc.MethodDesc{MethodName: name, Handler: func(_ interface{}, ctx context.Context, decode func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+		methods = append(methods, method(name, func(ctx context.Context, decode func(interface{}) error) (interface{}, error) {
 			in := &frame{}
 			if err := decode(in); err != nil {
 				return nil, err
 			}
 			return g.forward(ctx, name, in)
-		}})
+		}))
 	}
 	sort.Slice(methods, func(i, j int) bool { return methods[i].MethodName < methods[j].MethodName })
 	return &grpc.ServiceDesc{

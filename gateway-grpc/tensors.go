@@ -35,11 +35,17 @@ func badRequest(format string, args ...interface{}) error {
 	return clientError{fmt.Sprintf(format, args...)}
 }
 
+// maxElements bounds a tensor's element count so that no size computed from it overflows.
+const maxElements = math.MaxInt64 / 16
+
 func elements(shape []int64) (int64, error) {
 	count := int64(1)
 	for _, d := range shape {
 		if d < 0 {
 			return 0, fmt.Errorf("shape %s must be non-negative", shapeText(shape))
+		}
+		if d != 0 && count > maxElements/d {
+			return 0, fmt.Errorf("shape %s is too large", shapeText(shape))
 		}
 		count *= d
 	}
@@ -175,6 +181,9 @@ func tensorsFromRequest(request *kserve.ModelInferRequest) ([]Tensor, []string, 
 		var tensor Tensor
 		var err error
 		if len(raw) > 0 {
+			if input.Contents != nil {
+				return nil, nil, badRequest("input '%s': contents and raw_input_contents are exclusive", input.Name)
+			}
 			tensor, err = tensorFromRaw(input.Name, input.Datatype, input.Shape, raw[i])
 		} else {
 			tensor, err = tensorFromContents(input)

@@ -225,6 +225,9 @@ func codeName(code codes.Code) string {
 		}
 		name.WriteRune(r)
 	}
+	if code == codes.Canceled {
+		return "CANCELLED" // Python's spelling
+	}
 	return strings.ToUpper(strings.Replace(name.String(), "O_K", "OK", 1))
 }
 

@@ -38,7 +38,7 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 			return badRequest("model '%s' has no output '%s'; outputs: %s", info.Name, name, listText(sortedKeys(info.Outputs)))
 		}
 	}
-	batch := int64(-1)
+	var batches []int64
 	for _, t := range inputs {
 		want := info.Inputs[t.Name]
 		if t.Datatype != want.Datatype {
@@ -55,17 +55,29 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 			}
 			return badRequest("input '%s': shape %s, model expects %s%s", t.Name, shapeText(t.Shape), shapeText(want.Shape), hint)
 		}
-		if info.MaxBatchSize > 0 {
-			if batch >= 0 && t.Shape[0] != batch {
-				return badRequest("inputs disagree on the batch size")
-			}
-			batch = t.Shape[0]
+		if info.MaxBatchSize > 0 && len(t.Shape) > 0 {
+			batches = append(batches, t.Shape[0])
 		}
 	}
-	if batch >= 0 && (batch < 1 || batch > info.MaxBatchSize) {
-		return badRequest("batch size %d is outside 1..%d (max_batch_size)", batch, info.MaxBatchSize)
+	if distinct := uniqueSizes(batches); len(distinct) > 1 {
+		return badRequest("inputs disagree on the batch size: %s", shapeText(distinct))
+	} else if len(distinct) == 1 && (distinct[0] < 1 || distinct[0] > info.MaxBatchSize) {
+		return badRequest("batch size %d is outside 1..%d (max_batch_size)", distinct[0], info.MaxBatchSize)
 	}
 	return nil
+}
+
+func uniqueSizes(sizes []int64) []int64 {
+	seen := map[int64]bool{}
+	unique := []int64{}
+	for _, size := range sizes {
+		if !seen[size] {
+			seen[size] = true
+			unique = append(unique, size)
+		}
+	}
+	sort.Slice(unique, func(i, j int) bool { return unique[i] < unique[j] })
+	return unique
 }
 
 // listText writes names as Python writes a list of strings: ['a', 'b'].

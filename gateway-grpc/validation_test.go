@@ -30,9 +30,9 @@ func TestValidRequestsPassAndMistakesGetTheHTTPGatewaysMessages(t *testing.T) {
 	other.Name = "pixels"
 	for message, request := range map[string][]Tensor{
 		"input 'image': shape [1, 64], model expects [-1, 1, 8, 8] (first dimension = batch)": {flat},
-		"batch size 65 is outside 1..64 (max_batch_size)":                                    {wide},
+		"batch size 65 is outside 1..64 (max_batch_size)":                                     {wide},
 		"input 'image': datatype FP64, model expects FP32":                                    {doubles},
-		"model 'digits' has no input ['pixels']; inputs: ['image']":                          {other},
+		"model 'digits' has no input ['pixels']; inputs: ['image']":                           {other},
 		"model 'digits' needs input ['image']":                                                {},
 		"an input is given more than once":                                                    {image, image},
 	} {
@@ -84,5 +84,45 @@ func TestTensorsThatAreNotWhatTheyClaimAreRejected(t *testing.T) {
 		if _, err := build(); err == nil || err.Error() != message {
 			t.Errorf("got %v, want %q", err, message)
 		}
+	}
+}
+
+func TestShapesWhoseElementCountOverflowsAreRejected(t *testing.T) {
+	for _, shape := range [][]int64{{1, 4294967296, 4294967296}, {1, 7, 0x6DB6DB6DB6DB6DB7}} {
+		if _, err := tensorFromRaw("x", "FP32", shape, make([]byte, 4)); err == nil {
+			t.Errorf("shape %v passed", shape)
+		}
+	}
+}
+
+func TestAnEmptyShapeOnABatchingModelIsAnAnswerNotAPanic(t *testing.T) {
+	info := digitsInfo()
+	info.Inputs["image"] = TensorInfo{"FP32", []int64{}} // metadata and config disagree
+	if err := validate(info, []Tensor{{Name: "image", Datatype: "FP32", Data: make([]byte, 4)}}, nil); err != nil {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestInputsThatDisagreeOnTheBatchSizeAreNamedLikePythonDoes(t *testing.T) {
+	info := digitsInfo()
+	info.Inputs["mask"] = TensorInfo{"FP32", []int64{-1, 1, 8, 8}}
+	image, mask := digitsImage(), digitsImage()
+	mask.Name, mask.Shape = "mask", []int64{2, 1, 8, 8}
+	err := validate(info, []Tensor{image, mask}, nil)
+	if err == nil || err.Error() != "inputs disagree on the batch size: [1, 2]" {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestRawAndTypedContentsTogetherAreRejected(t *testing.T) {
+	request := &kserve.ModelInferRequest{
+		Inputs: []*kserve.ModelInferRequest_InferInputTensor{{
+			Name: "x", Datatype: "FP32", Shape: []int64{1},
+			Contents: &kserve.InferTensorContents{Fp32Contents: []float32{1}},
+		}},
+		RawInputContents: [][]byte{make([]byte, 4)},
+	}
+	if _, _, err := tensorsFromRequest(request); err == nil {
+		t.Error("accepted")
 	}
 }

@@ -13,7 +13,11 @@ func encodeOutputs(outputs []Tensor) []byte {
 	header := make([][]interface{}, len(outputs))
 	size := 0
 	for i, t := range outputs {
-		header[i] = []interface{}{t.Name, t.Datatype, t.Shape, len(t.Data)}
+		shape := t.Shape
+		if shape == nil { // a scalar: [] as Python writes it, never null
+			shape = []int64{}
+		}
+		header[i] = []interface{}{t.Name, t.Datatype, shape, len(t.Data)}
 		size += len(t.Data)
 	}
 	head, _ := json.Marshal(header) // strings, ints and int slices always marshal
@@ -54,7 +58,7 @@ func decodeOutputs(value []byte) ([]Tensor, error) {
 				return nil, fmt.Errorf("cached value header: %w", err)
 			}
 		}
-		if nbytes < 0 || offset+nbytes > len(value) {
+		if nbytes < 0 || nbytes > len(value)-offset {
 			return nil, errBadValue
 		}
 		t.Data = value[offset : offset+nbytes]

@@ -31,3 +31,18 @@ func TestTruncatedOrPaddedValuesAreRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestAScalarOutputIsWrittenWithAnEmptyShapeAsPythonWritesIt(t *testing.T) {
+	value := encodeOutputs([]Tensor{{Name: "score", Datatype: "FP32", Data: []byte{0, 0, 0, 0x3f}}})
+	if !bytes.Contains(value, []byte(`[["score","FP32",[],4]]`)) {
+		t.Errorf("header %q", value)
+	}
+}
+
+func TestALengthThatWouldOverflowIsRejectedNotAPanic(t *testing.T) {
+	header := `[["y","FP32",[1],9223372036854775807]]`
+	value := append([]byte{byte(len(header)), 0, 0, 0}, header...)
+	if _, err := decodeOutputs(append(value, 1, 2, 3, 4)); err == nil {
+		t.Error("decoded")
+	}
+}

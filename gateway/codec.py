@@ -25,13 +25,17 @@ def encode_outputs(outputs: dict[str, Tensor]) -> bytes:
 
 
 def decode_outputs(data: bytes) -> dict[str, Tensor]:
-    (head_len,) = struct.unpack_from("<I", data)
-    offset = 4 + head_len
-    outputs = {}
-    for name, datatype, shape, nbytes in orjson.loads(data[4:offset]):
-        blob = data[offset : offset + nbytes]
-        offset += nbytes
-        outputs[name] = tensor_from_raw(name, datatype, shape, blob)
+    """The outputs of a value either gateway wrote; ValueError for anything else in its place."""
+    try:
+        (head_len,) = struct.unpack_from("<I", data)
+        offset = 4 + head_len
+        outputs = {}
+        for name, datatype, shape, nbytes in orjson.loads(data[4:offset]):
+            blob = data[offset : offset + nbytes]
+            offset += nbytes
+            outputs[name] = tensor_from_raw(name, datatype, shape, blob)
+    except (TypeError, struct.error) as error:  # a header of another shape; too short for one
+        raise ValueError(f"cached value is malformed: {error}") from None
     if offset != len(data):
         raise ValueError("cached value is truncated or has trailing bytes")
     return outputs

@@ -130,9 +130,16 @@ def test_client_mistakes_get_invalid_argument_or_not_found_and_nothing_is_cached
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def concurrent_misses(address: str, count: int) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        await asyncio.gather(*(stub.ModelInfer(infer_request(fresh_image()), timeout=30) for _ in range(count)))
+
+
 def test_redis_killed_grpc_requests_still_succeed_and_caching_resumes(make_stack):
     stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
     client = Client(stack.gateway_grpc_url)
+    asyncio.run(concurrent_misses(stack.gateway_grpc_url, 32))  # many pooled Redis connections
     stack.local.stop_component("redis", signal.SIGKILL)
     request = infer_request(fresh_image())
     assert [client.infer(request)[1] for _ in range(3)] == ["MISS"] * 3
