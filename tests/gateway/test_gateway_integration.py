@@ -32,10 +32,6 @@ def payload(image: np.ndarray) -> dict:
     return {"model": "digits", "inputs": {"image": image.tolist()}}
 
 
-def triton_inferences(stack) -> float:
-    return value(scrape(stack.triton_metrics_url), "nv_inference_count", model="digits")
-
-
 def grpc_input(image: np.ndarray) -> grpcclient.InferInput:
     tensor = grpcclient.InferInput("image", list(image.shape), "FP32")
     tensor.set_data_from_numpy(image)
@@ -44,7 +40,7 @@ def grpc_input(image: np.ndarray) -> grpcclient.InferInput:
 
 def test_an_http_and_a_grpc_request_with_the_same_tensor_share_one_cache_entry(stack):
     image = fresh_image(2)
-    before = triton_inferences(stack)
+    before = stack.triton_inferences()
     http = httpx.post(
         f"{stack.gateway_url}/v2/models/digits/infer",
         json={"inputs": [{"name": "image", "shape": [2, 1, 8, 8], "datatype": "FP32", "data": image.ravel().tolist()}]},
@@ -58,7 +54,7 @@ def test_an_http_and_a_grpc_request_with_the_same_tensor_share_one_cache_entry(s
     expected = np.array(http.json()["outputs"][0]["data"], dtype=np.float32).reshape(2, 10)
     assert np.array_equal(via_grpc, expected)
     assert np.array_equal(np.array(simple.json()["outputs"]["logits"], dtype=np.float32), expected)
-    assert triton_inferences(stack) - before == 2  # one request of batch 2, once
+    assert stack.triton_inferences_since(before) == 2  # one request of batch 2, once
 
 
 def test_tritonclient_pointed_at_the_gateway_works_unchanged(stack):
@@ -73,7 +69,7 @@ def test_tritonclient_pointed_at_the_gateway_works_unchanged(stack):
 
 def test_identical_concurrent_misses_make_one_triton_call(stack):
     body = payload(fresh_image())
-    before_triton = triton_inferences(stack)
+    before_triton = stack.triton_inferences()
 
     async def burst():
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
@@ -82,7 +78,7 @@ def test_identical_concurrent_misses_make_one_triton_call(stack):
     responses = asyncio.run(burst())
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
-    assert triton_inferences(stack) - before_triton == 1
+    assert stack.triton_inferences_since(before_triton) == 1
 
 
 @pytest.mark.parametrize(
