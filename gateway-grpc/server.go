@@ -50,9 +50,9 @@ func (g *Gateway) authorize(ctx context.Context) error {
 	return nil
 }
 
-// ModelInfer: authorize -> admit -> model info -> validate -> key -> Redis -> on a miss, coalesce
-// -> Triton -> answer, then store.
-func (g *Gateway) ModelInfer(ctx context.Context, request *kserve.ModelInferRequest) (*kserve.ModelInferResponse, error) {
+// ModelInfer: authorize -> decode (nothing is spent on the body before) -> admit -> model info ->
+// validate -> key -> Redis -> on a miss, coalesce -> Triton -> answer, then store.
+func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error) (*kserve.ModelInferResponse, error) {
 	started := time.Now()
 	model, code := "", "500"
 	defer func() {
@@ -62,6 +62,11 @@ func (g *Gateway) ModelInfer(ctx context.Context, request *kserve.ModelInferRequ
 	if err := g.authorize(ctx); err != nil {
 		code = "401"
 		return nil, err
+	}
+	request := &kserve.ModelInferRequest{}
+	if err := decode(request); err != nil {
+		code = "400"
+		return nil, status.Error(codes.InvalidArgument, "request is not a ModelInferRequest")
 	}
 	if g.inFlight.Add(1) > int64(g.config.MaxInFlight) {
 		g.inFlight.Add(-1)
@@ -253,14 +258,7 @@ func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame
 func (g *Gateway) serviceDesc() *grpc.ServiceDesc {
 	methods := []grpc.MethodDesc{
 		method("ModelInfer", func(ctx context.Context, decode func(interface{}) error) (interface{}, error) {
-			if err := g.authorize(ctx); err != nil { // before spending anything on the body
-				return nil, err
-			}
-			request := &kserve.ModelInferRequest{}
-			if err := decode(request); err != nil {
-				return nil, status.Error(codes.InvalidArgument, "request is not a ModelInferRequest")
-			}
-			return g.ModelInfer(ctx, request)
+			return g.ModelInfer(ctx, decode)
 		}),
 		method("ServerLive", func(ctx context.Context, _ func(interface{}) error) (interface{}, error) {
 			return g.ServerLive(ctx, &kserve.ServerLiveRequest{})
