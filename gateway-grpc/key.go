@@ -45,15 +45,18 @@ func field(digest hash.Hash, data []byte) {
 	digest.Write(data)
 }
 
-func uniqueSorted(names []string) []string {
-	seen := map[string]bool{}
-	unique := []string{}
-	for _, name := range names {
-		if !seen[name] {
-			seen[name] = true
-			unique = append(unique, name)
+type ordered interface{ ~int64 | ~string }
+
+// uniqueSorted is items without repeats, in ascending order.
+func uniqueSorted[T ordered](items []T) []T {
+	seen := map[T]bool{}
+	unique := []T{}
+	for _, item := range items {
+		if !seen[item] {
+			seen[item] = true
+			unique = append(unique, item)
 		}
 	}
-	sort.Strings(unique)
+	sort.Slice(unique, func(i, j int) bool { return unique[i] < unique[j] })
 	return unique
 }

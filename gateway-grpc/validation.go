@@ -59,25 +59,12 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 			batches = append(batches, t.Shape[0])
 		}
 	}
-	if distinct := uniqueSizes(batches); len(distinct) > 1 {
+	if distinct := uniqueSorted(batches); len(distinct) > 1 {
 		return badRequest("inputs disagree on the batch size: %s", shapeText(distinct))
 	} else if len(distinct) == 1 && (distinct[0] < 1 || distinct[0] > info.MaxBatchSize) {
 		return badRequest("batch size %d is outside 1..%d (max_batch_size)", distinct[0], info.MaxBatchSize)
 	}
 	return nil
-}
-
-func uniqueSizes(sizes []int64) []int64 {
-	seen := map[int64]bool{}
-	unique := []int64{}
-	for _, size := range sizes {
-		if !seen[size] {
-			seen[size] = true
-			unique = append(unique, size)
-		}
-	}
-	sort.Slice(unique, func(i, j int) bool { return unique[i] < unique[j] })
-	return unique
 }
 
 // listText writes names as Python writes a list of strings: ['a', 'b'].
