@@ -79,11 +79,11 @@ func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error
 
 	response, hit, err := g.predict(ctx, request, &model)
 	if err != nil {
-		code = httpStatus(err)
 		var mistake clientError
 		if errors.As(err, &mistake) {
-			return nil, status.Error(codes.InvalidArgument, mistake.message)
+			err = status.Error(codes.InvalidArgument, mistake.message)
 		}
+		code = httpStatus(err)
 		return nil, status.Convert(err).Err()
 	}
 	cacheState := "MISS"
@@ -180,12 +180,8 @@ func inferResponse(info *ModelInfo, id string, outputs []Tensor) *kserve.ModelIn
 	return response
 }
 
-// httpStatus is the HTTP status an error answers with on the HTTP gateway, for the requests metric.
+// httpStatus is the HTTP status a gRPC status answers with on the HTTP gateway, for the requests metric.
 func httpStatus(err error) string {
-	var mistake clientError
-	if errors.As(err, &mistake) {
-		return "400"
-	}
 	switch status.Code(err) {
 	case codes.InvalidArgument:
 		return "400"
