@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +13,17 @@ import pytest
 
 from benchmarks.scrape import scrape, value
 from conversion.demo import build_missing
-from localstack.stack import LocalStack, StackPorts
+from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def gateway_grpc_print_config(env: dict[str, str], binary: Path = GATEWAY_GRPC_BINARY) -> subprocess.CompletedProcess:
+    """`gateway-grpc -print-config` with exactly `env` (and PATH): the settings it reads, as JSON."""
+    return subprocess.run(
+        [str(binary), "-print-config"], env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True, text=True, timeout=30,
+    )
 
 
 @pytest.fixture(scope="session")

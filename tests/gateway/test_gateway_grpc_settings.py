@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from gateway.settings import Settings
-from localstack.stack import GATEWAY_GRPC_BINARY
+from tests.conftest import gateway_grpc_print_config
 
 SET = {
     "GATEWAY_TRITON_URL": "triton-a:8001, triton-b:8001",
@@ -20,10 +19,8 @@ SET = {
 
 
 def settings_of_both(monkeypatch, values: dict[str, str]) -> tuple[dict, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | values
-    printed = subprocess.run(
-        [str(GATEWAY_GRPC_BINARY), "-print-config"], env=env, capture_output=True, text=True, check=True
-    )
+    printed = gateway_grpc_print_config(values)
+    assert printed.returncode == 0, printed.stderr
     for name in [k for k in os.environ if k.startswith("GATEWAY_")]:
         monkeypatch.delenv(name)
     for name, value in values.items():
@@ -38,11 +35,7 @@ def test_every_setting_gateway_grpc_reads_has_the_python_gateways_name_and_value
 
 
 def test_a_malformed_setting_stops_gateway_grpc_with_one_line_naming_it():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    done = subprocess.run(
-        [str(GATEWAY_GRPC_BINARY), "-print-config"], env=env | {"GATEWAY_MAX_IN_FLIGHT": "many"},
-        capture_output=True, text=True,
-    )
+    done = gateway_grpc_print_config({"GATEWAY_MAX_IN_FLIGHT": "many"})
     assert done.returncode == 2
     assert done.stderr.startswith('error: GATEWAY_MAX_IN_FLIGHT="many"')
     assert len(done.stderr.strip().splitlines()) == 1
