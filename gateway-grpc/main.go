@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -55,7 +56,11 @@ func serve(config Config) error {
 	server := grpc.NewServer(grpc.MaxRecvMsgSize(config.MaxBodyBytes), grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
 		// per connection, above the shedding limit so that load is still shed with RESOURCE_EXHAUSTED
-		grpc.MaxConcurrentStreams(uint32(2*config.MaxInFlight)))
+		grpc.MaxConcurrentStreams(uint32(2*config.MaxInFlight)),
+		// Calls are served by long-lived goroutines, one per Go thread, instead of a new goroutine
+		// each, whose stack grows anew every call: 0.07 ms less per miss on a 2-core VM (paired
+		// A/B, 3 runs: 0.95/0.85/0.64 -> 0.88/0.77/0.57 ms over Triton direct).
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	server.RegisterService(gateway.serviceDesc(), gateway)
 	go http.Serve(metricsListener, gateway.httpHandler())
 	go func() {
