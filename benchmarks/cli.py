@@ -60,14 +60,16 @@ def gateway(
     duration_s: float = typer.Option(5.0, help="Seconds of closed-loop hits per worker count."),
     sequential: int = typer.Option(500, help="Sequential hits for the latency numbers."),
     pinned: bool = typer.Option(True, help="Also measure each worker count pinned to CPUs (GATEWAY_CPUS)."),
-    miss_rounds: int = typer.Option(5, help="Rounds in which the miss targets take turns."),
+    miss_rounds: int = typer.Option(5, help="Runs of the paired miss client."),
+    miss_calls: int = typer.Option(1000, help="Calls per target in each run of the miss client."),
 ) -> None:
     """The gateway's own cost: hit latency and hits/s (HTTP), miss overhead against Triton direct (gRPC)."""
     from benchmarks import gateway as gateway_bench
 
     out = out or Path("reports") / f"gateway-{_stamp()}"
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
-    result = gateway_bench.run(repository, out, counts, duration_s, sequential, pinned, miss_rounds)
+    result = gateway_bench.run(repository, out, counts, duration_s, sequential, pinned, miss_rounds,
+                               miss_calls)
     console.print(gateway_bench.markdown(result))
     console.print(f"report: {out / 'gateway.md'}")
 

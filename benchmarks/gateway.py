@@ -7,12 +7,14 @@ fresh local stack:
 - hit throughput: one cached body at concurrency 32, with wrk when installed (a Python generator
   would take a core of the 2 from the gateway), else the closed-loop aiohttp generator.
 
-Misses (gRPC, gateway-grpc), once, on a fresh stack: perf_analyzer at concurrency 1 with distinct
-inputs against Triton's gRPC port, against gateway-grpc (one Go thread, as the local stack runs
-it, and two), and against a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough:
-the floor of any Python gRPC front). The targets take turns for several rounds, and a target's
-overhead is the median over rounds of its p50 minus Triton's p50 in the same round, so a drift
-of the machine between runs does not land on one target.
+Misses (gRPC, gateway-grpc), once, on a fresh stack: build/paired-infer (benchmarks/paired_infer,
+Go) calls ModelInfer at concurrency 1 with a fresh input each time on Triton's gRPC port, on
+gateway-grpc (one Go thread, as the local stack runs it, and two), on gateway-grpc with the cache
+off, and on a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough: the floor of any
+Python gRPC front). The targets take turns call by call, so a drift of the machine lands on all of
+them alike: on the 2-core VM, p50s taken one target after another moved by up to 0.4 ms between
+runs, paired differences by under 0.1 ms. A target's overhead is the median over runs of its
+median paired difference with Triton direct.
 
 Writes gateway.json and gateway.md.
 """
@@ -29,9 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import loadgen, passthrough, perf, wrk
+from benchmarks import loadgen, passthrough, wrk
 from benchmarks.hardware import local_hardware
-from benchmarks.payloads import digits_body, digits_image, unique_id
+from benchmarks.payloads import digits_body, unique_id
 from benchmarks.scrape import scrape
 from localstack.processes import wait_until
 from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts, http_ok
@@ -39,6 +41,8 @@ from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts, http_o
 ROUTE = "/predict"
 TRITON = "Triton direct"
 PASSTHROUGH = "Python gRPC pass-through"
+UNCACHED = "gateway-grpc, cache off (1 Go thread)"
+PAIRED_INFER = Path(__file__).resolve().parents[1] / "build" / "paired-infer"
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,6 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
     return None
 
 
-def miss_input_data(path: Path, count: int) -> Path:
-    rows = [{"image": {"content": digits_image(unique_id()).ravel().tolist(), "shape": [1, 8, 8]}}
-            for _ in range(count)]
-    return perf.write_input_data(path, rows)
-
-
 def measure_hits(repository: Path, work: Path, config: Configuration, duration_s: float,
                  sequential: int) -> dict:
     name = f"w{config.workers}" + ("-cpu" + "-".join(map(str, config.cpus)) if config.cpus else "")
@@ -133,12 +131,12 @@ def measure_hits(repository: Path, work: Path, config: Configuration, duration_s
 
 
 @contextmanager
-def gateway_grpc(stack: LocalStack, threads: int) -> Iterator[str]:
+def gateway_grpc(stack: LocalStack, threads: int, **env: str) -> Iterator[str]:
     """One more gateway-grpc on free ports in front of the stack's Triton and Redis: its address."""
     ports = StackPorts.free()
     env = {**stack.gateway_environment(), "GOMAXPROCS": str(threads),
            "GATEWAY_GRPC_PORT": str(ports.gateway_grpc),
-           "GATEWAY_GRPC_METRICS_PORT": str(ports.gateway_grpc_metrics)}
+           "GATEWAY_GRPC_METRICS_PORT": str(ports.gateway_grpc_metrics), **env}
     process = subprocess.Popen([str(GATEWAY_GRPC_BINARY)], env=env, stderr=subprocess.DEVNULL)
     try:
         if not wait_until(lambda: http_ok(f"http://127.0.0.1:{ports.gateway_grpc_metrics}/readyz"), 10):
@@ -149,47 +147,55 @@ def gateway_grpc(stack: LocalStack, threads: int) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def measure_misses(repository: Path, work: Path, rounds: int) -> dict:
-    """p50 of each target per round, and each one's median overhead over Triton direct."""
+def paired(addresses: list[str], calls: int) -> dict:
+    """One run of build/paired-infer: each address's p50 and its paired overhead over the first."""
+    if not PAIRED_INFER.exists():
+        raise FileNotFoundError(f"{PAIRED_INFER} is missing: make paired-infer")
+    done = subprocess.run([str(PAIRED_INFER), "-targets", ",".join(addresses), "-rounds", str(calls)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"paired-infer failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def measure_misses(repository: Path, work: Path, rounds: int, calls: int = 1000) -> dict:
+    """Each target's p50 per run, and its median paired overhead over Triton direct."""
     stack = LocalStack(work / "stack-misses", repository, StackPorts.free())
     stack.start()
     try:
         triton = f"127.0.0.1:{stack.ports.triton_grpc}"
-        with passthrough.running(triton) as proxy, gateway_grpc(stack, threads=2) as two_threads:
+        with (passthrough.running(triton) as proxy,
+              gateway_grpc(stack, threads=2) as two_threads,
+              gateway_grpc(stack, threads=1, GATEWAY_CACHE_ENABLED="false") as uncached):
             targets = {
                 TRITON: triton,
                 "gateway-grpc, 1 Go thread (GOMAXPROCS=1)": f"127.0.0.1:{stack.ports.gateway_grpc}",
                 "gateway-grpc, 2 Go threads": two_threads,
+                UNCACHED: uncached,
                 PASSTHROUGH: proxy,
             }
-            p50s: dict[str, list[float]] = {label: [] for label in targets}
-            for turn in range(rounds):
-                for index, (label, url) in enumerate(targets.items()):
-                    data = miss_input_data(work / f"misses-{turn}-{index}.json", 3000)
-                    result = perf.run("digits", url, 1, data, window_ms=1500, trials=3,
-                                      work_dir=work / f"perf-{turn}-{index}", extra=["-x", "1"])
-                    p50s[label].append(result.p50_ms)
+            runs = [paired(list(targets.values()), calls) for _ in range(rounds)]
     finally:
         stack.stop()
     rows = []
-    for label, values in p50s.items():
-        overheads = [value - base for value, base in zip(values, p50s[TRITON])]
+    for index, label in enumerate(targets):
+        overheads = [run["paired_overhead_p50_ms"][index] for run in runs]
         rows.append({
             "target": label,
-            "p50_ms": values,
+            "p50_ms": [run["p50_ms"][index] for run in runs],
             "overhead_p50_ms": None if label == TRITON else statistics.median(overheads),
             "overhead_range_ms": None if label == TRITON else [min(overheads), max(overheads)],
         })
-    return {"rounds": rounds, "rows": rows}
+    return {"rounds": rounds, "calls_per_round": calls, "rows": rows}
 
 
 def run(repository: Path, out: Path, workers: tuple[int, ...] = (1, 2), duration_s: float = 5.0,
-        sequential: int = 500, pinned: bool = True, miss_rounds: int = 5) -> dict:
+        sequential: int = 500, pinned: bool = True, miss_rounds: int = 5, miss_calls: int = 1000) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure_hits(repository, Path(tmp), config, duration_s, sequential)
                 for config in configurations(workers, pinned)]
-        misses = measure_misses(repository, Path(tmp), miss_rounds)
+        misses = measure_misses(repository, Path(tmp), miss_rounds, miss_calls)
     result = {"model": "digits", "hardware": local_hardware()["description"], "rows": rows,
               "misses": misses}
     (out / "gateway.json").write_text(json.dumps(result, indent=2))
@@ -220,12 +226,16 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        f"## Misses (gRPC, perf_analyzer at concurrency 1, {misses['rounds']} rounds taking turns)",
+        f"## Misses (gRPC, `build/paired-infer` at concurrency 1, {misses['rounds']} runs of "
+        f"{misses.get('calls_per_round', '?')} calls per target)",
         "",
-        "Overhead: the median over rounds of the target's p50 minus Triton's p50 in the same round. "
-        "The pass-through proxy forwards bytes and does nothing else: the floor of any Python gRPC front.",
+        "Each call has a fresh input and the targets take turns call by call. A run's overhead is the "
+        "median over its rounds of (the target's latency - Triton's latency in the same round); the "
+        "table gives the median over runs. Cache off: gateway-grpc without Redis, what the cache "
+        "lookup and write cost a miss. The pass-through proxy forwards bytes and does nothing else: "
+        "the floor of any Python gRPC front.",
         "",
-        "| target | p50 ms per round | overhead p50 ms (median) | overhead range ms |",
+        "| target | p50 ms per run | overhead p50 ms (median) | overhead range ms |",
         "|---|---|---|---|",
     ]
     for r in misses["rows"]:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds gateway-grpc with Debian's Go toolchain and Go libraries (GOPATH mode: nothing is
 # downloaded) and Go types generated from the KServe v2 protos that tritonclient ships.
-#   usage: gateway-grpc/build.sh PYTHON OUTPUT     (PYTHON: an interpreter with tritonclient)
+#   usage: gateway-grpc/build.sh PYTHON OUTPUT [PACKAGE_DIR]   (PYTHON: an interpreter with
+#   tritonclient; PACKAGE_DIR: another Go command that uses the KServe types, e.g. the benchmark's
+#   benchmarks/paired_infer; default gateway-grpc)
 # Installs the Debian packages it needs when they are missing (root or sudo). Runs the Go tests
 # when GATEWAY_GRPC_TEST=1.
 set -euo pipefail
@@ -9,6 +11,7 @@ python=$1
 output=$(realpath -m "$2")
 source_dir=$(cd "$(dirname "$0")" && pwd)
 build=$(realpath -m "$source_dir/../build/go")
+package_dir=$(realpath "${3:-$source_dir}")
 
 packages=(golang-go protobuf-compiler golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev golang-github-gomodule-redigo-dev
@@ -36,7 +39,7 @@ protoc --plugin=protoc-gen-go="$build/bin/protoc-gen-go" --descriptor_set_in="$b
   --go_out="$kserve" --go_opt=paths=source_relative \
   --go_opt=Mgrpc_service.proto=gatewaygrpc/kserve --go_opt=Mmodel_config.proto=gatewaygrpc/kserve \
   grpc_service.proto model_config.proto
-cd "$source_dir"
+cd "$package_dir"
 go vet .
 if [ "${GATEWAY_GRPC_TEST:-0}" = 1 ]; then
   go test -count=1 .

@@ -69,7 +69,7 @@ def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(mo
     out = tmp_path / "gateway"
 
     done = make("bench-gateway", f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 "
-                "--sequential 20 --miss-rounds 1")
+                "--sequential 20 --miss-rounds 1 --miss-calls 50")
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads((out / "gateway.json").read_text())
@@ -78,7 +78,7 @@ def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(mo
     for row in rows:
         assert row["hits_per_s_c32"] > 0 and row["hit_errors_c32"] == 0
     misses = {row["target"]: row for row in result["misses"]["rows"]}
-    assert len(misses) == 4 and misses["Triton direct"]["overhead_p50_ms"] is None
+    assert len(misses) == 5 and misses["Triton direct"]["overhead_p50_ms"] is None
     assert all(len(row["p50_ms"]) == 1 and row["p50_ms"][0] > 0 for row in misses.values())
     assert misses["Python gRPC pass-through"]["overhead_p50_ms"] > 0  # a hop costs something
     assert "| overhead p50 ms (median) |" in (out / "gateway.md").read_text()

@@ -46,12 +46,12 @@ def test_the_report_has_a_hit_row_per_configuration_and_a_miss_row_per_target():
     assert "| Triton direct | 2.500 / 2.700 | - | - |" in text
 
 
-def test_a_targets_overhead_is_the_median_of_its_per_round_differences(monkeypatch, tmp_path):
-    p50s = iter([2.0, 2.5, 2.6, 3.0, 3.0, 3.2, 3.3, 3.6, 2.4, 2.7, 2.8, 3.0])  # 3 rounds x 4 targets
+def test_a_targets_overhead_is_the_median_over_runs_of_its_paired_overhead(monkeypatch, tmp_path):
+    overheads = iter([[0, 0.5, 0.6, 0.2, 1.0], [0, 0.2, 0.3, 0.1, 0.7], [0, 0.3, 0.4, 0.15, 0.8]])
 
-    class Result:
-        def __init__(self):
-            self.p50_ms = next(p50s)
+    def paired(addresses, calls):
+        assert len(addresses) == 5 and calls == 1000
+        return {"p50_ms": [3.0, 3.4, 3.5, 3.2, 3.9], "paired_overhead_p50_ms": next(overheads)}
 
     class Stack:
         ports = StackPorts.free()
@@ -68,12 +68,26 @@ def test_a_targets_overhead_is_the_median_of_its_per_round_differences(monkeypat
     monkeypatch.setattr(gateway_bench, "LocalStack", Stack)
     monkeypatch.setattr(gateway_bench.passthrough, "running", address)
     monkeypatch.setattr(gateway_bench, "gateway_grpc", address)
-    monkeypatch.setattr(gateway_bench.perf, "run", lambda *args, **kwargs: Result())
-    monkeypatch.setattr(gateway_bench, "miss_input_data", lambda path, count: path)
+    monkeypatch.setattr(gateway_bench, "paired", paired)
 
     rows = {r["target"]: r for r in gateway_bench.measure_misses(tmp_path, tmp_path, rounds=3)["rows"]}
 
     native = rows["gateway-grpc, 1 Go thread (GOMAXPROCS=1)"]
-    assert native["p50_ms"] == [2.5, 3.2, 2.7]
+    assert native["p50_ms"] == [3.4, 3.4, 3.4]
     assert native["overhead_p50_ms"] == pytest.approx(0.3)  # median of 0.5, 0.2, 0.3
     assert native["overhead_range_ms"] == pytest.approx([0.2, 0.5])
+    assert rows["gateway-grpc, cache off (1 Go thread)"]["overhead_p50_ms"] == pytest.approx(0.15)
+    assert rows["Triton direct"]["overhead_p50_ms"] is None
+
+
+def test_paired_infer_is_asked_for_and_its_json_read(monkeypatch, tmp_path):
+    binary = tmp_path / "paired-infer"
+    binary.write_text("#!/bin/sh\necho \"$@\" > " + str(tmp_path / "args") + "\n"
+                      "echo \'{\"p50_ms\": [3.0, 3.5], \"paired_overhead_p50_ms\": [0, 0.4]}\'\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr(gateway_bench, "PAIRED_INFER", binary)
+
+    result = gateway_bench.paired(["127.0.0.1:1", "127.0.0.1:2"], 20)
+
+    assert result["paired_overhead_p50_ms"] == [0, 0.4]
+    assert (tmp_path / "args").read_text().split() == ["-targets", "127.0.0.1:1,127.0.0.1:2", "-rounds", "20"]
