@@ -151,7 +151,7 @@ def paired(addresses: list[str], calls: int) -> dict:
     """One run of build/paired-infer: each address's p50 and its paired overhead over the first."""
     if not PAIRED_INFER.exists():
         raise FileNotFoundError(f"{PAIRED_INFER} is missing: make paired-infer")
-    done = subprocess.run([str(PAIRED_INFER), "-targets", ",".join(addresses), "-rounds", str(calls)],
+    done = subprocess.run([str(PAIRED_INFER), "-targets", ",".join(addresses), "-calls", str(calls)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"paired-infer failed: {done.stderr.strip()}")

@@ -1,8 +1,10 @@
 // Command paired-infer measures what a gRPC front adds to Triton's latency: closed-loop ModelInfer
-// calls with fresh random inputs (every call a cache miss) that go to each target in turn, call by
-// call, so that a drift of the machine lands on every target alike. Built with gateway-grpc
-// (gateway-grpc/build.sh); run by benchmarks/gateway.py. Prints JSON: each target's p50 and the
-// median over rounds of (target's latency - the first target's latency in the same round).
+// calls with fresh random inputs (every call a cache miss) that go to each target in turn, a short
+// block of calls each, so that a drift of the machine lands on every target alike while what a
+// target does after its answers (gateway-grpc writes the cache behind) stays within its own block.
+// Built with gateway-grpc (gateway-grpc/build.sh); run by benchmarks/gateway.py. Prints JSON: each
+// target's p50, and the median over rounds of (the target's block median - the first target's
+// block median in the same round).
 package main
 
 import (
@@ -25,20 +27,21 @@ import (
 
 func main() {
 	targets := flag.String("targets", "", "comma-separated host:port; the first is the baseline")
-	rounds := flag.Int("rounds", 1000, "calls per target")
+	calls := flag.Int("calls", 1000, "calls per target")
+	block := flag.Int("block", 20, "calls to one target before the next one's turn")
 	warmup := flag.Int("warmup", 50, "calls per target before measuring")
 	model := flag.String("model", "digits", "model name")
 	input := flag.String("input", "image", "FP32 input name")
 	shape := flag.String("shape", "1,1,8,8", "input shape, batch first")
 	flag.Parse()
 	rand.Seed(time.Now().UnixNano())
-	if err := run(strings.Split(*targets, ","), *rounds, *warmup, *model, *input, *shape); err != nil {
+	if err := run(strings.Split(*targets, ","), *calls, *block, *warmup, *model, *input, *shape); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addrs []string, rounds, warmup int, model, input, shapeText string) error {
+func run(addrs []string, calls, block, warmup int, model, input, shapeText string) error {
 	shape, count := []int64{}, 1
 	for _, field := range strings.Split(shapeText, ",") {
 		dim, err := strconv.Atoi(strings.TrimSpace(field))
@@ -68,24 +71,32 @@ func run(addrs []string, rounds, warmup int, model, input, shapeText string) err
 			request, &kserve.ModelInferResponse{})
 		return float64(time.Since(started).Nanoseconds()) / 1e6, err
 	}
-	latencies := make([][]float64, len(addrs))
-	differences := make([][]float64, len(addrs))
-	for round := -warmup; round < rounds; round++ {
-		row := make([]float64, len(addrs))
-		for k := range addrs {
-			i := (k + round + warmup) % len(addrs) // no target always goes first
-			ms, err := call(i)
-			if err != nil {
+	for w := 0; w < warmup; w++ {
+		for i := range addrs {
+			if _, err := call(i); err != nil {
 				return fmt.Errorf("%s: %v", addrs[i], err)
 			}
-			row[i] = ms
 		}
-		if round < 0 {
-			continue
+	}
+	latencies := make([][]float64, len(addrs))
+	differences := make([][]float64, len(addrs))
+	for round := 0; round*block < calls; round++ {
+		medians := make([]float64, len(addrs))
+		for k := range addrs {
+			i := (k + round) % len(addrs) // no target always goes first
+			blockLatencies := make([]float64, block)
+			for b := range blockLatencies {
+				ms, err := call(i)
+				if err != nil {
+					return fmt.Errorf("%s: %v", addrs[i], err)
+				}
+				blockLatencies[b] = ms
+			}
+			latencies[i] = append(latencies[i], blockLatencies...)
+			medians[i] = median(blockLatencies)
 		}
 		for i := range addrs {
-			latencies[i] = append(latencies[i], row[i])
-			differences[i] = append(differences[i], row[i]-row[0])
+			differences[i] = append(differences[i], medians[i]-medians[0])
 		}
 	}
 	result := struct {
@@ -93,7 +104,7 @@ func run(addrs []string, rounds, warmup int, model, input, shapeText string) err
 		P50Ms            []float64 `json:"p50_ms"`
 		PairedOverheadMs []float64 `json:"paired_overhead_p50_ms"`
 		CallsPerTarget   int       `json:"calls_per_target"`
-	}{Targets: addrs, CallsPerTarget: rounds}
+	}{Targets: addrs, CallsPerTarget: len(latencies[0])}
 	for i := range addrs {
 		result.P50Ms = append(result.P50Ms, median(latencies[i]))
 		result.PairedOverheadMs = append(result.PairedOverheadMs, median(differences[i]))

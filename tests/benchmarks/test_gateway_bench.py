@@ -90,4 +90,4 @@ def test_paired_infer_is_asked_for_and_its_json_read(monkeypatch, tmp_path):
     result = gateway_bench.paired(["127.0.0.1:1", "127.0.0.1:2"], 20)
 
     assert result["paired_overhead_p50_ms"] == [0, 0.4]
-    assert (tmp_path / "args").read_text().split() == ["-targets", "127.0.0.1:1,127.0.0.1:2", "-rounds", "20"]
+    assert (tmp_path / "args").read_text().split() == ["-targets", "127.0.0.1:1,127.0.0.1:2", "-calls", "20"]
