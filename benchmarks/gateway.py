@@ -11,10 +11,10 @@ Misses (gRPC, gateway-grpc), once, on a fresh stack: build/paired-infer (benchma
 Go) calls ModelInfer at concurrency 1 with a fresh input each time on Triton's gRPC port, on
 gateway-grpc (one Go thread, as the local stack runs it, and two), on gateway-grpc with the cache
 off, and on a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough: the floor of any
-Python gRPC front). The targets take turns call by call, so a drift of the machine lands on all of
-them alike: on the 2-core VM, p50s taken one target after another moved by up to 0.4 ms between
-runs, paired differences by under 0.1 ms. A target's overhead is the median over runs of its
-median paired difference with Triton direct.
+Python gRPC front). The targets take turns in blocks of 20 calls, so a drift of the machine lands
+on all of them alike: on the 2-core VM, p50s taken one target after another (perf_analyzer, 1.5 s
+windows) moved by up to 0.4 ms between runs; paired differences moved by under 0.15 ms. A
+target's overhead is the median over runs of its median paired difference with Triton direct.
 
 Writes gateway.json and gateway.md.
 """
@@ -229,9 +229,9 @@ def markdown(result: dict) -> str:
         f"## Misses (gRPC, `build/paired-infer` at concurrency 1, {misses['rounds']} runs of "
         f"{misses.get('calls_per_round', '?')} calls per target)",
         "",
-        "Each call has a fresh input and the targets take turns call by call. A run's overhead is the "
-        "median over its rounds of (the target's latency - Triton's latency in the same round); the "
-        "table gives the median over runs. Cache off: gateway-grpc without Redis, what the cache "
+        "Each call has a fresh input; the targets take turns in blocks of 20 calls. A run's overhead "
+        "is the median over its rounds of (the target's block median - Triton's block median in the "
+        "same round); the table gives the median over runs. Cache off: gateway-grpc without Redis, what the cache "
         "lookup and write cost a miss. The pass-through proxy forwards bytes and does nothing else: "
         "the floor of any Python gRPC front.",
         "",
