@@ -12,9 +12,10 @@ Go) calls ModelInfer at concurrency 1 with a fresh input each time on Triton's g
 gateway-grpc (one Go thread, as the local stack runs it, and two), on gateway-grpc with the cache
 off, and on a do-nothing Python gRPC pass-through proxy (benchmarks.passthrough: the floor of any
 Python gRPC front). The targets take turns in blocks of 20 calls, so a drift of the machine lands
-on all of them alike: on the 2-core VM, p50s taken one target after another (perf_analyzer, 1.5 s
-windows) moved by up to 0.4 ms between runs; paired differences moved by under 0.15 ms. A
-target's overhead is the median over runs of its median paired difference with Triton direct.
+on all of them alike (p50s taken one target after another, as perf_analyzer did here before,
+moved by up to 0.4 ms between targets). A target's overhead is the median over runs of its median
+paired difference with Triton direct; it still moves with the VM's own state between runs, so the
+report gives their range too.
 
 Writes gateway.json and gateway.md.
 """
@@ -186,7 +187,7 @@ def measure_misses(repository: Path, work: Path, rounds: int, calls: int = 1000)
             "overhead_p50_ms": None if label == TRITON else statistics.median(overheads),
             "overhead_range_ms": None if label == TRITON else [min(overheads), max(overheads)],
         })
-    return {"rounds": rounds, "calls_per_round": calls, "rows": rows}
+    return {"rounds": rounds, "calls_per_target": calls, "rows": rows}
 
 
 def run(repository: Path, out: Path, workers: tuple[int, ...] = (1, 2), duration_s: float = 5.0,
@@ -227,13 +228,13 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         f"## Misses (gRPC, `build/paired-infer` at concurrency 1, {misses['rounds']} runs of "
-        f"{misses.get('calls_per_round', '?')} calls per target)",
+        f"{misses['calls_per_target']} calls per target)",
         "",
         "Each call has a fresh input; the targets take turns in blocks of 20 calls. A run's overhead "
         "is the median over its rounds of (the target's block median - Triton's block median in the "
-        "same round); the table gives the median over runs. Cache off: gateway-grpc without Redis, what the cache "
-        "lookup and write cost a miss. The pass-through proxy forwards bytes and does nothing else: "
-        "the floor of any Python gRPC front.",
+        "same round); the table gives the median over runs. Cache off: gateway-grpc without Redis, "
+        "what the cache lookup and write cost a miss. The pass-through proxy forwards bytes and does "
+        "nothing else: the floor of any Python gRPC front.",
         "",
         "| target | p50 ms per run | overhead p50 ms (median) | overhead range ms |",
         "|---|---|---|---|",

@@ -115,9 +115,6 @@ func run(addrs []string, calls, block, warmup int, model, input, shapeText strin
 func median(values []float64) float64 {
 	sorted := append([]float64(nil), values...)
 	sort.Float64s(sorted)
-	if n := len(sorted); n%2 == 1 {
-		return sorted[n/2]
-	} else {
-		return (sorted[n/2-1] + sorted[n/2]) / 2
-	}
+	n := len(sorted)
+	return (sorted[(n-1)/2] + sorted[n/2]) / 2
 }

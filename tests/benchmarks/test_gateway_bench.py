@@ -33,7 +33,7 @@ def test_the_report_has_a_hit_row_per_configuration_and_a_miss_row_per_target():
     row = {"configuration": "1 worker", "workers": 1, "hit_p50_ms_inside_gateway": 0.3,
            "hit_p50_ms_client": 0.5, "hits_per_s_c32": 3100.0, "hit_p99_ms_c32": 20.0,
            "hit_load_generator": "wrk"}
-    misses = {"rounds": 2, "rows": [
+    misses = {"rounds": 2, "calls_per_target": 1000, "rows": [
         {"target": "Triton direct", "p50_ms": [2.5, 2.7], "overhead_p50_ms": None, "overhead_range_ms": None},
         {"target": "gateway-grpc", "p50_ms": [2.8, 3.1], "overhead_p50_ms": 0.35,
          "overhead_range_ms": [0.3, 0.4]},
