@@ -218,15 +218,15 @@ func fromTriton(code codes.Code, message string) error {
 
 // codeName is a status code as Python's grpc names it (UNAVAILABLE), for messages and metric labels.
 func codeName(code codes.Code) string {
+	if code == codes.Canceled {
+		return "CANCELLED" // Python's spelling
+	}
 	var name strings.Builder
 	for i, r := range code.String() {
 		if i > 0 && r >= 'A' && r <= 'Z' {
 			name.WriteByte('_')
 		}
 		name.WriteRune(r)
-	}
-	if code == codes.Canceled {
-		return "CANCELLED" // Python's spelling
 	}
 	return strings.ToUpper(strings.Replace(name.String(), "O_K", "OK", 1))
 }
