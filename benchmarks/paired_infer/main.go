@@ -69,12 +69,15 @@ func run(addrs []string, calls, block, warmup int, model, input, shapeText strin
 		started := time.Now()
 		err := conns[i].Invoke(context.Background(), "/inference.GRPCInferenceService/ModelInfer",
 			request, &kserve.ModelInferResponse{})
-		return float64(time.Since(started).Nanoseconds()) / 1e6, err
+		if err != nil {
+			return 0, fmt.Errorf("%s: %v", addrs[i], err)
+		}
+		return float64(time.Since(started).Nanoseconds()) / 1e6, nil
 	}
 	for w := 0; w < warmup; w++ {
 		for i := range addrs {
 			if _, err := call(i); err != nil {
-				return fmt.Errorf("%s: %v", addrs[i], err)
+				return err
 			}
 		}
 	}
@@ -88,7 +91,7 @@ func run(addrs []string, calls, block, warmup int, model, input, shapeText strin
 			for b := range blockLatencies {
 				ms, err := call(i)
 				if err != nil {
-					return fmt.Errorf("%s: %v", addrs[i], err)
+					return err
 				}
 				blockLatencies[b] = ms
 			}
