@@ -10,18 +10,18 @@ import (
 
 // Coalescer makes one call per key for concurrent identical requests; every waiter gets that
 // call's result or that same error (gateway/coalescer.py is the Python twin).
-type Coalescer struct {
+type Coalescer[T any] struct {
 	mu    sync.Mutex
-	calls map[string]*call
+	calls map[string]*call[T]
 }
 
-type call struct {
-	done    chan struct{}
-	outputs []Tensor
-	err     error
+type call[T any] struct {
+	done   chan struct{}
+	result T
+	err    error
 }
 
-func newCoalescer() *Coalescer { return &Coalescer{calls: map[string]*call{}} }
+func newCoalescer[T any]() *Coalescer[T] { return &Coalescer[T]{calls: map[string]*call[T]{}} }
 
 // Run returns the result of fn for key, made by the first caller and shared with the others;
 // coalesced is true for a caller that did not make it. The first caller runs fn itself (no
@@ -29,12 +29,12 @@ func newCoalescer() *Coalescer { return &Coalescer{calls: map[string]*call{}} }
 // a follower that goes away stops waiting, the call goes on for the rest. After a success, hold
 // (when given) runs before the key is released, so newcomers keep joining the finished call until
 // its result is stored; the first caller's answer does not wait for it.
-func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, error),
-	hold func([]Tensor)) (outputs []Tensor, coalesced bool, err error) {
+func (c *Coalescer[T]) Run(ctx context.Context, key string, fn func() (T, error),
+	hold func(T)) (result T, coalesced bool, err error) {
 	c.mu.Lock()
 	running, coalesced := c.calls[key]
 	if !coalesced {
-		running = &call{done: make(chan struct{})}
+		running = &call[T]{done: make(chan struct{})}
 		c.calls[key] = running
 	}
 	c.mu.Unlock()
@@ -47,25 +47,25 @@ func (c *Coalescer) Run(ctx context.Context, key string, fn func() ([]Tensor, er
 				c.release(key, nil)
 			}
 		}()
-		running.outputs, running.err = fn()
+		running.result, running.err = fn()
 		finished = true
 		close(running.done)
 		if running.err == nil && hold != nil {
-			go c.release(key, func() { hold(running.outputs) })
+			go c.release(key, func() { hold(running.result) })
 		} else {
 			c.release(key, nil)
 		}
-		return running.outputs, false, running.err
+		return running.result, false, running.err
 	}
 	select {
 	case <-running.done:
-		return running.outputs, true, running.err
+		return running.result, true, running.err
 	case <-ctx.Done():
-		return nil, true, status.FromContextError(ctx.Err()).Err()
+		return result, true, status.FromContextError(ctx.Err()).Err()
 	}
 }
 
-func (c *Coalescer) release(key string, after func()) {
+func (c *Coalescer[T]) release(key string, after func()) {
 	if after != nil {
 		after()
 	}
@@ -75,7 +75,7 @@ func (c *Coalescer) release(key string, after func()) {
 }
 
 // Len is the number of keys in flight or held.
-func (c *Coalescer) Len() int {
+func (c *Coalescer[T]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.calls)

@@ -13,7 +13,7 @@ import (
 )
 
 func TestConcurrentIdenticalCallsMakeOneCallAndShareItsResult(t *testing.T) {
-	c := newCoalescer()
+	c := newCoalescer[[]Tensor]()
 	var calls atomic.Int32
 	release := make(chan struct{})
 	fn := func() ([]Tensor, error) {
@@ -48,7 +48,7 @@ func TestConcurrentIdenticalCallsMakeOneCallAndShareItsResult(t *testing.T) {
 }
 
 func TestEveryWaiterGetsTheSameError(t *testing.T) {
-	c := newCoalescer()
+	c := newCoalescer[[]Tensor]()
 	failure := errors.New("triton unavailable")
 	release := make(chan struct{})
 	fn := func() ([]Tensor, error) { <-release; return nil, failure }
@@ -66,7 +66,7 @@ func TestEveryWaiterGetsTheSameError(t *testing.T) {
 }
 
 func TestAWaiterThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
-	c := newCoalescer()
+	c := newCoalescer[[]Tensor]()
 	release := make(chan struct{})
 	fn := func() ([]Tensor, error) { <-release; return []Tensor{{Name: "ok"}}, nil }
 	first := make(chan []Tensor, 1)
@@ -89,7 +89,7 @@ func TestAWaiterThatGoesAwayCancelsNothingForTheOthers(t *testing.T) {
 }
 
 func TestNewcomersJoinTheFinishedCallUntilItsResultIsStored(t *testing.T) {
-	c := newCoalescer()
+	c := newCoalescer[[]Tensor]()
 	var calls atomic.Int32
 	storing := make(chan struct{})
 	stored := make(chan struct{})
@@ -106,7 +106,7 @@ func TestNewcomersJoinTheFinishedCallUntilItsResultIsStored(t *testing.T) {
 }
 
 func TestAPanickingCallFailsItsWaitersAndReleasesTheKey(t *testing.T) {
-	c := newCoalescer()
+	c := newCoalescer[[]Tensor]()
 	release := make(chan struct{})
 	fn := func() ([]Tensor, error) { <-release; panic("bug") }
 	waiter := make(chan error, 1)
@@ -128,5 +128,49 @@ func TestAPanickingCallFailsItsWaitersAndReleasesTheKey(t *testing.T) {
 	}
 	if c.Len() != 0 {
 		t.Error("the key stayed held")
+	}
+}
+
+func TestIdenticalRequestsShareOneCacheLookupAndOneInference(t *testing.T) {
+	c := newCoalescer[answer]()
+	var mu sync.Mutex
+	stored := map[string][]Tensor{}
+	var lookups, inferences atomic.Int32
+	get := func() []Tensor {
+		lookups.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		return stored["k"]
+	}
+	release := make(chan struct{})
+	infer := func() ([]Tensor, error) {
+		inferences.Add(1)
+		<-release
+		return []Tensor{{Name: "logits"}}, nil
+	}
+	store := func(outputs []Tensor) { mu.Lock(); stored["k"] = outputs; mu.Unlock() }
+	first := make(chan answer, 1)
+	go func() { found, _, _ := lookupOnce(context.Background(), c, "k", get, infer, store); first <- found }()
+	for inferences.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan bool, 1)
+	go func() { _, joined, _ := lookupOnce(context.Background(), c, "k", get, infer, store); second <- joined }()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if found := <-first; found.hit || found.outputs[0].Name != "logits" {
+		t.Errorf("the first request got %+v", found)
+	}
+	if !<-second || lookups.Load() != 1 {
+		t.Errorf("the second request made its own lookup: %d lookups", lookups.Load())
+	}
+	for c.Len() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if found, joined, _ := lookupOnce(context.Background(), c, "k", get, infer, store); !found.hit || joined {
+		t.Errorf("a later request got %+v (joined %v)", found, joined)
+	}
+	if inferences.Load() != 1 {
+		t.Errorf("%d inferences", inferences.Load())
 	}
 }

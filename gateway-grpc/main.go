@@ -1,7 +1,8 @@
 // Command gateway-grpc serves the gateway's KServe v2 gRPC API (GRPCInferenceService) in front of
 // Triton, with the prediction cache in Redis shared with the HTTP gateway (python -m gateway):
-// validate -> cache key -> Redis -> on a miss, coalesce -> Triton -> store. It is native code
-// because a Python gRPC hop alone costs more than the 0.5 ms a miss may add to Triton's latency.
+// validate -> cache key -> coalesce identical requests -> Redis -> on a miss, Triton -> store.
+// It is native code because a Python gRPC hop alone costs more than the 0.5 ms a miss may add to
+// Triton's latency.
 package main
 
 import (
@@ -41,7 +42,7 @@ func serve(config Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	gateway := &Gateway{
-		config: config, triton: newTritonPool(config), cache: newPredictionCache(config), coalescer: newCoalescer(),
+		config: config, triton: newTritonPool(config), cache: newPredictionCache(config), coalescer: newCoalescer[answer](),
 	}
 	go gateway.triton.refreshEndpoints(ctx)
 

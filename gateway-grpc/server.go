@@ -28,7 +28,7 @@ type Gateway struct {
 	config    Config
 	triton    *TritonPool
 	cache     *PredictionCache
-	coalescer *Coalescer
+	coalescer *Coalescer[answer]
 	inFlight  atomic.Int64
 }
 
@@ -108,30 +108,20 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 	if err != nil {
 		return nil, false, err
 	}
-	answer := func(result []Tensor, hit bool) (*kserve.ModelInferResponse, bool, error) {
-		return inferResponse(info, request.Id, result), hit, nil
-	}
 	ttl := g.config.TTL(info.Name)
 	key := cacheKey(info.Name, info.Fingerprint, inputs, outputs)
-	if ttl > 0 {
-		if value := g.cache.Get(key); value != nil {
-			if result, err := decodeOutputs(value); err == nil {
-				cacheHits.WithLabelValues(info.Name).Inc()
-				return answer(result, true)
-			}
-			cacheErrors.WithLabelValues("decode").Inc() // a value no gateway wrote: overwrite it
-		}
-		cacheMisses.WithLabelValues(info.Name).Inc()
-	}
-	infer := func() ([]Tensor, error) {
-		result, err := g.triton.Infer(context.Background(), info, inputs, outputs)
-		if err == nil {
-			err = complete(info, outputs, result)
-		}
-		return result, err
-	}
+	var get func() []Tensor
 	var store func([]Tensor)
 	if ttl > 0 {
+		get = func() []Tensor {
+			if value := g.cache.Get(key); value != nil {
+				if result, err := decodeOutputs(value); err == nil {
+					return result
+				}
+				cacheErrors.WithLabelValues("decode").Inc() // a value no gateway wrote: overwrite it
+			}
+			return nil
+		}
 		store = func(result []Tensor) {
 			size := 0
 			for _, t := range result {
@@ -142,14 +132,60 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 			}
 		}
 	}
-	result, joined, err := g.coalescer.Run(ctx, key, infer, store)
+	infer := func() ([]Tensor, error) {
+		result, err := g.triton.Infer(context.Background(), info, inputs, outputs)
+		if err == nil {
+			err = complete(info, outputs, result)
+		}
+		return result, err
+	}
+	found, joined, err := lookupOnce(ctx, g.coalescer, key, get, infer, store)
 	if joined {
 		coalesced.WithLabelValues(info.Name).Inc()
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	return answer(result, false)
+	if ttl > 0 {
+		if found.hit {
+			cacheHits.WithLabelValues(info.Name).Inc()
+		} else {
+			cacheMisses.WithLabelValues(info.Name).Inc()
+		}
+	}
+	return inferResponse(info, request.Id, found.outputs), found.hit, nil
+}
+
+// answer is a request's outputs and whether they came from the cache.
+type answer struct {
+	outputs []Tensor
+	hit     bool
+}
+
+// lookupOnce answers all identical requests in flight with one lookup: the first looks in the
+// cache (get is nil where caching is off) and on a miss infers, then stores while newcomers keep
+// joining it. The cache lookup is inside the flight, so no request can miss, wait, and reach
+// Triton again after the first answer was stored.
+func lookupOnce(ctx context.Context, c *Coalescer[answer], key string, get func() []Tensor,
+	infer func() ([]Tensor, error), store func([]Tensor)) (answer, bool, error) {
+	lookup := func() (answer, error) {
+		if get != nil {
+			if cached := get(); cached != nil {
+				return answer{outputs: cached, hit: true}, nil
+			}
+		}
+		outputs, err := infer()
+		return answer{outputs: outputs}, err
+	}
+	var hold func(answer)
+	if store != nil {
+		hold = func(found answer) {
+			if !found.hit {
+				store(found.outputs)
+			}
+		}
+	}
+	return c.Run(ctx, key, lookup, hold)
 }
 
 // complete checks that Triton answered exactly the requested outputs (all, when none are named).

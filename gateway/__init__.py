@@ -1,1 +1,1 @@
-"""The gateway: validate -> content-keyed Redis cache -> coalesce identical misses -> Triton gRPC."""
+"""The gateway: validate -> coalesce identical requests -> content-keyed Redis cache -> Triton gRPC."""

@@ -1,4 +1,4 @@
-"""One prediction: validate -> cache key -> Redis -> on a miss, coalesce -> Triton -> store."""
+"""One prediction: validate -> cache key -> coalesce identical requests -> Redis -> on a miss, Triton -> store."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class PredictionService:
         self.settings = settings
         self.triton = triton
         self.cache = cache
-        self.coalescer: Coalescer[dict[str, Tensor]] = Coalescer()
+        self.coalescer: Coalescer[tuple[dict[str, Tensor], bool]] = Coalescer()
         self._in_flight = 0
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
@@ -59,27 +59,30 @@ class PredictionService:
         validate_request(info, inputs, outputs)
         ttl = self.settings.ttl_for(info.name)
         key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
+        (result, hit), coalesced = await self.coalescer.run(
+            key, lambda: self._lookup(info, inputs, outputs, key, ttl)
+        )
+        if coalesced:
+            metrics.COALESCED.labels(info.name).inc()
+        if ttl > 0:
+            (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(info.name).inc()
+        return Prediction(info.name, info.version, result, cache_hit=hit)
+
+    async def _lookup(
+        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
+    ) -> tuple[dict[str, Tensor], bool]:
+        """Redis, then on a miss Triton and a write-behind store: made once for identical requests.
+
+        The cache lookup is inside the coalesced call, so no request can miss, wait, and reach
+        Triton again after the first answer was stored.
+        """
         if ttl > 0:
             cached = await self.cache.get(key)
             if cached is not None:
                 try:
-                    outputs_cached = decode_outputs(cached)
+                    return decode_outputs(cached), True
                 except ValueError:  # a value this gateway did not write: ignore it, overwrite it
                     metrics.CACHE_ERRORS.labels("decode").inc()
-                else:
-                    metrics.CACHE_HITS.labels(info.name).inc()
-                    return Prediction(info.name, info.version, outputs_cached, cache_hit=True)
-            metrics.CACHE_MISSES.labels(info.name).inc()
-        result, coalesced = await self.coalescer.run(
-            key, lambda: self._infer_and_store(info, inputs, outputs, key, ttl)
-        )
-        if coalesced:
-            metrics.COALESCED.labels(info.name).inc()
-        return Prediction(info.name, info.version, result, cache_hit=False)
-
-    async def _infer_and_store(
-        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
-    ) -> dict[str, Tensor]:
         result = await self.triton.infer(info, inputs, outputs)
         expected = set(outputs or info.outputs)
         if set(result) != expected:
@@ -87,4 +90,4 @@ class PredictionService:
         if ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
             self.coalescer.hold(key, store)
-        return result
+        return result, False

@@ -1,0 +1,77 @@
+"""Identical requests share one cache lookup and one inference, so none reaches Triton twice."""
+
+import asyncio
+
+import numpy as np
+
+from gateway.service import PredictionService
+from gateway.settings import Settings
+from gateway.tensors import Tensor
+from gateway.triton import ModelInfo, TensorInfo
+
+INFO = ModelInfo(
+    name="digits",
+    version="1",
+    fingerprint="f",
+    max_batch_size=8,
+    inputs={"image": TensorInfo("image", "FP32", (-1, 2))},
+    outputs={"logits": TensorInfo("logits", "FP32", (-1, 1))},
+)
+INPUTS = [Tensor("image", "FP32", np.ones((1, 2), np.float32))]
+
+
+class Cache:
+    """A dict with counted lookups; each write completes when the test says so."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.lookups = 0
+        self.writable = asyncio.Event()
+
+    async def get(self, key: str) -> bytes | None:
+        self.lookups += 1
+        await asyncio.sleep(0)
+        return self.values.get(key)
+
+    async def put(self, key: str, value: bytes, ttl: int) -> None:
+        await self.writable.wait()
+        self.values[key] = value
+
+
+class Triton:
+    def __init__(self) -> None:
+        self.inferences = 0
+        self.answer = asyncio.Event()
+
+    async def infer(self, info, inputs, outputs):
+        self.inferences += 1
+        await self.answer.wait()
+        return {"logits": Tensor("logits", "FP32", np.array([[7.0]], np.float32))}
+
+
+async def test_requests_during_the_lookup_inference_or_store_of_an_identical_one_join_it():
+    cache, triton = Cache(), Triton()
+    service = PredictionService(Settings(), triton, cache)
+    first = asyncio.create_task(service.predict(INFO, INPUTS))
+    while not triton.inferences:
+        await asyncio.sleep(0)
+    during_inference = asyncio.create_task(service.predict(INFO, INPUTS))
+    triton.answer.set()
+    assert not (await first).cache_hit
+    during_store = await service.predict(INFO, INPUTS)  # the write has not completed
+    cache.writable.set()
+    await asyncio.sleep(0.01)
+    after_store = await service.predict(INFO, INPUTS)
+    assert not (await during_inference).cache_hit and not during_store.cache_hit and after_store.cache_hit
+    assert (triton.inferences, cache.lookups) == (1, 2)
+    assert after_store.outputs["logits"].array.tolist() == [[7.0]]
+
+
+async def test_with_caching_off_identical_requests_still_make_one_inference_and_no_lookup():
+    cache, triton = Cache(), Triton()
+    service = PredictionService(Settings(cache_enabled=False), triton, cache)
+    requests = [asyncio.create_task(service.predict(INFO, INPUTS)) for _ in range(3)]
+    await asyncio.sleep(0)
+    triton.answer.set()
+    assert [p.cache_hit for p in await asyncio.gather(*requests)] == [False] * 3
+    assert (triton.inferences, cache.lookups) == (1, 0)
