@@ -27,10 +27,11 @@ func newCoalescer[T any]() *Coalescer[T] { return &Coalescer[T]{calls: map[strin
 // coalesced is true for a caller that did not make it. The first caller runs fn itself (no
 // hand-off to another goroutine on the miss path) and fn must not depend on that caller's context:
 // a follower that goes away stops waiting, the call goes on for the rest. After a success, hold
-// (when given) runs before the key is released, so newcomers keep joining the finished call until
-// its result is stored; the first caller's answer does not wait for it.
+// (when given) may return work (storing the result) that runs before the key is released, so
+// newcomers keep joining the finished call until its result is stored; the first caller's answer
+// does not wait for that work. Without work the key is released at once.
 func (c *Coalescer[T]) Run(ctx context.Context, key string, fn func() (T, error),
-	hold func(T)) (result T, coalesced bool, err error) {
+	hold func(T) func()) (result T, coalesced bool, err error) {
 	c.mu.Lock()
 	running, coalesced := c.calls[key]
 	if !coalesced {
@@ -50,8 +51,12 @@ func (c *Coalescer[T]) Run(ctx context.Context, key string, fn func() (T, error)
 		running.result, running.err = fn()
 		finished = true
 		close(running.done)
+		var work func()
 		if running.err == nil && hold != nil {
-			go c.release(key, func() { hold(running.result) })
+			work = hold(running.result)
+		}
+		if work != nil {
+			go c.release(key, work)
 		} else {
 			c.release(key, nil)
 		}

@@ -94,7 +94,7 @@ func TestNewcomersJoinTheFinishedCallUntilItsResultIsStored(t *testing.T) {
 	storing := make(chan struct{})
 	stored := make(chan struct{})
 	fn := func() ([]Tensor, error) { calls.Add(1); return []Tensor{{Name: "ok"}}, nil }
-	hold := func([]Tensor) { close(storing); <-stored }
+	hold := func([]Tensor) func() { return func() { close(storing); <-stored } }
 	if _, _, err := c.Run(context.Background(), "k", fn, hold); err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +142,14 @@ func TestIdenticalRequestsShareOneCacheLookupAndOneInference(t *testing.T) {
 		defer mu.Unlock()
 		return stored["k"]
 	}
-	release := make(chan struct{})
+	answered := make(chan struct{})
 	infer := func() ([]Tensor, error) {
 		inferences.Add(1)
-		<-release
+		<-answered
 		return []Tensor{{Name: "logits"}}, nil
 	}
-	store := func(outputs []Tensor) { mu.Lock(); stored["k"] = outputs; mu.Unlock() }
+	writable := make(chan struct{})
+	store := func(outputs []Tensor) { <-writable; mu.Lock(); stored["k"] = outputs; mu.Unlock() }
 	first := make(chan answer, 1)
 	go func() { found, _, _ := lookupOnce(context.Background(), c, "k", get, infer, store); first <- found }()
 	for inferences.Load() == 0 {
@@ -156,21 +157,21 @@ func TestIdenticalRequestsShareOneCacheLookupAndOneInference(t *testing.T) {
 	}
 	second := make(chan bool, 1)
 	go func() { _, joined, _ := lookupOnce(context.Background(), c, "k", get, infer, store); second <- joined }()
-	time.Sleep(10 * time.Millisecond)
-	close(release)
+	close(answered)
 	if found := <-first; found.hit || found.outputs[0].Name != "logits" {
 		t.Errorf("the first request got %+v", found)
 	}
-	if !<-second || lookups.Load() != 1 {
+	if !<-second || lookups.Load() != 1 { // the key is held until the store is written
 		t.Errorf("the second request made its own lookup: %d lookups", lookups.Load())
 	}
-	for c.Len() != 0 {
+	close(writable)
+	for deadline := time.Now().Add(time.Second); c.Len() != 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if found, joined, _ := lookupOnce(context.Background(), c, "k", get, infer, store); !found.hit || joined {
 		t.Errorf("a later request got %+v (joined %v)", found, joined)
 	}
-	if inferences.Load() != 1 {
-		t.Errorf("%d inferences", inferences.Load())
+	if inferences.Load() != 1 || c.Len() != 0 {
+		t.Errorf("%d inferences, %d keys held after a hit", inferences.Load(), c.Len())
 	}
 }

@@ -51,7 +51,7 @@ func (g *Gateway) authorize(ctx context.Context) error {
 }
 
 // ModelInfer: authorize -> decode (nothing is spent on the body before) -> admit -> model info ->
-// validate -> key -> Redis -> on a miss, coalesce -> Triton -> answer, then store.
+// validate -> key -> coalesce identical requests -> Redis -> on a miss, Triton -> answer, then store.
 func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error) (*kserve.ModelInferResponse, error) {
 	started := time.Now()
 	model, code := "", "500"
@@ -143,15 +143,15 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 	if joined {
 		coalesced.WithLabelValues(info.Name).Inc()
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	if ttl > 0 {
+	if ttl > 0 { // a miss counts whatever Triton then did; a follower that left counts as one
 		if found.hit {
 			cacheHits.WithLabelValues(info.Name).Inc()
 		} else {
 			cacheMisses.WithLabelValues(info.Name).Inc()
 		}
+	}
+	if err != nil {
+		return nil, false, err
 	}
 	return inferResponse(info, request.Id, found.outputs), found.hit, nil
 }
@@ -177,12 +177,13 @@ func lookupOnce(ctx context.Context, c *Coalescer[answer], key string, get func(
 		outputs, err := infer()
 		return answer{outputs: outputs}, err
 	}
-	var hold func(answer)
+	var hold func(answer) func()
 	if store != nil {
-		hold = func(found answer) {
-			if !found.hit {
-				store(found.outputs)
+		hold = func(found answer) func() {
+			if found.hit {
+				return nil
 			}
+			return func() { store(found.outputs) }
 		}
 	}
 	return c.Run(ctx, key, lookup, hold)

@@ -59,9 +59,14 @@ class PredictionService:
         validate_request(info, inputs, outputs)
         ttl = self.settings.ttl_for(info.name)
         key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
-        (result, hit), coalesced = await self.coalescer.run(
-            key, lambda: self._lookup(info, inputs, outputs, key, ttl)
-        )
+        try:
+            (result, hit), coalesced = await self.coalescer.run(
+                key, lambda: self._lookup(info, inputs, outputs, key, ttl)
+            )
+        except Exception:  # only a miss can fail (a failed GET is a miss): count it, whatever Triton did
+            if ttl > 0:
+                metrics.CACHE_MISSES.labels(info.name).inc()
+            raise
         if coalesced:
             metrics.COALESCED.labels(info.name).inc()
         if ttl > 0:

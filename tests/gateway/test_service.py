@@ -3,7 +3,10 @@
 import asyncio
 
 import numpy as np
+import pytest
+from prometheus_client import REGISTRY
 
+from gateway.errors import GatewayError
 from gateway.service import PredictionService
 from gateway.settings import Settings
 from gateway.tensors import Tensor
@@ -18,19 +21,21 @@ INFO = ModelInfo(
     outputs={"logits": TensorInfo("logits", "FP32", (-1, 1))},
 )
 INPUTS = [Tensor("image", "FP32", np.ones((1, 2), np.float32))]
+CACHING = Settings(cache_enabled=True, cache_ttl_s=60, cache_model_ttl_s={})
 
 
 class Cache:
-    """A dict with counted lookups; each write completes when the test says so."""
+    """A dict with counted lookups; lookups and writes complete when the test says so."""
 
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
         self.lookups = 0
+        self.readable = asyncio.Event()
         self.writable = asyncio.Event()
 
     async def get(self, key: str) -> bytes | None:
         self.lookups += 1
-        await asyncio.sleep(0)
+        await self.readable.wait()
         return self.values.get(key)
 
     async def put(self, key: str, value: bytes, ttl: int) -> None:
@@ -39,22 +44,36 @@ class Cache:
 
 
 class Triton:
-    def __init__(self) -> None:
+    def __init__(self, failure: Exception | None = None) -> None:
         self.inferences = 0
         self.answer = asyncio.Event()
+        self.failure = failure
 
     async def infer(self, info, inputs, outputs):
         self.inferences += 1
         await self.answer.wait()
+        if self.failure:
+            raise self.failure
         return {"logits": Tensor("logits", "FP32", np.array([[7.0]], np.float32))}
+
+
+async def until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0)
+
+
+def misses() -> float:
+    return REGISTRY.get_sample_value("gateway_cache_misses_total", {"model": "digits"}) or 0.0
 
 
 async def test_requests_during_the_lookup_inference_or_store_of_an_identical_one_join_it():
     cache, triton = Cache(), Triton()
-    service = PredictionService(Settings(), triton, cache)
+    service = PredictionService(CACHING, triton, cache)
     first = asyncio.create_task(service.predict(INFO, INPUTS))
-    while not triton.inferences:
-        await asyncio.sleep(0)
+    await until(lambda: cache.lookups)
+    during_lookup = asyncio.create_task(service.predict(INFO, INPUTS))
+    cache.readable.set()
+    await until(lambda: triton.inferences)
     during_inference = asyncio.create_task(service.predict(INFO, INPUTS))
     triton.answer.set()
     assert not (await first).cache_hit
@@ -62,7 +81,8 @@ async def test_requests_during_the_lookup_inference_or_store_of_an_identical_one
     cache.writable.set()
     await asyncio.sleep(0.01)
     after_store = await service.predict(INFO, INPUTS)
-    assert not (await during_inference).cache_hit and not during_store.cache_hit and after_store.cache_hit
+    joined = [await during_lookup, await during_inference, during_store]
+    assert [p.cache_hit for p in joined] == [False] * 3 and after_store.cache_hit
     assert (triton.inferences, cache.lookups) == (1, 2)
     assert after_store.outputs["logits"].array.tolist() == [[7.0]]
 
@@ -75,3 +95,18 @@ async def test_with_caching_off_identical_requests_still_make_one_inference_and_
     triton.answer.set()
     assert [p.cache_hit for p in await asyncio.gather(*requests)] == [False] * 3
     assert (triton.inferences, cache.lookups) == (1, 0)
+
+
+async def test_a_failed_inference_reaches_every_waiter_counts_their_misses_and_stores_nothing():
+    cache, triton = Cache(), Triton(GatewayError(503, "Triton is unavailable"))
+    cache.readable.set()
+    cache.writable.set()
+    service = PredictionService(CACHING, triton, cache)
+    before = misses()
+    requests = [asyncio.create_task(service.predict(INFO, INPUTS)) for _ in range(3)]
+    await until(lambda: triton.inferences)
+    triton.answer.set()
+    for request in requests:
+        with pytest.raises(GatewayError, match="unavailable"):
+            await request
+    assert (misses() - before, triton.inferences, cache.values) == (3, 1, {})
