@@ -1,4 +1,4 @@
-"""One prediction: validate -> cache key -> coalesce identical requests -> Redis -> on a miss, Triton -> store."""
+"""One prediction: validate -> key -> coalesce identical requests -> Redis -> on a miss, Triton -> store."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class PredictionService:
             (result, hit), coalesced = await self.coalescer.run(
                 key, lambda: self._lookup(info, inputs, outputs, key, ttl)
             )
-        except Exception:  # only a miss can fail (a failed GET is a miss): count it, whatever Triton did
+        except Exception:  # only a miss can fail (a failed GET is one): count it, whatever Triton did
             if ttl > 0:
                 metrics.CACHE_MISSES.labels(info.name).inc()
             raise
