@@ -9,7 +9,7 @@ MODEL ?=
 RUN_DIR := .run
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools up down status test audit clean
+.PHONY: help install tools up down status test lint audit clean
 
 # Each area keeps its targets in its own fragment: mk/conversion.mk (convert, profile),
 # mk/bench.mk (bench, loadtest, soak, bench-gpu), mk/gateway-grpc.mk (the native gRPC front end).
@@ -38,7 +38,11 @@ down: ## Stop exactly the processes that `make up` started
 status: ## Show the local stack's processes
 	$(PY) -m localstack status --run-dir $(RUN_DIR)
 
-test: $(STAMP) tools ## Run the whole test suite: gateway-grpc's Go tests, then pytest (own redis + tritonserver)
+lint: $(STAMP) ## ruff check and ruff format --check (make test runs it first)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) tools lint ## Run the whole test suite: ruff, gateway-grpc's Go tests, then pytest (own redis + tritonserver)
 	GATEWAY_GRPC_TEST=1 bash gateway-grpc/build.sh $(PY) $(GATEWAY_GRPC)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 

@@ -20,22 +20,31 @@ def _stamp() -> str:
 
 @app.command()
 def run(
-    tiny: bool = typer.Option(False, "--tiny", help="Seconds, not minutes: digits only, short windows."),
+    tiny: bool = typer.Option(
+        False, "--tiny", help="Seconds, not minutes: digits only, short windows."
+    ),
     out: Path = typer.Option(None, help="Report folder (default reports/bench-<UTC time>)."),
     repository: Path = typer.Option(Path("model_repository"), help="Canonical model repository."),
     slo_p99_ms: float = typer.Option(100.0, help="Latency objective for 'best config' and cost."),
-    families: str = typer.Option("", help="Comma-separated subset: digits,minilm (default: all present)."),
+    families: str = typer.Option(
+        "", help="Comma-separated subset: digits,minilm (default: all present)."
+    ),
     sections: str = typer.Option("model,baseline,sweep,hardware", help="Sections to run."),
-    import_results: list[Path] = typer.Option([], "--import", help="bench-hardware/1 JSON files or folders."),
+    import_results: list[Path] = typer.Option(
+        [], "--import", help="bench-hardware/1 JSON files or folders."
+    ),
     prices: Path = typer.Option(None, help="Price table YAML (default benchmarks/prices.yaml)."),
 ) -> None:
     """Naive vs optimized, technique rows, config sweep, hardware cost: JSON + Markdown + PNG."""
     from benchmarks import hardware
     from benchmarks.suite import Bench, Settings
 
-    overrides = {"slo_p99_ms": slo_p99_ms, "imports": list(import_results),
-                 "prices": prices or hardware.DEFAULT_PRICES,
-                 "sections": tuple(s.strip() for s in sections.split(",") if s.strip())}
+    overrides = {
+        "slo_p99_ms": slo_p99_ms,
+        "imports": list(import_results),
+        "prices": prices or hardware.DEFAULT_PRICES,
+        "sections": tuple(s.strip() for s in sections.split(",") if s.strip()),
+    }
     if families:
         overrides["families"] = tuple(f.strip() for f in families.split(",") if f.strip())
     settings = Settings.tiny_settings(**overrides) if tiny else Settings(**overrides)
@@ -48,7 +57,9 @@ def run(
         raise typer.Exit(1) from None
     console.print(f"report: {folder / 'report.md'}")
     if bench.results["errors"]:
-        console.print(f"[yellow]{len(bench.results['errors'])} section(s) failed; see results.json[/yellow]")
+        console.print(
+            f"[yellow]{len(bench.results['errors'])} section(s) failed; see results.json[/yellow]"
+        )
         raise typer.Exit(2)
 
 
@@ -59,7 +70,9 @@ def gateway(
     workers: str = typer.Option("1,2", help="Gateway worker counts to measure, comma-separated."),
     duration_s: float = typer.Option(5.0, help="Seconds of closed-loop hits per worker count."),
     sequential: int = typer.Option(500, help="Sequential hits for the latency numbers."),
-    pinned: bool = typer.Option(True, help="Also measure each worker count pinned to CPUs (GATEWAY_CPUS)."),
+    pinned: bool = typer.Option(
+        True, help="Also measure each worker count pinned to CPUs (GATEWAY_CPUS)."
+    ),
     miss_rounds: int = typer.Option(5, help="Runs of the paired miss client."),
     miss_calls: int = typer.Option(1000, help="Calls per target in each run of the miss client."),
 ) -> None:
@@ -68,15 +81,18 @@ def gateway(
 
     out = out or Path("reports") / f"gateway-{_stamp()}"
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
-    result = gateway_bench.run(repository, out, counts, duration_s, sequential, pinned, miss_rounds,
-                               miss_calls)
+    result = gateway_bench.run(
+        repository, out, counts, duration_s, sequential, pinned, miss_rounds, miss_calls
+    )
     console.print(gateway_bench.markdown(result))
     console.print(f"report: {out / 'gateway.md'}")
 
 
 @app.command()
-def report(results: Path = typer.Argument(..., help="results.json of a bench run"),
-           out: Path = typer.Option(None, help="Folder (default: beside results.json).")) -> None:
+def report(
+    results: Path = typer.Argument(..., help="results.json of a bench run"),
+    out: Path = typer.Option(None, help="Folder (default: beside results.json)."),
+) -> None:
     """Re-render report.md and the plots from a recorded results.json."""
     from benchmarks import report as render
 
@@ -95,8 +111,10 @@ def rank(
     from benchmarks import hardware
     from benchmarks import report as render
 
-    ranking = hardware.rank(hardware.load_imports(list(results)),
-                            hardware.load_prices(prices or hardware.DEFAULT_PRICES))
+    ranking = hardware.rank(
+        hardware.load_imports(list(results)),
+        hardware.load_prices(prices or hardware.DEFAULT_PRICES),
+    )
     text = render.cost_markdown(ranking)
     console.print(text)
     if out:
@@ -112,17 +130,27 @@ def loadtest(
     users: int = typer.Option(16, help="Concurrent Locust users."),
     spawn_rate: float = typer.Option(16, help="Users started per second."),
     run_time: str = typer.Option("30s", help="Bounded duration (Locust -t)."),
-    classes: str = typer.Option("RepeatHttpUser,UniqueHttpUser,MixedHttpUser", help="User classes."),
+    classes: str = typer.Option(
+        "RepeatHttpUser,UniqueHttpUser,MixedHttpUser", help="User classes."
+    ),
     model: str = typer.Option("digits", help="Model for the scenarios."),
     slo_p99_ms: float = typer.Option(250.0, help="p99 objective (ms)."),
     slo_error_rate: float = typer.Option(0.01, help="Error-rate objective."),
     out: Path = typer.Option(None, help="Folder (default reports/loadtest-<UTC time>)."),
     repository: Path = typer.Option(Path("model_repository"), help="For the local stack."),
-    gateway_pid: int = typer.Option(0, help="Gateway pid to sample with --host (default: the local stack's)."),
+    gateway_pid: int = typer.Option(
+        0, help="Gateway pid to sample with --host (default: the local stack's)."
+    ),
     rss_interval: float = typer.Option(2.0, help="Seconds between gateway RSS samples."),
-    soak: bool = typer.Option(False, "--soak", help="Soak verdict: zero failures, RSS steady after warm-up."),
-    max_rss_growth_pct: float = typer.Option(10.0, help="Soak: RSS growth after warm-up, % (<0: off)."),
-    max_rss_growth_mb: float = typer.Option(20.0, help="Soak: RSS growth after warm-up, MB (<0: off)."),
+    soak: bool = typer.Option(
+        False, "--soak", help="Soak verdict: zero failures, RSS steady after warm-up."
+    ),
+    max_rss_growth_pct: float = typer.Option(
+        10.0, help="Soak: RSS growth after warm-up, % (<0: off)."
+    ),
+    max_rss_growth_mb: float = typer.Option(
+        20.0, help="Soak: RSS growth after warm-up, MB (<0: off)."
+    ),
     warmup: float = typer.Option(0.5, help="Soak: share of the run not judged for RSS growth."),
 ) -> None:
     """Headless Locust for a bounded time: CSV, HTML, JSON, gateway RSS CSV/PNG and summary.md; exit 1
@@ -131,12 +159,23 @@ def loadtest(
     from benchmarks.memory import SoakLimits
 
     out = out or Path("reports") / f"{'soak' if soak else 'loadtest'}-{_stamp()}"
-    code = lt.run(host=host, grpc_host=grpc_host, users=users, spawn_rate=spawn_rate,
-                  run_time=run_time, classes=[c for c in classes.split(",") if c], model=model,
-                  slo_p99_ms=slo_p99_ms, slo_error_rate=slo_error_rate, out=out,
-                  repository=repository, gateway_pid=gateway_pid or None,
-                  rss_interval_s=rss_interval, soak=soak,
-                  limits=SoakLimits(max_rss_growth_pct, max_rss_growth_mb, warmup))
+    code = lt.run(
+        host=host,
+        grpc_host=grpc_host,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time=run_time,
+        classes=[c for c in classes.split(",") if c],
+        model=model,
+        slo_p99_ms=slo_p99_ms,
+        slo_error_rate=slo_error_rate,
+        out=out,
+        repository=repository,
+        gateway_pid=gateway_pid or None,
+        rss_interval_s=rss_interval,
+        soak=soak,
+        limits=SoakLimits(max_rss_growth_pct, max_rss_growth_mb, warmup),
+    )
     raise typer.Exit(code)
 
 

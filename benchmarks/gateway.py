@@ -77,7 +77,9 @@ def hit_histogram(metrics_url: str) -> dict[float, float]:
     }
 
 
-def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+def histogram_quantile(
+    before: dict[float, float], after: dict[float, float], q: float
+) -> float | None:
     """Prometheus-style linear interpolation of quantile `q` over the samples between two scrapes."""
     bounds = sorted(after)
     counts = [after[b] - before.get(b, 0.0) for b in bounds]
@@ -85,7 +87,7 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
     if total <= 0:
         return None
     rank, lower, below = q * total, 0.0, 0.0
-    for bound, count in zip(bounds, counts):
+    for bound, count in zip(bounds, counts, strict=False):
         if count >= rank:
             if bound == float("inf"):
                 return lower
@@ -94,8 +96,9 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
     return None
 
 
-def measure_hits(repository: Path, work: Path, config: Configuration, duration_s: float,
-                 sequential: int) -> dict:
+def measure_hits(
+    repository: Path, work: Path, config: Configuration, duration_s: float, sequential: int
+) -> dict:
     name = f"w{config.workers}" + ("-cpu" + "-".join(map(str, config.cpus)) if config.cpus else "")
     env = {"GATEWAY_WORKERS": str(config.workers), "GATEWAY_CPUS": ",".join(map(str, config.cpus))}
     stack = LocalStack(work / f"stack-{name}", repository, StackPorts.free(), gateway_env=env)
@@ -111,7 +114,9 @@ def measure_hits(repository: Path, work: Path, config: Configuration, duration_s
         after = hit_histogram(metrics)
         use_wrk = wrk.available()
         if use_wrk:
-            loaded = wrk.run(predict, hot, concurrency=32, duration_s=duration_s, work_dir=work / name)
+            loaded = wrk.run(
+                predict, hot, concurrency=32, duration_s=duration_s, work_dir=work / name
+            )
         else:
             loaded = loadgen.run_http(predict, lambda: hot, concurrency=32, duration_s=duration_s)
     finally:
@@ -135,12 +140,18 @@ def measure_hits(repository: Path, work: Path, config: Configuration, duration_s
 def gateway_grpc(stack: LocalStack, threads: int, **env: str) -> Iterator[str]:
     """One more gateway-grpc on free ports in front of the stack's Triton and Redis: its address."""
     ports = StackPorts.free()
-    env = {**stack.gateway_environment(), "GOMAXPROCS": str(threads),
-           "GATEWAY_GRPC_PORT": str(ports.gateway_grpc),
-           "GATEWAY_GRPC_METRICS_PORT": str(ports.gateway_grpc_metrics), **env}
+    env = {
+        **stack.gateway_environment(),
+        "GOMAXPROCS": str(threads),
+        "GATEWAY_GRPC_PORT": str(ports.gateway_grpc),
+        "GATEWAY_GRPC_METRICS_PORT": str(ports.gateway_grpc_metrics),
+        **env,
+    }
     process = subprocess.Popen([str(GATEWAY_GRPC_BINARY)], env=env, stderr=subprocess.DEVNULL)
     try:
-        if not wait_until(lambda: http_ok(f"http://127.0.0.1:{ports.gateway_grpc_metrics}/readyz"), 10):
+        if not wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{ports.gateway_grpc_metrics}/readyz"), 10
+        ):
             raise RuntimeError("gateway-grpc did not become ready")
         yield f"127.0.0.1:{ports.gateway_grpc}"
     finally:
@@ -152,8 +163,12 @@ def paired(addresses: list[str], calls: int) -> dict:
     """One run of build/paired-infer: each address's p50 and its paired overhead over the first."""
     if not PAIRED_INFER.exists():
         raise FileNotFoundError(f"{PAIRED_INFER} is missing: make paired-infer")
-    done = subprocess.run([str(PAIRED_INFER), "-targets", ",".join(addresses), "-calls", str(calls)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(PAIRED_INFER), "-targets", ",".join(addresses), "-calls", str(calls)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"paired-infer failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
@@ -165,9 +180,11 @@ def measure_misses(repository: Path, work: Path, rounds: int, calls: int = 1000)
     stack.start()
     try:
         triton = f"127.0.0.1:{stack.ports.triton_grpc}"
-        with (passthrough.running(triton) as proxy,
-              gateway_grpc(stack, threads=2) as two_threads,
-              gateway_grpc(stack, threads=1, GATEWAY_CACHE_ENABLED="false") as uncached):
+        with (
+            passthrough.running(triton) as proxy,
+            gateway_grpc(stack, threads=2) as two_threads,
+            gateway_grpc(stack, threads=1, GATEWAY_CACHE_ENABLED="false") as uncached,
+        ):
             targets = {
                 TRITON: triton,
                 "gateway-grpc, 1 Go thread (GOMAXPROCS=1)": f"127.0.0.1:{stack.ports.gateway_grpc}",
@@ -181,24 +198,40 @@ def measure_misses(repository: Path, work: Path, rounds: int, calls: int = 1000)
     rows = []
     for index, label in enumerate(targets):
         overheads = [run["paired_overhead_p50_ms"][index] for run in runs]
-        rows.append({
-            "target": label,
-            "p50_ms": [run["p50_ms"][index] for run in runs],
-            "overhead_p50_ms": None if label == TRITON else statistics.median(overheads),
-            "overhead_range_ms": None if label == TRITON else [min(overheads), max(overheads)],
-        })
+        rows.append(
+            {
+                "target": label,
+                "p50_ms": [run["p50_ms"][index] for run in runs],
+                "overhead_p50_ms": None if label == TRITON else statistics.median(overheads),
+                "overhead_range_ms": None if label == TRITON else [min(overheads), max(overheads)],
+            }
+        )
     return {"rounds": rounds, "calls_per_target": calls, "rows": rows}
 
 
-def run(repository: Path, out: Path, workers: tuple[int, ...] = (1, 2), duration_s: float = 5.0,
-        sequential: int = 500, pinned: bool = True, miss_rounds: int = 5, miss_calls: int = 1000) -> dict:
+def run(
+    repository: Path,
+    out: Path,
+    workers: tuple[int, ...] = (1, 2),
+    duration_s: float = 5.0,
+    sequential: int = 500,
+    pinned: bool = True,
+    miss_rounds: int = 5,
+    miss_calls: int = 1000,
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure_hits(repository, Path(tmp), config, duration_s, sequential)
-                for config in configurations(workers, pinned)]
+        rows = [
+            measure_hits(repository, Path(tmp), config, duration_s, sequential)
+            for config in configurations(workers, pinned)
+        ]
         misses = measure_misses(repository, Path(tmp), miss_rounds, miss_calls)
-    result = {"model": "digits", "hardware": local_hardware()["description"], "rows": rows,
-              "misses": misses}
+    result = {
+        "model": "digits",
+        "hardware": local_hardware()["description"],
+        "rows": rows,
+        "misses": misses,
+    }
     (out / "gateway.json").write_text(json.dumps(result, indent=2))
     (out / "gateway.md").write_text(markdown(result))
     return result

@@ -1,8 +1,9 @@
 """`python -m benchmarks gpu` (`make bench-gpu`): the demo models on a CUDA GPU.
 
-Standalone on purpose: needs only torch (numpy, transformers, sklearn when present). It never
-imports tritonclient, pytriton or project modules that pin numpy<2, so it runs on a bare GPU host
-with Python 3.12 / torch 2.11+cu130 / numpy 2.
+Standalone on purpose: needs only torch and numpy (transformers, sklearn when present). Of the
+project it imports only `conversion.digits` (the digits CNN, torch and numpy alone), never
+tritonclient, pytriton or modules that pin numpy<2, so it runs on a bare GPU host with
+Python 3.12 / torch 2.11+cu130 / numpy 2.
 
 Sections (each guarded: a failing one is recorded and the rest still run; the JSON is rewritten
 after every measurement, so an interrupted run keeps what it had):
@@ -36,8 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = "bench-hardware/1"
-MINILM = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-              intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2)
+MINILM = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+)
 
 
 def log(message: str) -> None:
@@ -55,8 +63,13 @@ class Report:
             "schema": "bench-gpu/1",
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "status": "running", "environment": {}, "model_only": [], "serving": [],
-            "notes": [], "errors": [], "skipped": [],
+            "status": "running",
+            "environment": {},
+            "model_only": [],
+            "serving": [],
+            "notes": [],
+            "errors": [],
+            "skipped": [],
         }
         self.slo = args.slo_p99_ms
 
@@ -76,8 +89,11 @@ class Report:
     def hardware_document(self) -> dict:
         env = self.data["environment"]
         device = env.get("device_name")
-        hardware = ({"id": device, "kind": "gpu", "description": f"{device} (torch {env.get('torch')})"}
-                    if device else {"id": "none", "kind": "none", "description": "no CUDA GPU"})
+        hardware = (
+            {"id": device, "kind": "gpu", "description": f"{device} (torch {env.get('torch')})"}
+            if device
+            else {"id": "none", "kind": "none", "description": "no CUDA GPU"}
+        )
         results = []
         best: dict[tuple, dict] = {}
         for row in self.data["model_only"]:
@@ -86,57 +102,88 @@ class Report:
                 if key not in best or row["samples_per_s"] > best[key]["samples_per_s"]:
                     best[key] = row
         for (model, precision), row in sorted(best.items()):
-            results.append({
-                "model": model, "variant": precision.lower(),
-                "path": f"model only, torch CUDA eager, batch {row['batch']}"
-                        + (f", {row['seq_len']} tokens" if row.get("seq_len") else ""),
-                "throughput": row["samples_per_s"], "p99_ms": row.get("p99_ms", row["ms_per_batch"]),
-                "note": "batch latency stands in for request latency (whole batch answered at once)",
-            })
-        served = [r for r in self.data["serving"] if r.get("p99_ms") is not None and r["p99_ms"] <= self.slo]
+            results.append(
+                {
+                    "model": model,
+                    "variant": precision.lower(),
+                    "path": f"model only, torch CUDA eager, batch {row['batch']}"
+                    + (f", {row['seq_len']} tokens" if row.get("seq_len") else ""),
+                    "throughput": row["samples_per_s"],
+                    "p99_ms": row.get("p99_ms", row["ms_per_batch"]),
+                    "note": "batch latency stands in for request latency (whole batch answered at once)",
+                }
+            )
+        served = [
+            r
+            for r in self.data["serving"]
+            if r.get("p99_ms") is not None and r["p99_ms"] <= self.slo
+        ]
         for mode in dict.fromkeys(r["mode"] for r in served):
             row = max((r for r in served if r["mode"] == mode), key=lambda r: r["throughput"])
-            results.append({
-                "model": row["model"], "variant": f"{row['precision'].lower()} {mode}",
-                "path": f"served in-process ({mode}), concurrency {row['concurrency']}",
-                "throughput": row["throughput"], "p99_ms": row["p99_ms"],
-            })
+            results.append(
+                {
+                    "model": row["model"],
+                    "variant": f"{row['precision'].lower()} {mode}",
+                    "path": f"served in-process ({mode}), concurrency {row['concurrency']}",
+                    "throughput": row["throughput"],
+                    "p99_ms": row["p99_ms"],
+                }
+            )
         return {"schema": SCHEMA, "hardware": hardware, "slo_p99_ms": self.slo, "results": results}
 
     def markdown(self) -> str:
         d, env = self.data, self.data["environment"]
-        lines = [f"# GPU benchmark ({d['status']})", "",
-                 f"- started {d['started']}, elapsed {d.get('elapsed_s')} s",
-                 f"- device: {env.get('device_name') or 'NO CUDA GPU'}; torch {env.get('torch')}, "
-                 f"CUDA {env.get('cuda')}, Python {env.get('python')}", ""]
+        lines = [
+            f"# GPU benchmark ({d['status']})",
+            "",
+            f"- started {d['started']}, elapsed {d.get('elapsed_s')} s",
+            f"- device: {env.get('device_name') or 'NO CUDA GPU'}; torch {env.get('torch')}, "
+            f"CUDA {env.get('cuda')}, Python {env.get('python')}",
+            "",
+        ]
         if not env.get("cuda_available"):
-            lines += ["**No CUDA GPU was found**: nothing was measured on a GPU. "
-                      + (env.get("reason") or ""), ""]
+            lines += [
+                "**No CUDA GPU was found**: nothing was measured on a GPU. "
+                + (env.get("reason") or ""),
+                "",
+            ]
         if d["notes"]:
             lines += ["## Notes", ""] + [f"- {n}" for n in d["notes"]] + [""]
         if d["model_only"]:
-            lines += ["## Model only (torch eager on the device)", "",
-                      "| model | precision | batch | tokens | ms / batch (median) | p99 ms | samples/s | vs FP32 | agreement |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "## Model only (torch eager on the device)",
+                "",
+                "| model | precision | batch | tokens | ms / batch (median) | p99 ms | samples/s | vs FP32 | agreement |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for r in d["model_only"]:
-                lines.append(f"| {r['model']} | {r['precision']} | {r['batch']} | {r.get('seq_len') or ''} | "
-                             f"{_f(r.get('ms_per_batch'), 3)} | {_f(r.get('p99_ms'), 3)} | "
-                             f"{_f(r.get('samples_per_s'), 0)} | {_f(r.get('speedup_vs_fp32'), 2)} | "
-                             f"{r.get('agreement', '')} |")
+                lines.append(
+                    f"| {r['model']} | {r['precision']} | {r['batch']} | {r.get('seq_len') or ''} | "
+                    f"{_f(r.get('ms_per_batch'), 3)} | {_f(r.get('p99_ms'), 3)} | "
+                    f"{_f(r.get('samples_per_s'), 0)} | {_f(r.get('speedup_vs_fp32'), 2)} | "
+                    f"{r.get('agreement', '')} |"
+                )
             lines.append("")
         if d["serving"]:
-            lines += ["## Serving on the device (in-process dynamic batcher vs one request per forward)", "",
-                      "| model | precision | mode | concurrency | req/s | p50 ms | p99 ms | avg batch |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "## Serving on the device (in-process dynamic batcher vs one request per forward)",
+                "",
+                "| model | precision | mode | concurrency | req/s | p50 ms | p99 ms | avg batch |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for r in d["serving"]:
-                lines.append(f"| {r['model']} | {r['precision']} | {r['mode']} | {r['concurrency']} | "
-                             f"{_f(r['throughput'], 0)} | {_f(r['p50_ms'], 2)} | {_f(r['p99_ms'], 2)} | "
-                             f"{_f(r.get('avg_batch'), 1)} |")
+                lines.append(
+                    f"| {r['model']} | {r['precision']} | {r['mode']} | {r['concurrency']} | "
+                    f"{_f(r['throughput'], 0)} | {_f(r['p50_ms'], 2)} | {_f(r['p99_ms'], 2)} | "
+                    f"{_f(r.get('avg_batch'), 1)} |"
+                )
             lines.append("")
         if d["skipped"]:
             lines += ["## Not measured", ""] + [f"- {s}" for s in d["skipped"]] + [""]
         if d["errors"]:
-            lines += ["## Errors", ""] + [f"- {e['section']}: {e['error']}" for e in d["errors"]] + [""]
+            lines += (
+                ["## Errors", ""] + [f"- {e['section']}: {e['error']}" for e in d["errors"]] + [""]
+            )
         return "\n".join(lines)
 
 
@@ -157,8 +204,13 @@ def guarded(report: Report, section: str, budget_s: float, call) -> None:
         call()
     except Exception as error:  # keep the other sections
         log(f"{section} failed: {error}")
-        report.data["errors"].append({"section": section, "error": f"{type(error).__name__}: {error}",
-                                      "trace": traceback.format_exc()[-1500:]})
+        report.data["errors"].append(
+            {
+                "section": section,
+                "error": f"{type(error).__name__}: {error}",
+                "trace": traceback.format_exc()[-1500:],
+            }
+        )
     report.save()
 
 
@@ -177,48 +229,37 @@ def time_call(torch, device, call, min_time_s: float, max_runs: int = 500) -> di
         sync()
         times.append(time.perf_counter() - t)
     times.sort()
-    p99 = times[min(len(times) - 1, int(math.ceil(0.99 * len(times))) - 1)]
-    return {"ms_per_batch": statistics.median(times) * 1000, "p99_ms": p99 * 1000, "runs": len(times)}
+    p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
+    return {
+        "ms_per_batch": statistics.median(times) * 1000,
+        "p99_ms": p99 * 1000,
+        "runs": len(times),
+    }
 
 
 # ---------------------------------------------------------------------- models
 def digits_model(torch, report: Report):
-    nn = torch.nn
-
-    class DigitsCNN(nn.Module):  # the architecture of conversion/digits.py
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-                                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-            self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
-                                            nn.Linear(128, 10))
-
-        def forward(self, x):
-            return self.classifier(self.features(x))
+    """The digits CNN of conversion/digits.py, trained here when sklearn is present."""
+    from conversion.digits import DigitsCNN, accuracy, load_data, train
 
     torch.manual_seed(0)
-    model = DigitsCNN()
     try:
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        x = torch.tensor(data.images / 16.0, dtype=torch.float32)[:, None]
-        y = torch.tensor(data.target)
-        optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-        for _ in range(15):
-            for i in range(0, len(x), 64):
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(model(x[i:i + 64]), y[i:i + 64]).backward()
-                optimizer.step()
-        model.eval()
-        accuracy = (model(x).argmax(1) == y).float().mean().item()
-        report.data["notes"].append(f"digits CNN trained here on sklearn load_digits (15 epochs, "
-                                    f"train-set accuracy {accuracy:.3f}); inputs are real digits")
-        return model.eval(), x
+        data = load_data()
     except ImportError:
-        report.data["notes"].append("digits CNN: sklearn missing, random weights and random inputs "
-                                    "(speed does not depend on the values)")
-        return model.eval(), torch.rand(1797, 1, 8, 8)
+        report.data["notes"].append(
+            "digits CNN: sklearn missing, random weights and random inputs "
+            "(speed does not depend on the values)"
+        )
+        return DigitsCNN().eval(), torch.rand(1797, 1, 8, 8)
+    model = train(data, epochs=15)
+    with torch.no_grad():
+        held_out = accuracy(model(torch.from_numpy(data.test_x)).numpy(), data.test_y)
+    report.data["notes"].append(
+        f"digits CNN trained here on sklearn load_digits (15 epochs, "
+        f"held-out accuracy {held_out:.3f}); inputs are real digits"
+    )
+    images = torch.cat([torch.from_numpy(data.train_x), torch.from_numpy(data.test_x)])
+    return model, images
 
 
 class Int8Linear:
@@ -234,8 +275,10 @@ class Int8Linear:
                 super().__init__()
                 w = linear.weight.detach().float()
                 scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-                self.register_buffer("wq_t", (w / scale[:, None]).round().clamp(-127, 127)
-                                     .to(torch.int8).t().contiguous())
+                self.register_buffer(
+                    "wq_t",
+                    (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8).t().contiguous(),
+                )
                 self.register_buffer("w_scale", scale)
                 self.bias = linear.bias
 
@@ -258,7 +301,11 @@ class Int8Linear:
 
 def quantize_linears(torch, module):
     for name, child in list(module.named_children()):
-        if isinstance(child, torch.nn.Linear) and child.in_features % 8 == 0 and child.out_features % 8 == 0:
+        if (
+            isinstance(child, torch.nn.Linear)
+            and child.in_features % 8 == 0
+            and child.out_features % 8 == 0
+        ):
             setattr(module, name, Int8Linear.wrap(torch, child))
         else:
             quantize_linears(torch, child)
@@ -293,16 +340,27 @@ def minilm_model(torch):
 # ---------------------------------------------------------------------- sections
 def environment(torch, report: Report, device) -> None:
     env = report.data["environment"]
-    env.update({"python": platform.python_version(), "torch": torch.__version__,
-                "cuda": torch.version.cuda, "cuda_available": device.type == "cuda",
-                "host": platform.node(), "cpu_cores": os.cpu_count()})
+    env.update(
+        {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cuda_available": device.type == "cuda",
+            "host": platform.node(),
+            "cpu_cores": os.cpu_count(),
+        }
+    )
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update({"device_name": torch.cuda.get_device_name(device),
-                    "capability": f"{props.major}.{props.minor}",
-                    "memory_gib": round(props.total_memory / 2**30, 1),
-                    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-                    "tf32_cudnn": torch.backends.cudnn.allow_tf32})
+        env.update(
+            {
+                "device_name": torch.cuda.get_device_name(device),
+                "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1),
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            }
+        )
 
 
 def bench_digits(torch, report: Report, device, batches, min_time_s) -> None:
@@ -316,21 +374,33 @@ def bench_digits(torch, report: Report, device, batches, min_time_s) -> None:
             for batch in batches:
                 x = images[torch.arange(batch) % len(images)].to(device)
                 x = x if precision == "FP32" else x.half()
-                row = time_call(torch, device, lambda: m(x), min_time_s)
-                row.update({"model": "digits", "precision": precision, "batch": batch,
-                            "samples_per_s": batch / row["ms_per_batch"] * 1000})
+                row = time_call(torch, device, lambda m=m, x=x: m(x), min_time_s)
+                row.update(
+                    {
+                        "model": "digits",
+                        "precision": precision,
+                        "batch": batch,
+                        "samples_per_s": batch / row["ms_per_batch"] * 1000,
+                    }
+                )
                 if precision == "FP32":
                     fp32_rate[batch] = row["samples_per_s"]
                 else:
                     row["speedup_vs_fp32"] = row["samples_per_s"] / fp32_rate[batch]
-                    agree = (m(images[:256].to(device).half()).argmax(1) == reference).float().mean().item()
+                    agree = (
+                        (m(images[:256].to(device).half()).argmax(1) == reference)
+                        .float()
+                        .mean()
+                        .item()
+                    )
                     row["agreement"] = f"top-1 agrees with FP32 on {agree:.1%} of 256 digits"
                 report.add("model_only", row)
                 log(f"digits {precision} b{batch}: {row['samples_per_s']:,.0f}/s")
     report.data["skipped"].append(
         "digits INT8: PyTorch eager has no INT8 convolution kernels on CUDA (cuDNN INT8 conv is "
         "reached through TensorRT or torch.ao backends for CPU only); the CNN's time is in its "
-        "convolutions, so INT8 for it needs TensorRT, which this host does not have")
+        "convolutions, so INT8 for it needs TensorRT, which this host does not have"
+    )
 
 
 def _half_copy(torch, model):
@@ -353,7 +423,8 @@ def bench_minilm(torch, report: Report, device, batches, seq_lens, min_time_s, i
     report.data["notes"].append(
         "MiniLM: BertModel with all-MiniLM-L6-v2's config (6 layers, hidden 384, 12 heads, "
         "intermediate 1536, vocab 30522) and RANDOM weights (the real weights do not travel with "
-        "the repo); timings are those of the real model, agreement numbers only compare variants")
+        "the repo); timings are those of the real model, agreement numbers only compare variants"
+    )
     variants = {"FP32": fp32, "FP16": _half_copy(torch, fp32)}
     if int8:
         try:
@@ -364,10 +435,13 @@ def bench_minilm(torch, report: Report, device, batches, seq_lens, min_time_s, i
             variants["INT8"] = q
             report.data["notes"].append(
                 "MiniLM INT8: W8A8 dynamic quantization of every Linear (torch._int_mm, INT32 "
-                "accumulate), attention/LayerNorm in FP16; no TensorRT on this host")
+                "accumulate), attention/LayerNorm in FP16; no TensorRT on this host"
+            )
         except Exception as error:
-            report.data["skipped"].append(f"MiniLM INT8: torch._int_mm path unavailable here "
-                                          f"({type(error).__name__}: {str(error)[:160]})")
+            report.data["skipped"].append(
+                f"MiniLM INT8: torch._int_mm path unavailable here "
+                f"({type(error).__name__}: {str(error)[:160]})"
+            )
     fp32_rate: dict[tuple, float] = {}
     with torch.inference_mode():
         for seq_len in seq_lens:
@@ -376,17 +450,30 @@ def bench_minilm(torch, report: Report, device, batches, seq_lens, min_time_s, i
                 reference = None
                 for precision, model in variants.items():
                     try:
-                        row = time_call(torch, device, lambda: model(ids, mask), min_time_s)
+                        row = time_call(
+                            torch,
+                            device,
+                            lambda model=model, ids=ids, mask=mask: model(ids, mask),
+                            min_time_s,
+                        )
                     except Exception as error:  # OOM, an INT8 shape the kernel refuses, ...
                         if device.type == "cuda":
                             torch.cuda.empty_cache()
                         report.data["skipped"].append(
                             f"MiniLM {precision} b{batch} s{seq_len}: {type(error).__name__}: "
-                            f"{str(error)[:160]}")
+                            f"{str(error)[:160]}"
+                        )
                         report.save()
                         continue
-                    row.update({"model": "minilm", "precision": precision, "batch": batch,
-                                "seq_len": seq_len, "samples_per_s": batch / row["ms_per_batch"] * 1000})
+                    row.update(
+                        {
+                            "model": "minilm",
+                            "precision": precision,
+                            "batch": batch,
+                            "seq_len": seq_len,
+                            "samples_per_s": batch / row["ms_per_batch"] * 1000,
+                        }
+                    )
                     out = model(ids, mask).float()
                     if precision == "FP32" or reference is None:
                         reference = out
@@ -395,12 +482,16 @@ def bench_minilm(torch, report: Report, device, batches, seq_lens, min_time_s, i
                         base = fp32_rate.get((batch, seq_len))
                         row["speedup_vs_fp32"] = row["samples_per_s"] / base if base else None
                         cos = torch.nn.functional.cosine_similarity(out, reference, dim=-1)
-                        row["agreement"] = f"cosine vs FP32 mean {cos.mean().item():.4f} min {cos.min().item():.4f}"
+                        row["agreement"] = (
+                            f"cosine vs FP32 mean {cos.mean().item():.4f} min {cos.min().item():.4f}"
+                        )
                     report.add("model_only", row)
                     log(f"minilm {precision} b{batch} s{seq_len}: {row['samples_per_s']:,.0f}/s")
 
 
-def bench_serving(torch, report: Report, device, concurrencies, duration_s, max_batch, delay_us) -> None:
+def bench_serving(
+    torch, report: Report, device, concurrencies, duration_s, max_batch, delay_us
+) -> None:
     """The stack's policy on the device: dynamic batching in-process vs one request per forward."""
     model = minilm_model(torch).to(device)
     precision = "FP16" if device.type == "cuda" else "FP32"
@@ -409,21 +500,45 @@ def bench_serving(torch, report: Report, device, concurrencies, duration_s, max_
     seq_len = 16
     for mode in ("one request per forward", "dynamic batching"):
         for concurrency in concurrencies:
-            row = asyncio.run(_serve(torch, model, device, mode, concurrency, duration_s, max_batch,
-                                     delay_us, seq_len))
-            row.update({"model": "minilm", "precision": precision, "mode": mode,
-                        "concurrency": concurrency, "seq_len": seq_len, "max_batch": max_batch,
-                        "max_queue_delay_us": delay_us})
+            row = asyncio.run(
+                _serve(
+                    torch,
+                    model,
+                    device,
+                    mode,
+                    concurrency,
+                    duration_s,
+                    max_batch,
+                    delay_us,
+                    seq_len,
+                )
+            )
+            row.update(
+                {
+                    "model": "minilm",
+                    "precision": precision,
+                    "mode": mode,
+                    "concurrency": concurrency,
+                    "seq_len": seq_len,
+                    "max_batch": max_batch,
+                    "max_queue_delay_us": delay_us,
+                }
+            )
             report.add("serving", row)
-            log(f"serving {mode} c{concurrency}: {row['throughput']:,.0f}/s p99 {row['p99_ms']:.2f} ms")
+            log(
+                f"serving {mode} c{concurrency}: {row['throughput']:,.0f}/s p99 {row['p99_ms']:.2f} ms"
+            )
     report.data["notes"].append(
         f"serving: asyncio clients in the same process, MiniLM {precision} at {seq_len} tokens; the "
         f"batcher gathers up to {max_batch} requests or {delay_us} us, one model thread (like one "
         "Triton instance). No Triton, gateway or network on this host: per-request costs of the "
-        "real stack (gRPC, python backend, Redis) are not included")
+        "real stack (gRPC, python backend, Redis) are not included"
+    )
 
 
-async def _serve(torch, model, device, mode, concurrency, duration_s, max_batch, delay_us, seq_len) -> dict:
+async def _serve(
+    torch, model, device, mode, concurrency, duration_s, max_batch, delay_us, seq_len
+) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     loop = asyncio.get_running_loop()
@@ -460,12 +575,15 @@ async def _serve(torch, model, device, mode, concurrency, duration_s, max_batch,
             mask = torch.stack([i[1] for i in items])
             batches.append(len(items))
             out = await loop.run_in_executor(worker, forward, ids, mask)
-            for row, (_, _, future) in zip(out, items):
+            for row, (_, _, future) in zip(out, items, strict=False):
                 future.set_result(row)
 
     latencies: list[float] = []
     start = time.perf_counter()
-    warm_until, stop_at = start + min(1.0, duration_s / 3), start + min(1.0, duration_s / 3) + duration_s
+    warm_until, stop_at = (
+        start + min(1.0, duration_s / 3),
+        start + min(1.0, duration_s / 3) + duration_s,
+    )
 
     async def client(k: int) -> None:
         n = k
@@ -491,22 +609,46 @@ async def _serve(torch, model, device, mode, concurrency, duration_s, max_batch,
     worker.shutdown()
     elapsed = time.perf_counter() - warm_until
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else None
-    return {"throughput": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "requests": len(latencies), "avg_batch": sum(batches) / len(batches) if batches else None}
+
+    def pick(q):
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+            if latencies
+            else None
+        )
+
+    return {
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "requests": len(latencies),
+        "avg_batch": sum(batches) / len(batches) if batches else None,
+    }
 
 
 # ---------------------------------------------------------------------- main
 def parse(argv: list[str]):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks gpu", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=None, help="folder (default reports/gpu-<UTC time>)")
-    parser.add_argument("--budget-s", type=float, default=540, help="skip sections after this (default 540)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks gpu",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder (default reports/gpu-<UTC time>)"
+    )
+    parser.add_argument(
+        "--budget-s", type=float, default=540, help="skip sections after this (default 540)"
+    )
     parser.add_argument("--slo-p99-ms", type=float, default=100.0)
-    parser.add_argument("--quick", action="store_true", help="few small batches, short timings (smoke)")
-    parser.add_argument("--allow-cpu", action="store_true",
-                        help="without a GPU, run the same code on the CPU (tiny sizes; a code check, "
-                             "not a GPU measurement)")
+    parser.add_argument(
+        "--quick", action="store_true", help="few small batches, short timings (smoke)"
+    )
+    parser.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="without a GPU, run the same code on the CPU (tiny sizes; a code check, "
+        "not a GPU measurement)",
+    )
     parser.add_argument("--sections", default="digits,minilm,serving")
     return parser.parse_args(argv)
 
@@ -518,8 +660,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
     except ImportError as error:
-        report.data["environment"] = {"cuda_available": False, "python": platform.python_version(),
-                                      "reason": f"torch is not installed ({error})"}
+        report.data["environment"] = {
+            "cuda_available": False,
+            "python": platform.python_version(),
+            "reason": f"torch is not installed ({error})",
+        }
         report.data["status"] = "no CUDA GPU"
         report.save()
         log(f"no CUDA GPU: torch missing; report in {out}")
@@ -528,9 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if cuda else "cpu")
     environment(torch, report, device)
     if not cuda:
-        reason = ("torch.cuda.is_available() is False"
-                  + (f" (torch built for CUDA {torch.version.cuda})" if torch.version.cuda else
-                     " (a CPU-only torch build)"))
+        reason = "torch.cuda.is_available() is False" + (
+            f" (torch built for CUDA {torch.version.cuda})"
+            if torch.version.cuda
+            else " (a CPU-only torch build)"
+        )
         report.data["environment"]["reason"] = reason
         if not args.allow_cpu:
             report.data["status"] = "no CUDA GPU"
@@ -538,24 +685,58 @@ def main(argv: list[str] | None = None) -> int:
             report.save()
             log(f"no CUDA GPU ({reason}): nothing measured; report in {out}")
             return 0
-        report.data["notes"].append("--allow-cpu: the GPU code ran on the CPU at tiny sizes as a "
-                                    "code check; these are NOT GPU numbers")
+        report.data["notes"].append(
+            "--allow-cpu: the GPU code ran on the CPU at tiny sizes as a "
+            "code check; these are NOT GPU numbers"
+        )
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     quick = args.quick or not cuda
     min_time = 0.05 if quick else 0.4
     sections = set(args.sections.split(","))
     log(f"device: {report.data['environment'].get('device_name') or 'cpu'}; out: {out}")
     if "digits" in sections:
-        guarded(report, "digits", args.budget_s, lambda: bench_digits(
-            torch, report, device, [1, 32] if quick else [1, 8, 32, 128, 512, 2048, 8192], min_time))
+        guarded(
+            report,
+            "digits",
+            args.budget_s,
+            lambda: bench_digits(
+                torch,
+                report,
+                device,
+                [1, 32] if quick else [1, 8, 32, 128, 512, 2048, 8192],
+                min_time,
+            ),
+        )
     if "minilm" in sections:
-        guarded(report, "minilm", args.budget_s, lambda: bench_minilm(
-            torch, report, device, [1, 8] if quick else [1, 8, 32, 128, 256],
-            [16] if quick else [16, 128], min_time, int8=True))
+        guarded(
+            report,
+            "minilm",
+            args.budget_s,
+            lambda: bench_minilm(
+                torch,
+                report,
+                device,
+                [1, 8] if quick else [1, 8, 32, 128, 256],
+                [16] if quick else [16, 128],
+                min_time,
+                int8=True,
+            ),
+        )
     if "serving" in sections:
-        guarded(report, "serving", args.budget_s, lambda: bench_serving(
-            torch, report, device, [1, 8] if quick else [1, 8, 32, 128, 256],
-            0.5 if quick else 3.0, 64, 1000))
+        guarded(
+            report,
+            "serving",
+            args.budget_s,
+            lambda: bench_serving(
+                torch,
+                report,
+                device,
+                [1, 8] if quick else [1, 8, 32, 128, 256],
+                0.5 if quick else 3.0,
+                64,
+                1000,
+            ),
+        )
     report.data["status"] = "done" if cuda else "no CUDA GPU (code check on CPU)"
     report.data["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     report.save()

@@ -53,8 +53,12 @@ def local_hardware() -> dict:
                 break
     except OSError:
         pass
-    return {"id": f"cpu:{cores}", "kind": "cpu", "description": f"{model}, {cores} logical cores",
-            "measured_here": True}
+    return {
+        "id": f"cpu:{cores}",
+        "kind": "cpu",
+        "description": f"{model}, {cores} logical cores",
+        "measured_here": True,
+    }
 
 
 def load_imports(paths: list[Path]) -> list[dict]:
@@ -91,17 +95,25 @@ def rank(documents: list[dict], prices: dict) -> dict:
             within = p99 is None or slo is None or p99 <= slo
             row = {
                 "hardware": hardware.get("description") or hardware["id"],
-                "hardware_id": hardware["id"], "price_key": entry["key"] if entry else None,
+                "hardware_id": hardware["id"],
+                "price_key": entry["key"] if entry else None,
                 "instance": entry["name"] if entry else "no price in table",
                 "usd_per_hour": entry["usd_per_hour"] if entry else None,
-                "model": result["model"], "variant": result.get("variant", ""),
-                "path": result.get("path", ""), "throughput": result.get("throughput"),
-                "p99_ms": p99, "slo_p99_ms": slo, "within_slo": within,
-                "source": "measured here" if hardware.get("measured_here") else document.get("source", "imported"),
+                "model": result["model"],
+                "variant": result.get("variant", ""),
+                "path": result.get("path", ""),
+                "throughput": result.get("throughput"),
+                "p99_ms": p99,
+                "slo_p99_ms": slo,
+                "within_slo": within,
+                "source": "measured here"
+                if hardware.get("measured_here")
+                else document.get("source", "imported"),
                 "note": result.get("note", ""),
             }
-            row["usd_per_1k"] = (cost_per_1k(entry["usd_per_hour"], row["throughput"])
-                                 if entry and within else None)
+            row["usd_per_1k"] = (
+                cost_per_1k(entry["usd_per_hour"], row["throughput"]) if entry and within else None
+            )
             if entry and within:
                 measured_keys.add(entry["key"])
             rows.append(row)

@@ -41,21 +41,36 @@ class LoadResult:
         return {**asdict(self), "error_rate": self.error_rate}
 
 
-def summarize(target: str, concurrency: int, latencies_s: list[float], errors: int,
-              duration_s: float, hits: int = 0, samples: list[str] | None = None) -> LoadResult:
+def summarize(
+    target: str,
+    concurrency: int,
+    latencies_s: list[float],
+    errors: int,
+    duration_s: float,
+    hits: int = 0,
+    samples: list[str] | None = None,
+) -> LoadResult:
     ms = np.asarray(latencies_s, dtype=float) * 1000
     pct = (lambda q: float(np.percentile(ms, q))) if len(ms) else (lambda q: float("nan"))
     return LoadResult(
-        target=target, concurrency=concurrency, duration_s=duration_s, requests=len(ms),
-        errors=errors, throughput=len(ms) / duration_s if duration_s else 0.0,
-        p50_ms=pct(50), p90_ms=pct(90), p99_ms=pct(99),
-        mean_ms=float(ms.mean()) if len(ms) else float("nan"), cache_hits=hits,
+        target=target,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        requests=len(ms),
+        errors=errors,
+        throughput=len(ms) / duration_s if duration_s else 0.0,
+        p50_ms=pct(50),
+        p90_ms=pct(90),
+        p99_ms=pct(99),
+        mean_ms=float(ms.mean()) if len(ms) else float("nan"),
+        cache_hits=hits,
         error_samples=(samples or [])[:5],
     )
 
 
-async def _closed_loop(url: str, body: Body, concurrency: int, warmup_s: float,
-                       duration_s: float, timeout_s: float) -> tuple[list[float], int, int, list[str], float]:
+async def _closed_loop(
+    url: str, body: Body, concurrency: int, warmup_s: float, duration_s: float, timeout_s: float
+) -> tuple[list[float], int, int, list[str], float]:
     latencies: list[float] = []
     errors = hits = 0
     samples: list[str] = []
@@ -99,8 +114,15 @@ async def _closed_loop(url: str, body: Body, concurrency: int, warmup_s: float,
     return latencies, errors, hits, samples, measured
 
 
-def run_http(url: str, body: Body, concurrency: int, duration_s: float, warmup_s: float = 1.0,
-             timeout_s: float = 30.0, target: str = "") -> LoadResult:
+def run_http(
+    url: str,
+    body: Body,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 1.0,
+    timeout_s: float = 30.0,
+    target: str = "",
+) -> LoadResult:
     """Closed loop against `url` (POST /predict); returns throughput and latency percentiles."""
     latencies, errors, hits, samples, measured = asyncio.run(
         _closed_loop(url, body, concurrency, warmup_s, duration_s, timeout_s)
@@ -110,8 +132,10 @@ def run_http(url: str, body: Body, concurrency: int, duration_s: float, warmup_s
 
 def sequential_latency(url: str, body: Body, count: int) -> LoadResult:
     """`count` requests one after another (concurrency 1), no warm-up: latency of single calls."""
-    return run_http(url, body, 1, duration_s=0, warmup_s=0) if count <= 0 else asyncio.run(
-        _sequential(url, body, count)
+    return (
+        run_http(url, body, 1, duration_s=0, warmup_s=0)
+        if count <= 0
+        else asyncio.run(_sequential(url, body, count))
     )
 
 
@@ -122,7 +146,9 @@ async def _sequential(url: str, body: Body, count: int) -> LoadResult:
         for _ in range(count):
             data = body()
             sent = time.perf_counter()
-            async with session.post(url, data=data, headers={"content-type": "application/json"}) as r:
+            async with session.post(
+                url, data=data, headers={"content-type": "application/json"}
+            ) as r:
                 await r.read()
             if r.status == 200:
                 latencies.append(time.perf_counter() - sent)
@@ -134,8 +160,15 @@ async def _sequential(url: str, body: Body, count: int) -> LoadResult:
 
 
 # ---------------------------------------------------------------------- gRPC (KServe v2)
-async def _grpc_closed_loop(target: str, model: str, make_inputs, concurrency: int,
-                            warmup_s: float, duration_s: float, timeout_s: float):
+async def _grpc_closed_loop(
+    target: str,
+    model: str,
+    make_inputs,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    timeout_s: float,
+):
     import tritonclient.grpc.aio as grpcclient
 
     client = grpcclient.InferenceServerClient(target)
@@ -192,9 +225,19 @@ def grpc_inputs(kind: str):
     return make
 
 
-def run_grpc(target: str, model: str, kind: str, concurrency: int, duration_s: float,
-             warmup_s: float = 1.0, timeout_s: float = 30.0) -> LoadResult:
+def run_grpc(
+    target: str,
+    model: str,
+    kind: str,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 1.0,
+    timeout_s: float = 30.0,
+) -> LoadResult:
     """Closed loop over KServe v2 gRPC (tritonclient.grpc.aio), distinct inputs per request."""
-    latencies, errors, samples, measured = asyncio.run(_grpc_closed_loop(
-        target, model, grpc_inputs(kind), concurrency, warmup_s, duration_s, timeout_s))
+    latencies, errors, samples, measured = asyncio.run(
+        _grpc_closed_loop(
+            target, model, grpc_inputs(kind), concurrency, warmup_s, duration_s, timeout_s
+        )
+    )
     return summarize(f"grpc://{target}", concurrency, latencies, errors, measured, 0, samples)

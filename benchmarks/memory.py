@@ -32,7 +32,7 @@ def _proc_children(pid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         parents.setdefault(ppid, []).append(int(entry))
     found, todo = [], [pid]
     while todo:
@@ -93,7 +93,9 @@ class RssSampler:
     """A daemon thread that appends one CSV row every interval_s (flushed, so a killed run keeps
     what it had): `with RssSampler(pid, out / "gateway_rss.csv"): ...`."""
 
-    def __init__(self, pid: int, path: Path, interval_s: float = 2.0, children: bool = True) -> None:
+    def __init__(
+        self, pid: int, path: Path, interval_s: float = 2.0, children: bool = True
+    ) -> None:
         self.pid, self.path, self.interval_s, self.children = pid, path, interval_s, children
         self.samples: list[Sample] = []
         self._stop = threading.Event()
@@ -123,10 +125,16 @@ class RssSampler:
                 measured = rss_bytes(self.pid, self.children)
                 if measured is None:  # the gateway is gone
                     return
-                sample = Sample(round(time.monotonic() - self._t0, 2), round(measured[0] / MB, 2),
-                                round(time.time(), 2), measured[1])
+                sample = Sample(
+                    round(time.monotonic() - self._t0, 2),
+                    round(measured[0] / MB, 2),
+                    round(time.time(), 2),
+                    measured[1],
+                )
                 self.samples.append(sample)
-                writer.writerow([sample.elapsed_s, sample.unix_time, sample.rss_mb, sample.processes])
+                writer.writerow(
+                    [sample.elapsed_s, sample.unix_time, sample.rss_mb, sample.processes]
+                )
                 handle.flush()
                 if self._stop.wait(self.interval_s):
                     return
@@ -134,8 +142,15 @@ class RssSampler:
 
 def load_samples(path: Path) -> list[Sample]:
     with path.open() as handle:
-        return [Sample(float(row["elapsed_s"]), float(row["rss_mb"]), float(row["unix_time"]),
-                       int(row["processes"])) for row in csv.DictReader(handle)]
+        return [
+            Sample(
+                float(row["elapsed_s"]),
+                float(row["rss_mb"]),
+                float(row["unix_time"]),
+                int(row["processes"]),
+            )
+            for row in csv.DictReader(handle)
+        ]
 
 
 # ------------------------------------------------------------------ verdict
@@ -166,11 +181,16 @@ def rss_growth(samples: list[Sample], warmup_fraction: float = 0.5) -> RssGrowth
     last = statistics.median(s.rss_mb for s in window[-k:])
     growth = last - first
     return RssGrowth(
-        start_mb=samples[0].rss_mb, end_mb=samples[-1].rss_mb,
-        max_mb=max(s.rss_mb for s in samples), window_start_mb=round(first, 2),
-        window_end_mb=round(last, 2), growth_mb=round(growth, 2),
+        start_mb=samples[0].rss_mb,
+        end_mb=samples[-1].rss_mb,
+        max_mb=max(s.rss_mb for s in samples),
+        window_start_mb=round(first, 2),
+        window_end_mb=round(last, 2),
+        growth_mb=round(growth, 2),
         growth_pct=round(100 * growth / first, 2) if first else 0.0,
-        window_from_s=round(cut, 2), samples=len(samples))
+        window_from_s=round(cut, 2),
+        samples=len(samples),
+    )
 
 
 @dataclass
@@ -187,8 +207,9 @@ class SoakVerdict:
     growth: RssGrowth | None = None
 
 
-def soak_verdict(samples: list[Sample], requests: int, failures: int,
-                 limits: SoakLimits | None = None) -> SoakVerdict:
+def soak_verdict(
+    samples: list[Sample], requests: int, failures: int, limits: SoakLimits | None = None
+) -> SoakVerdict:
     """Zero failed requests (not an error rate), at least one request, RSS samples, and growth after
     warm-up within both limits (more than max_growth_pct % or more than max_growth_mb MB fails)."""
     limits = limits or SoakLimits()
@@ -202,17 +223,22 @@ def soak_verdict(samples: list[Sample], requests: int, failures: int,
         broken.append("no gateway RSS samples (give --gateway-pid with --host)")
     else:
         if 0 <= limits.max_growth_pct < growth.growth_pct:
-            broken.append(f"gateway RSS grew {growth.growth_pct:.1f} % > {limits.max_growth_pct:g} % "
-                          f"after warm-up ({growth.window_start_mb:.1f} -> {growth.window_end_mb:.1f} MB)")
+            broken.append(
+                f"gateway RSS grew {growth.growth_pct:.1f} % > {limits.max_growth_pct:g} % "
+                f"after warm-up ({growth.window_start_mb:.1f} -> {growth.window_end_mb:.1f} MB)"
+            )
         if 0 <= limits.max_growth_mb < growth.growth_mb:
-            broken.append(f"gateway RSS grew {growth.growth_mb:.1f} MB > {limits.max_growth_mb:g} MB "
-                          f"after warm-up ({growth.window_start_mb:.1f} -> {growth.window_end_mb:.1f} MB)")
+            broken.append(
+                f"gateway RSS grew {growth.growth_mb:.1f} MB > {limits.max_growth_mb:g} MB "
+                f"after warm-up ({growth.window_start_mb:.1f} -> {growth.window_end_mb:.1f} MB)"
+            )
     return SoakVerdict(passed=not broken, broken=broken, growth=growth)
 
 
 # ------------------------------------------------------------------ plot
-def plot_rss(samples: list[Sample], path: Path, warmup_fraction: float = 0.5,
-             title: str = "gateway RSS") -> None:
+def plot_rss(
+    samples: list[Sample], path: Path, warmup_fraction: float = 0.5, title: str = "gateway RSS"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,7 +246,9 @@ def plot_rss(samples: list[Sample], path: Path, warmup_fraction: float = 0.5,
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     xs = [s.elapsed_s for s in samples]
-    ax.plot(xs, [s.rss_mb for s in samples], marker=".", linewidth=1.2, label="RSS (process + children)")
+    ax.plot(
+        xs, [s.rss_mb for s in samples], marker=".", linewidth=1.2, label="RSS (process + children)"
+    )
     if len(samples) > 1:
         cut = xs[0] + warmup_fraction * (xs[-1] - xs[0])
         ax.axvspan(xs[0], cut, color="0.9", label="warm-up (not judged)")

@@ -79,17 +79,23 @@ def feeds_for(session, family: str, batch: int, offset: int = 0) -> dict[str, np
     return {k: v for k, v in data.items() if k in names}
 
 
-def ort_throughput(onnx_file: Path, family: str, batch: int, level: str = "all",
-                   min_time_s: float = 0.5) -> dict:
+def ort_throughput(
+    onnx_file: Path, family: str, batch: int, level: str = "all", min_time_s: float = 0.5
+) -> dict:
     session = ort_session(onnx_file, level)
     feeds = feeds_for(session, family, batch)
     seconds = timed(lambda: session.run(None, feeds), min_time_s)
-    return {"batch": batch, "level": level, "ms_per_batch": seconds * 1000,
-            "samples_per_s": batch / seconds}
+    return {
+        "batch": batch,
+        "level": level,
+        "ms_per_batch": seconds * 1000,
+        "samples_per_s": batch / seconds,
+    }
 
 
-def torch_throughput(family: str, batch: int, repository: Path, min_time_s: float = 0.5,
-                     threads: int = 0) -> dict:
+def torch_throughput(
+    family: str, batch: int, repository: Path, min_time_s: float = 0.5, threads: int = 0
+) -> dict:
     import torch
 
     from benchmarks import naive, payloads
@@ -118,5 +124,9 @@ def _torch_throughput(torch, naive, payloads, family, batch, repository, min_tim
             model = _minilm(naive)
             texts = [payloads.sentence(i) for i in range(batch)]
             seconds = timed(lambda: model(texts), min_time_s)
-    return {"batch": batch, "level": "eager", "ms_per_batch": seconds * 1000,
-            "samples_per_s": batch / seconds}
+    return {
+        "batch": batch,
+        "level": "eager",
+        "ms_per_batch": seconds * 1000,
+        "samples_per_s": batch / seconds,
+    }

@@ -28,8 +28,10 @@ def digits_module(onnx_path: Path) -> torch.nn.Module:
     from conversion.digits import DigitsCNN
 
     model = DigitsCNN()
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
-               for i in onnx.load(str(onnx_path)).graph.initializer}
+    weights = {
+        i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+        for i in onnx.load(str(onnx_path)).graph.initializer
+    }
     model.load_state_dict(weights)
     return model.eval()
 
@@ -77,10 +79,14 @@ def create_app(model_name: str, repository: Path) -> FastAPI:
         # intra-op threads use the cores); a thread per request would build one OpenMP team per
         # thread and spin them against each other: slower still, and not a fair baseline
         outputs = await asyncio.get_running_loop().run_in_executor(
-            MODEL_THREAD, _infer, forward, payload["inputs"])
+            MODEL_THREAD, _infer, forward, payload["inputs"]
+        )
         body = {"model": payload["model"], "model_version": "naive", "outputs": outputs}
-        return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                        media_type="application/json", headers={"X-Cache": "MISS"})
+        return Response(
+            orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            media_type="application/json",
+            headers={"X-Cache": "MISS"},
+        )
 
     @app.get("/readyz")
     def ready() -> dict:
@@ -102,15 +108,24 @@ def main() -> None:
     parser.add_argument("--model", default="digits")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch intra-op threads; 0 keeps torch's default (one per core)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads; 0 keeps torch's default (one per core)",
+    )
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     import uvicorn
 
-    uvicorn.run(create_app(args.model, args.repository), host="127.0.0.1", port=args.port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(args.model, args.repository),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,20 @@ def running(upstream: str, timeout_s: float = 10.0) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "benchmarks.passthrough", "--port", str(port), "--upstream", upstream]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.passthrough",
+        "--port",
+        str(port),
+        "--upstream",
+        upstream,
+    ]
     process = subprocess.Popen(command)
     try:
-        wait_until(lambda: process.poll() is not None or port_in_use(port), timeout_s, interval_s=0.05)
+        wait_until(
+            lambda: process.poll() is not None or port_in_use(port), timeout_s, interval_s=0.05
+        )
         if process.poll() is not None or not port_in_use(port):
             raise RuntimeError(f"pass-through proxy did not start on port {port}")
         yield f"127.0.0.1:{port}"

@@ -20,7 +20,66 @@ Body = Callable[[], bytes]
 _COUNTER = itertools.count()
 _NONCE = int.from_bytes(os.urandom(4), "little")
 
-WORDS = ["the", "a", "one", "every", "some", "quiet", "bright", "old", "new", "small", "large", "red", "green", "blue", "fast", "slow", "happy", "calm", "cat", "dog", "bird", "river", "mountain", "city", "train", "ship", "book", "song", "garden", "market", "teacher", "doctor", "child", "runs", "jumps", "reads", "writes", "sings", "builds", "finds", "carries", "paints", "watches", "opens", "closes", "follows", "today", "yesterday", "slowly", "quickly", "near", "under", "over", "beside", "through", "after", "before", "during"]
+WORDS = [
+    "the",
+    "a",
+    "one",
+    "every",
+    "some",
+    "quiet",
+    "bright",
+    "old",
+    "new",
+    "small",
+    "large",
+    "red",
+    "green",
+    "blue",
+    "fast",
+    "slow",
+    "happy",
+    "calm",
+    "cat",
+    "dog",
+    "bird",
+    "river",
+    "mountain",
+    "city",
+    "train",
+    "ship",
+    "book",
+    "song",
+    "garden",
+    "market",
+    "teacher",
+    "doctor",
+    "child",
+    "runs",
+    "jumps",
+    "reads",
+    "writes",
+    "sings",
+    "builds",
+    "finds",
+    "carries",
+    "paints",
+    "watches",
+    "opens",
+    "closes",
+    "follows",
+    "today",
+    "yesterday",
+    "slowly",
+    "quickly",
+    "near",
+    "under",
+    "over",
+    "beside",
+    "through",
+    "after",
+    "before",
+    "during",
+]
 
 
 def unique_id() -> int:
@@ -51,9 +110,7 @@ def sentence(n: int) -> str:
 
 
 def digits_body(n: int, model: str = "digits") -> bytes:
-    return orjson.dumps(
-        {"model": model, "inputs": {"image": [digits_image(n).tolist()]}}
-    )
+    return orjson.dumps({"model": model, "inputs": {"image": [digits_image(n).tolist()]}})
 
 
 def text_body(n: int, model: str = "minilm_text") -> bytes:
@@ -81,7 +138,9 @@ class Zipf:
         self.rng = random.Random(seed)
 
     def __call__(self) -> int:
-        return int(np.searchsorted(self.cdf, self.rng.random(), side="right").clip(0, len(self.cdf) - 1))
+        return int(
+            np.searchsorted(self.cdf, self.rng.random(), side="right").clip(0, len(self.cdf) - 1)
+        )
 
 
 def repeated(kind: str, model: str, size: int = 64, s: float = 1.1, seed: int = 0) -> Body:

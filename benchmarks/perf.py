@@ -40,7 +40,9 @@ def library_dir() -> Path:
 
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
-        raise PerfAnalyzerError("nvidia-pytriton is not installed (its libraries serve perf_analyzer)")
+        raise PerfAnalyzerError(
+            "nvidia-pytriton is not installed (its libraries serve perf_analyzer)"
+        )
     libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
     target = Path(tempfile.gettempdir()) / f"bench-perf-libs-{os.getuid()}"
     target.mkdir(exist_ok=True)
@@ -77,23 +79,51 @@ def write_input_data(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def run(model: str, url: str, concurrency: int, input_data: Path, window_ms: int = 2000,
-        trials: int = 3, timeout_s: float = 120.0, work_dir: Path | None = None,
-        extra: list[str] | None = None) -> PerfResult:
+def run(
+    model: str,
+    url: str,
+    concurrency: int,
+    input_data: Path,
+    window_ms: int = 2000,
+    trials: int = 3,
+    timeout_s: float = 120.0,
+    work_dir: Path | None = None,
+    extra: list[str] | None = None,
+) -> PerfResult:
     work_dir = work_dir or Path(tempfile.mkdtemp())
     work_dir.mkdir(parents=True, exist_ok=True)
     report = work_dir / f"perf-{model}-c{concurrency}.csv"
     command = [
-        str(binary()), "-m", model, "-u", url, "-i", "grpc",
-        "--concurrency-range", f"{concurrency}:{concurrency}",
-        "-p", str(window_ms), "-s", "1000", "-r", str(trials),
-        "--input-data", str(input_data), "-f", str(report), *(extra or []),
+        str(binary()),
+        "-m",
+        model,
+        "-u",
+        url,
+        "-i",
+        "grpc",
+        "--concurrency-range",
+        f"{concurrency}:{concurrency}",
+        "-p",
+        str(window_ms),
+        "-s",
+        "1000",
+        "-r",
+        str(trials),
+        "--input-data",
+        str(input_data),
+        "-f",
+        str(report),
+        *(extra or []),
     ]
     env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(library_dir()), env.get("LD_LIBRARY_PATH")]))
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        filter(None, [str(library_dir()), env.get("LD_LIBRARY_PATH")])
+    )
     for attempt in range(3):  # a loaded machine can fail the stability check: widen and retry
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, env=env
+            )
         except subprocess.TimeoutExpired as error:
             raise PerfAnalyzerError(f"perf_analyzer timed out after {timeout_s}s") from error
         if done.returncode == 0 or "stable measurement" not in done.stdout + done.stderr:
@@ -109,9 +139,14 @@ def run(model: str, url: str, concurrency: int, input_data: Path, window_ms: int
         return float(row[key]) if row.get(key) not in (None, "") else None
 
     return PerfResult(
-        model=model, url=url, concurrency=concurrency,
+        model=model,
+        url=url,
+        concurrency=concurrency,
         throughput=float(row["Inferences/Second"]),
-        p50_ms=float(row["p50 latency"]) / 1000, p90_ms=float(row["p90 latency"]) / 1000,
-        p99_ms=float(row["p99 latency"]) / 1000, p95_ms=float(row["p95 latency"]) / 1000,
-        queue_us=us("Server Queue"), compute_us=us("Server Compute Infer"),
+        p50_ms=float(row["p50 latency"]) / 1000,
+        p90_ms=float(row["p90 latency"]) / 1000,
+        p99_ms=float(row["p99 latency"]) / 1000,
+        p95_ms=float(row["p95 latency"]) / 1000,
+        queue_us=us("Server Queue"),
+        compute_us=us("Server Compute Infer"),
     )

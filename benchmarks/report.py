@@ -45,38 +45,85 @@ def baseline_markdown(results: dict) -> str:
     rows = []
     for r in results.get("baseline", []):
         n, o = r["naive"], r["optimized"]
-        rows.append([
-            r["family"], r["scenario"], r["concurrency"], n.get("torch_threads", ""),
-            f"{fmt(n['throughput'])} / {fmt(n['p50_ms'])} / {fmt(n['p99_ms'])}",
-            f"{fmt(o['throughput'])} / {fmt(o['p50_ms'])} / {fmt(o['p99_ms'])}",
-            f"**{ratio(r['throughput_ratio'])}**", ratio(r["p50_ratio"]), ratio(r["p99_ratio"]),
-            fmt(o.get("avg_batch")), f"{o.get('cache_hits', 0)}/{o.get('requests', 0)}",
-            f"{n.get('errors', 0)}/{o.get('errors', 0)}",
-        ])
+        rows.append(
+            [
+                r["family"],
+                r["scenario"],
+                r["concurrency"],
+                n.get("torch_threads", ""),
+                f"{fmt(n['throughput'])} / {fmt(n['p50_ms'])} / {fmt(n['p99_ms'])}",
+                f"{fmt(o['throughput'])} / {fmt(o['p50_ms'])} / {fmt(o['p99_ms'])}",
+                f"**{ratio(r['throughput_ratio'])}**",
+                ratio(r["p50_ratio"]),
+                ratio(r["p99_ratio"]),
+                fmt(o.get("avg_batch")),
+                f"{o.get('cache_hits', 0)}/{o.get('requests', 0)}",
+                f"{n.get('errors', 0)}/{o.get('errors', 0)}",
+            ]
+        )
     if not rows:
         return "_not measured in this run_"
-    return table(["model", "traffic", "conc.", "naive torch threads", "naive req/s / p50 / p99 ms",
-                  "optimized req/s / p50 / p99 ms", "throughput", "p50 ratio", "p99 ratio",
-                  "avg batch (Triton)", "cache hits", "errors naive/opt."], rows)
+    return table(
+        [
+            "model",
+            "traffic",
+            "conc.",
+            "naive torch threads",
+            "naive req/s / p50 / p99 ms",
+            "optimized req/s / p50 / p99 ms",
+            "throughput",
+            "p50 ratio",
+            "p99 ratio",
+            "avg batch (Triton)",
+            "cache hits",
+            "errors naive/opt.",
+        ],
+        rows,
+    )
 
 
 def techniques_markdown(results: dict) -> str:
     rows = []
     for t in results.get("techniques", []):
         if t["technique"] == "cached answer latency":
-            measured = (f"p50 {fmt(t['with_p50_ms'], 2)} ms hit vs {fmt(t['reference_p50_ms'], 2)} ms "
-                        f"miss (p99 hit {fmt(t['with_p99_ms'], 2)} ms)")
+            measured = (
+                f"p50 {fmt(t['with_p50_ms'], 2)} ms hit vs {fmt(t['reference_p50_ms'], 2)} ms "
+                f"miss (p99 hit {fmt(t['with_p99_ms'], 2)} ms)"
+            )
         else:
-            measured = (f"{fmt(t.get('reference_throughput'))} -> {fmt(t.get('with_throughput'))} req/s; "
-                        f"p99 {fmt(t.get('reference_p99_ms'))} -> {fmt(t.get('with_p99_ms'))} ms")
+            measured = (
+                f"{fmt(t.get('reference_throughput'))} -> {fmt(t.get('with_throughput'))} req/s; "
+                f"p99 {fmt(t.get('reference_p99_ms'))} -> {fmt(t.get('with_p99_ms'))} ms"
+            )
             if t.get("avg_batch"):
                 measured += f"; avg batch {fmt(t['avg_batch'])}"
-        rows.append([t["family"], t["technique"], t["reference"], t["with"], t["path"],
-                     f"**{ratio(t.get('gain'))}**", ratio(t.get("model_only_gain")), measured])
+        rows.append(
+            [
+                t["family"],
+                t["technique"],
+                t["reference"],
+                t["with"],
+                t["path"],
+                f"**{ratio(t.get('gain'))}**",
+                ratio(t.get("model_only_gain")),
+                measured,
+            ]
+        )
     if not rows:
         return "_not measured in this run_"
-    return table(["model", "technique (alone)", "reference", "switched on", "path", "served gain",
-                  "model-only gain (ORT, batch 32)", "numbers"], rows)
+    return table(
+        [
+            "model",
+            "technique (alone)",
+            "reference",
+            "switched on",
+            "path",
+            "served gain",
+            "model-only gain (ORT, batch 32)",
+            "numbers",
+        ],
+        rows,
+    )
 
 
 def seed_claims_markdown(results: dict) -> str:
@@ -86,15 +133,19 @@ def seed_claims_markdown(results: dict) -> str:
         measured = []
         if technique == "combined":
             for r in results.get("baseline", []):
-                measured.append(f"{r['family']} ({r['scenario'].split(' (')[0]}, c{r['concurrency']}): "
-                                f"{ratio(r['throughput_ratio'])} throughput, p99 {ratio(r['p99_ratio'])}")
+                measured.append(
+                    f"{r['family']} ({r['scenario'].split(' (')[0]}, c{r['concurrency']}): "
+                    f"{ratio(r['throughput_ratio'])} throughput, p99 {ratio(r['p99_ratio'])}"
+                )
         else:
             for t in results.get("techniques", []):
                 if t["technique"] != technique:
                     continue
                 if technique == "cached answer latency":
-                    measured.append(f"{t['family']}: p50 {fmt(t['with_p50_ms'], 2)} ms, "
-                                    f"p99 {fmt(t['with_p99_ms'], 2)} ms through the gateway")
+                    measured.append(
+                        f"{t['family']}: p50 {fmt(t['with_p50_ms'], 2)} ms, "
+                        f"p99 {fmt(t['with_p99_ms'], 2)} ms through the gateway"
+                    )
                 else:
                     text = f"{t['family']}: {ratio(t.get('gain'))} served"
                     if t.get("model_only_gain"):
@@ -102,7 +153,9 @@ def seed_claims_markdown(results: dict) -> str:
                     measured.append(text)
         cache = [t for t in results.get("techniques", []) if t["technique"] == "cache"]
         if technique == "cached answer latency" and cache:
-            measured += [f"{t['family']} Zipf traffic: {ratio(t['gain'])} throughput" for t in cache]
+            measured += [
+                f"{t['family']} Zipf traffic: {ratio(t['gain'])} throughput" for t in cache
+            ]
         rows.append([claim, "; ".join(measured) or "not measured", hw])
     return table(["seed claim", "measured here", "hardware"], rows)
 
@@ -112,30 +165,70 @@ def sweep_markdown(results: dict) -> str:
     slo = results.get("meta", {}).get("slo_p99_ms")
     for family, best in results.get("best", {}).items():
         if best.get("config"):
-            out.append(f"- **{family}**: best under p99 <= {fmt(slo, 0)} ms: {best['label']}, "
-                       f"concurrency {best['concurrency']}: {fmt(best['throughput'])} inf/s, "
-                       f"p99 {fmt(best['p99_ms'])} ms, avg batch {fmt(best.get('avg_batch'))}")
+            out.append(
+                f"- **{family}**: best under p99 <= {fmt(slo, 0)} ms: {best['label']}, "
+                f"concurrency {best['concurrency']}: {fmt(best['throughput'])} inf/s, "
+                f"p99 {fmt(best['p99_ms'])} ms, avg batch {fmt(best.get('avg_batch'))}"
+            )
         else:
             out.append(f"- **{family}**: {best.get('note', 'no result')}")
-    rows = [[r["family"], r["variant"], r["max_batch_size"],
-             "none" if r["queue_delay_us"] is None else r["queue_delay_us"], r["instances"],
-             r["concurrency"], fmt(r.get("throughput")), fmt(r.get("p50_ms"), 2),
-             fmt(r.get("p99_ms"), 2), fmt(r.get("avg_batch")), r.get("error", "")[:60]]
-            for r in results.get("sweep", [])]
+    rows = [
+        [
+            r["family"],
+            r["variant"],
+            r["max_batch_size"],
+            "none" if r["queue_delay_us"] is None else r["queue_delay_us"],
+            r["instances"],
+            r["concurrency"],
+            fmt(r.get("throughput")),
+            fmt(r.get("p50_ms"), 2),
+            fmt(r.get("p99_ms"), 2),
+            fmt(r.get("avg_batch")),
+            r.get("error", "")[:60],
+        ]
+        for r in results.get("sweep", [])
+    ]
     if rows:
         out.append("")
-        out.append(table(["model", "variant", "max batch", "queue delay us", "instances", "conc.",
-                          "inf/s", "p50 ms", "p99 ms", "avg batch", "error"], rows))
+        out.append(
+            table(
+                [
+                    "model",
+                    "variant",
+                    "max batch",
+                    "queue delay us",
+                    "instances",
+                    "conc.",
+                    "inf/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "avg batch",
+                    "error",
+                ],
+                rows,
+            )
+        )
     return "\n".join(out) or "_not measured in this run_"
 
 
 def model_level_markdown(results: dict) -> str:
-    rows = [[r["family"], r["model"], r["runtime"], r["level"], r["batch"],
-             fmt(r["ms_per_batch"], 2), fmt(r["samples_per_s"])]
-            for r in results.get("model_level", [])]
+    rows = [
+        [
+            r["family"],
+            r["model"],
+            r["runtime"],
+            r["level"],
+            r["batch"],
+            fmt(r["ms_per_batch"], 2),
+            fmt(r["samples_per_s"]),
+        ]
+        for r in results.get("model_level", [])
+    ]
     if not rows:
         return "_not measured in this run_"
-    return table(["family", "model", "runtime", "graph level", "batch", "ms / batch", "samples/s"], rows)
+    return table(
+        ["family", "model", "runtime", "graph level", "batch", "ms / batch", "samples/s"], rows
+    )
 
 
 def cost_markdown(ranking: dict | None) -> str:
@@ -144,16 +237,43 @@ def cost_markdown(ranking: dict | None) -> str:
     currency = ranking.get("currency", "USD")
     rows = []
     for r in ranking["rows"]:
-        rows.append([r["model"], r["hardware"], r["instance"], r["path"], fmt(r["throughput"]),
-                     fmt(r["p99_ms"]), "yes" if r["within_slo"] else "**no**",
-                     fmt(r["usd_per_hour"], 3), fmt(r["usd_per_1k"], 6) if r["usd_per_1k"] else "n/a",
-                     r["source"]])
-    text = table(["model", "hardware", "priced as", "path", "inf/s at SLO", "p99 ms", "within SLO",
-                  f"{currency}/h", f"{currency} per 1,000 inferences", "source"], rows)
+        rows.append(
+            [
+                r["model"],
+                r["hardware"],
+                r["instance"],
+                r["path"],
+                fmt(r["throughput"]),
+                fmt(r["p99_ms"]),
+                "yes" if r["within_slo"] else "**no**",
+                fmt(r["usd_per_hour"], 3),
+                fmt(r["usd_per_1k"], 6) if r["usd_per_1k"] else "n/a",
+                r["source"],
+            ]
+        )
+    text = table(
+        [
+            "model",
+            "hardware",
+            "priced as",
+            "path",
+            "inf/s at SLO",
+            "p99 ms",
+            "within SLO",
+            f"{currency}/h",
+            f"{currency} per 1,000 inferences",
+            "source",
+        ],
+        rows,
+    )
     if ranking.get("unmeasured"):
-        names = ", ".join(f"{e['name']} ({currency} {e['usd_per_hour']}/h)" for e in ranking["unmeasured"])
-        text += (f"\n\nIn the price table but not measured (no number is invented for them; import a "
-                 f"result measured there): {names}.")
+        names = ", ".join(
+            f"{e['name']} ({currency} {e['usd_per_hour']}/h)" for e in ranking["unmeasured"]
+        )
+        text += (
+            f"\n\nIn the price table but not measured (no number is invented for them; import a "
+            f"result measured there): {names}."
+        )
     return text
 
 
@@ -166,13 +286,17 @@ def baseline_plot(results: dict, path: Path) -> Path | None:
     x = range(len(rows))
     fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows)), 4.5))
     left.bar([i - 0.2 for i in x], [r["naive"]["throughput"] for r in rows], 0.4, label="naive")
-    left.bar([i + 0.2 for i in x], [r["optimized"]["throughput"] for r in rows], 0.4, label="optimized")
+    left.bar(
+        [i + 0.2 for i in x], [r["optimized"]["throughput"] for r in rows], 0.4, label="optimized"
+    )
     left.set_xticks(list(x), labels, fontsize=7)
     left.set_ylabel("requests/s")
     left.set_title("throughput")
     left.legend()
     right.bar([i - 0.2 for i in x], [r["naive"]["p99_ms"] for r in rows], 0.4, label="naive")
-    right.bar([i + 0.2 for i in x], [r["optimized"]["p99_ms"] for r in rows], 0.4, label="optimized")
+    right.bar(
+        [i + 0.2 for i in x], [r["optimized"]["p99_ms"] for r in rows], 0.4, label="optimized"
+    )
     right.set_xticks(list(x), labels, fontsize=7)
     right.set_ylabel("p99 ms")
     right.set_yscale("log")
@@ -190,15 +314,28 @@ def sweep_plot(results: dict, family: str, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for config in dict.fromkeys(r["config"] for r in rows):
         points = sorted((r for r in rows if r["config"] == config), key=lambda r: r["concurrency"])
-        ax.plot([p["p99_ms"] for p in points], [p["throughput"] for p in points], marker="o",
-                label=points[0]["label"], linewidth=1)
+        ax.plot(
+            [p["p99_ms"] for p in points],
+            [p["throughput"] for p in points],
+            marker="o",
+            label=points[0]["label"],
+            linewidth=1,
+        )
     slo = results.get("meta", {}).get("slo_p99_ms")
     if slo:
         ax.axvline(slo, color="red", linestyle="--", linewidth=1, label=f"SLO p99 {slo:g} ms")
     best = results.get("best", {}).get(family, {})
     if best.get("config"):
-        ax.scatter([best["p99_ms"]], [best["throughput"]], s=250, marker="*", color="gold",
-                   edgecolor="black", zorder=5, label="best under SLO")
+        ax.scatter(
+            [best["p99_ms"]],
+            [best["throughput"]],
+            s=250,
+            marker="*",
+            color="gold",
+            edgecolor="black",
+            zorder=5,
+            label="best under SLO",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("p99 latency (ms, log)")
     ax.set_ylabel("inferences/s")
@@ -251,27 +388,59 @@ def targets_markdown(results: dict) -> str:
     """The issue's performance targets, checked against this run's numbers."""
     rows = []
     for r in results.get("baseline", []):
-        if r["family"] == "minilm" and r["scenario"].startswith("unique") and r["concurrency"] >= 32:
+        if (
+            r["family"] == "minilm"
+            and r["scenario"].startswith("unique")
+            and r["concurrency"] >= 32
+        ):
             ok = (r["throughput_ratio"] or 0) >= 4 and (r["p99_ratio"] or 99) <= 1
-            rows.append(["MiniLM, unique short sentences, concurrency 32: optimized >= 4x naive "
-                         "throughput, p99 no worse",
-                         f"{ratio(r['throughput_ratio'])} throughput, p99 {fmt(r['optimized']['p99_ms'])} "
-                         f"vs {fmt(r['naive']['p99_ms'])} ms", "**met**" if ok else "**not met**"])
-        if r["family"] == "digits" and r["scenario"].startswith("unique") and r["concurrency"] >= 32:
+            rows.append(
+                [
+                    "MiniLM, unique short sentences, concurrency 32: optimized >= 4x naive "
+                    "throughput, p99 no worse",
+                    f"{ratio(r['throughput_ratio'])} throughput, p99 {fmt(r['optimized']['p99_ms'])} "
+                    f"vs {fmt(r['naive']['p99_ms'])} ms",
+                    "**met**" if ok else "**not met**",
+                ]
+            )
+        if (
+            r["family"] == "digits"
+            and r["scenario"].startswith("unique")
+            and r["concurrency"] >= 32
+        ):
             batch = r["optimized"].get("avg_batch")
-            rows.append(["digits, concurrency 32: average batch >= 8 (through the stack)",
-                         f"{fmt(batch)} (Triton counters, {r['optimized'].get('batch_model', 'digits')})",
-                         "**met**" if (batch or 0) >= 8 else "**not met**"])
-    sweep = [x for x in results.get("sweep", []) if x["family"] == "digits" and x["concurrency"] == 32
-             and x.get("avg_batch") and x.get("queue_delay_us") and x["variant"] == "digits"]
+            rows.append(
+                [
+                    "digits, concurrency 32: average batch >= 8 (through the stack)",
+                    f"{fmt(batch)} (Triton counters, {r['optimized'].get('batch_model', 'digits')})",
+                    "**met**" if (batch or 0) >= 8 else "**not met**",
+                ]
+            )
+    sweep = [
+        x
+        for x in results.get("sweep", [])
+        if x["family"] == "digits"
+        and x["concurrency"] == 32
+        and x.get("avg_batch")
+        and x.get("queue_delay_us")
+        and x["variant"] == "digits"
+    ]
     if sweep:
         slo = results.get("meta", {}).get("slo_p99_ms") or float("inf")
         good = [x for x in sweep if x["avg_batch"] >= 8 and (x.get("p99_ms") or 1e9) <= slo]
-        best = (max(good, key=lambda x: x.get("throughput") or 0) if good
-                else max(sweep, key=lambda x: x["avg_batch"]))
-        rows.append(["digits, concurrency 32: average batch >= 8 (Triton direct, perf_analyzer)",
-                     f"{fmt(best['avg_batch'])} with {best['label']} ({fmt(best.get('throughput'))} inf/s, "
-                     f"p99 {fmt(best.get('p99_ms'))} ms)", "**met**" if best["avg_batch"] >= 8 else "**not met**"])
+        best = (
+            max(good, key=lambda x: x.get("throughput") or 0)
+            if good
+            else max(sweep, key=lambda x: x["avg_batch"])
+        )
+        rows.append(
+            [
+                "digits, concurrency 32: average batch >= 8 (Triton direct, perf_analyzer)",
+                f"{fmt(best['avg_batch'])} with {best['label']} ({fmt(best.get('throughput'))} inf/s, "
+                f"p99 {fmt(best.get('p99_ms'))} ms)",
+                "**met**" if best["avg_batch"] >= 8 else "**not met**",
+            ]
+        )
     if not rows:
         return "_the runs these targets need are not in this report_"
     return table(["target", "measured", "verdict"], rows)
@@ -281,11 +450,15 @@ def stack_config_text(results: dict) -> str:
     lines = []
     for family, tuned in (results.get("stack_config") or {}).items():
         if tuned:
-            lines.append(f"- {family}: the stack serves `{tuned['model']}` with the sweep's best "
-                         f"config at this concurrency: {tuned['label']}")
+            lines.append(
+                f"- {family}: the stack serves `{tuned['model']}` with the sweep's best "
+                f"config at this concurrency: {tuned['label']}"
+            )
         else:
-            lines.append(f"- {family}: the stack serves the canonical config (no sweep result for "
-                         "its model within the SLO)")
+            lines.append(
+                f"- {family}: the stack serves the canonical config (no sweep result for "
+                "its model within the SLO)"
+            )
     return "\n".join(lines)
 
 
@@ -297,15 +470,21 @@ def gateway_grpc_text(grpc: dict | None) -> str:
     parts = []
     pa = grpc.get("perf_analyzer")
     if pa:
-        parts.append(f"perf_analyzer c{pa['concurrency']}: {fmt(pa['throughput'])} inf/s, "
-                     f"p50 {fmt(pa['p50_ms'], 2)} ms, p99 {fmt(pa['p99_ms'], 2)} ms")
+        parts.append(
+            f"perf_analyzer c{pa['concurrency']}: {fmt(pa['throughput'])} inf/s, "
+            f"p50 {fmt(pa['p50_ms'], 2)} ms, p99 {fmt(pa['p99_ms'], 2)} ms"
+        )
     elif grpc.get("perf_analyzer_error"):
-        parts.append("perf_analyzer could not drive it (" + grpc["perf_analyzer_error"][-140:] + ")")
+        parts.append(
+            "perf_analyzer could not drive it (" + grpc["perf_analyzer_error"][-140:] + ")"
+        )
     aio = grpc.get("aio_client")
     if aio:
-        parts.append(f"tritonclient.grpc.aio closed loop c{aio['concurrency']}: "
-                     f"{fmt(aio['throughput'])} req/s, p50 {fmt(aio['p50_ms'], 2)} ms, "
-                     f"p99 {fmt(aio['p99_ms'], 2)} ms, errors {aio['errors']}")
+        parts.append(
+            f"tritonclient.grpc.aio closed loop c{aio['concurrency']}: "
+            f"{fmt(aio['throughput'])} req/s, p50 {fmt(aio['p50_ms'], 2)} ms, "
+            f"p99 {fmt(aio['p99_ms'], 2)} ms, errors {aio['errors']}"
+        )
     return f"gateway gRPC ({grpc.get('target')}, distinct inputs): " + "; ".join(parts)
 
 

@@ -26,4 +26,4 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     """
     names = {name, f"{name}_total"}
     wanted = set(labels.items())
-    return sum(v for (n, l), v in samples.items() if n in names and wanted <= l)
+    return sum(v for (n, found), v in samples.items() if n in names and wanted <= found)

@@ -41,8 +41,14 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, body: bytes, concurrency: int, duration_s: float, work_dir: Path,
-        warmup_s: float = 1.0) -> LoadResult:
+def run(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: float,
+    work_dir: Path,
+    warmup_s: float = 1.0,
+) -> LoadResult:
     """`concurrency` connections POSTing `body` for `duration_s` (after an unrecorded warm-up)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     body_file = work_dir / "wrk-body.json"
@@ -55,18 +61,38 @@ def run(url: str, body: bytes, concurrency: int, duration_s: float, work_dir: Pa
     seconds = numbers["duration_us"] / 1e6
     ok = numbers["requests"] - numbers["errors"]
     return LoadResult(
-        target=f"{url} (wrk)", concurrency=concurrency, duration_s=seconds, requests=ok,
-        errors=numbers["errors"], throughput=ok / seconds if seconds else 0.0,
-        p50_ms=numbers["p50_us"] / 1000, p90_ms=numbers["p90_us"] / 1000,
-        p99_ms=numbers["p99_us"] / 1000, mean_ms=numbers["mean_us"] / 1000,
+        target=f"{url} (wrk)",
+        concurrency=concurrency,
+        duration_s=seconds,
+        requests=ok,
+        errors=numbers["errors"],
+        throughput=ok / seconds if seconds else 0.0,
+        p50_ms=numbers["p50_us"] / 1000,
+        p90_ms=numbers["p90_us"] / 1000,
+        p99_ms=numbers["p99_us"] / 1000,
+        mean_ms=numbers["mean_us"] / 1000,
     )
 
 
 def _wrk(url: str, script: Path, concurrency: int, duration_s: float) -> dict:
     seconds = max(1, round(duration_s))
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    line = next((l for l in done.stdout.splitlines() if l.startswith(MARK)), None)
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    line = next((out for out in done.stdout.splitlines() if out.startswith(MARK)), None)
     if done.returncode != 0 or line is None:
-        raise WrkError(f"wrk failed ({done.returncode}): {(done.stdout + done.stderr).strip()[-400:]}")
-    return json.loads(line[len(MARK):])
+        raise WrkError(
+            f"wrk failed ({done.returncode}): {(done.stdout + done.stderr).strip()[-400:]}"
+        )
+    return json.loads(line[len(MARK) :])

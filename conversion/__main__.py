@@ -72,8 +72,8 @@ def convert(
     from conversion.demo import console
     from conversion.pipeline import Job
     from conversion.pipeline import convert as run
-    from conversion.report import print_report
     from conversion.spec import TASKS, Dataset, Gate, InputSpec, ServingOptions, TransformerHint
+    from conversion.summary import print_report
 
     try:  # arguments and datasets first: a wrong spec is named before any work starts
         if task not in TASKS:
@@ -134,7 +134,7 @@ def tensorrt(
 
     try:
         results = build_repository(repository)
-    except Exception as error:  # noqa: BLE001 - TensorRT errors: one line, no trace
+    except Exception as error:
         _fail(StepError("tensorrt", f"{type(error).__name__}: {error}"))
     if not results:
         err.print(f"no converted model (with a manifest.json) in {repository}")
@@ -153,7 +153,7 @@ def bench(
     quick: bool = typer.Option(False, help="Shorter timing runs."),
 ) -> None:
     """Throughput at batch 32: MiniLM INT8 vs eager PyTorch FP32, digits INT8 vs ORT FP32."""
-    from conversion.benchmark import run_benchmark
+    from conversion.claims import run_benchmark
 
     run_benchmark(repository, quick=quick)
 

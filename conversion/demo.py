@@ -189,7 +189,7 @@ def build_minilm(repository: Path, sizes: Sizes = FULL) -> Report:
 
 
 def _summary(report: Report) -> None:
-    from conversion.report import print_report
+    from conversion.summary import print_report
 
     print_report(report, console)
 

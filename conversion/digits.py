@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 INPUT_NAME = "image"
@@ -47,6 +45,10 @@ class DigitsData:
 
 
 def load_data(seed: int = 0) -> DigitsData:
+    """sklearn's digits, split 70/30 stratified (sklearn imported here: the GPU script may lack it)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     train_x, test_x, train_y, test_y = train_test_split(

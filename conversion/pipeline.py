@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import torch
 
-from conversion import bench, gate, optimize, variants
+from conversion import gate, latency, optimize, variants
 from conversion.export import check_against_torch, export_onnx
 from conversion.progress import StepError, Steps
 from conversion.repository import publish, remove
@@ -252,7 +252,7 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
                 result.path = builders[kind](workdir / f"{kind}.onnx")
                 result.size_bytes = result.path.stat().st_size
                 gate.session(result.path)  # must load in ORT
-            except Exception as error:  # noqa: BLE001 - a variant that cannot be built is rejected, not fatal
+            except Exception as error:
                 result.error = (
                     f"could not be built or loaded: {type(error).__name__}: {str(error)[:200]}"
                 )
@@ -278,7 +278,7 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
     with steps.step("latency", total=len(built)) as advance:
         sample = sample_inputs(job, rows=len(next(iter(job.validation.batches[0].values()))))
         for kind in built:
-            results[kind].latency_ms = bench.latency_ms(
+            results[kind].latency_ms = latency.latency_ms(
                 results[kind].path, sample, job.bench_batch_sizes, budget_s=job.bench_budget_s
             )
             advance()

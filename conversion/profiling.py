@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from conversion import digits, minilm
-from conversion.bench import tile_batch
+from conversion.latency import tile_batch
 from conversion.spec import SpecError
 
 console = Console()

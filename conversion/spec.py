@@ -123,7 +123,7 @@ class Dataset:
                 )
             arrays[spec.name] = data[spec.name]
             spec.check(arrays[spec.name], f"dataset {path.name}")
-        labels = data["labels"] if "labels" in data else None
+        labels = data.get("labels", None)
         return cls.from_arrays(arrays, batch_size, labels)
 
     def equal_shaped(self, batch_size: int) -> list[dict[str, np.ndarray]]:
@@ -173,7 +173,9 @@ class ServingOptions:
     # threads, and a single instance behind a queue policy stalls ~500 ms now and then in
     # Triton 2.51's dynamic batcher (measured; see docs/conversion.md).
     instance_count: int = 2
-    intra_op_threads: int = 1  # onnxruntime_backend parameter intra_op_thread_count; 0 = ORT default
+    intra_op_threads: int = (
+        1  # onnxruntime_backend parameter intra_op_thread_count; 0 = ORT default
+    )
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     dynamic_size: int = 16  # warmup/profile size of non-batch dynamic axes
     graph_level: int = 1  # onnxruntime_backend: 1 = ORT_ENABLE_EXTENDED

@@ -33,7 +33,7 @@ def unavailable_reason() -> str | None:
     """None when TensorRT can build here, else the reason in one sentence."""
     try:
         import tensorrt  # noqa: F401
-    except Exception as error:  # noqa: BLE001 - ImportError, or a broken CUDA library underneath
+    except Exception as error:
         return f"TensorRT is not installed here ({type(error).__name__}: {error}); plans are built on the GPU host"
     if not _cuda_available():
         return "TensorRT is installed but no CUDA GPU is visible; plans are built on the GPU host"
@@ -45,7 +45,7 @@ def _cuda_available() -> bool:
         import torch
 
         return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 

@@ -72,7 +72,7 @@ class TritonPythonModel:
                         ]
                     )
                 )
-            except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
+            except Exception as error:
                 responses.append(
                     pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {error}"))
                 )

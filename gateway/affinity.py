@@ -8,6 +8,7 @@ one CPU those hand-offs are plain context switches: a miss through the gateway m
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -22,10 +23,8 @@ def worker_index() -> int:
 def pin_process(cpu: int) -> None:
     """Restrict every existing thread of this process to `cpu`; threads started later inherit it."""
     for tid in os.listdir("/proc/self/task"):
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
             os.sched_setaffinity(int(tid), {cpu})
-        except ProcessLookupError:  # the thread ended meanwhile
-            pass
 
 
 def pin_worker(cpus: list[int]) -> int | None:
@@ -35,6 +34,8 @@ def pin_worker(cpus: list[int]) -> int | None:
     cpu = cpus[worker_index() % len(cpus)]
     allowed = os.sched_getaffinity(0)
     if cpu not in allowed:
-        raise ValueError(f"GATEWAY_CPUS names CPU {cpu}, but this process may only use {sorted(allowed)}")
+        raise ValueError(
+            f"GATEWAY_CPUS names CPU {cpu}, but this process may only use {sorted(allowed)}"
+        )
     pin_process(cpu)
     return cpu

@@ -24,25 +24,34 @@ from gateway import metrics
 from gateway.affinity import pin_worker
 from gateway.cache import PredictionCache
 from gateway.errors import GatewayError
-from gateway.kserve import V2InferRequest, V2InferResponse, json_response, json_values, tensors_from_json
+from gateway.kserve import (
+    V2InferRequest,
+    V2InferResponse,
+    json_response,
+    json_values,
+    tensors_from_json,
+)
 from gateway.limits import BodySizeLimit, RequestMetrics
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
 from gateway.tensors import TensorError, tensor_from_values
-from gateway.triton import TritonPool
+from gateway.triton_client import TritonPool
 from gateway.validation import check_input_names
 
 DNS_REFRESH_S = 30.0
-ERRORS = {code: {"description": text} for code, text in {
-    400: "Invalid request (the message says what is wrong)",
-    401: "Missing or invalid X-API-Key",
-    404: "Unknown model or version",
-    413: "Request body too large",
-    429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
-    502: "Triton failed the request",
-    503: "Triton unavailable (see Retry-After)",
-    504: "Inference deadline exceeded",
-}.items()}
+ERRORS = {
+    code: {"description": text}
+    for code, text in {
+        400: "Invalid request (the message says what is wrong)",
+        401: "Missing or invalid X-API-Key",
+        404: "Unknown model or version",
+        413: "Request body too large",
+        429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
+        502: "Triton failed the request",
+        503: "Triton unavailable (see Retry-After)",
+        504: "Inference deadline exceeded",
+    }.items()
+}
 ModelName = Annotated[str, Path(description="Model name.", examples=["digits"])]
 VersionName = Annotated[str, Path(description="Model version.", examples=["1"])]
 Body = TypeVar("Body", bound=BaseModel)
@@ -70,7 +79,9 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     model_version: str
-    outputs: dict[str, Any] = Field(description="Output name -> nested array, batch dimension first.")
+    outputs: dict[str, Any] = Field(
+        description="Output name -> nested array, batch dimension first."
+    )
 
 
 class ModelSummary(BaseModel):
@@ -87,9 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         pin_worker(settings.cpus)  # before gRPC's client threads start, so they inherit it
-        triton = TritonPool(settings.triton_url, settings.triton_timeout_ms, settings.model_info_ttl_s)
+        triton = TritonPool(
+            settings.triton_url, settings.triton_timeout_ms, settings.model_info_ttl_s
+        )
         cache = PredictionCache(
-            settings.redis_url, settings.redis_timeout_ms, settings.cache_max_value_bytes,
+            settings.redis_url,
+            settings.redis_timeout_ms,
+            settings.cache_max_value_bytes,
             settings.redis_retry_after_s,
         )
         service = PredictionService(settings, triton, cache)
@@ -143,7 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return request.app.state.service
 
     @app.post(
-        "/predict", response_model=PredictResponse, responses=ERRORS,
+        "/predict",
+        response_model=PredictResponse,
+        responses=ERRORS,
         openapi_extra=json_body(PredictRequest),
         summary="Predict with a model; answered from the cache when the same input was seen.",
     )
@@ -180,22 +197,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(json_response(prediction, body.id), headers=_cache_header(prediction))
 
     @app.post(
-        "/v2/models/{model}/infer", response_model=V2InferResponse, responses=ERRORS,
-        openapi_extra=json_body(V2InferRequest), summary="KServe v2 inference (JSON tensors), cached.",
+        "/v2/models/{model}/infer",
+        response_model=V2InferResponse,
+        responses=ERRORS,
+        openapi_extra=json_body(V2InferRequest),
+        summary="KServe v2 inference (JSON tensors), cached.",
     )
     async def infer_latest(model: ModelName, request: Request) -> Response:
         return await v2_infer(model, "", request)
 
     @app.post(
-        "/v2/models/{model}/versions/{version}/infer", response_model=V2InferResponse,
-        responses=ERRORS, openapi_extra=json_body(V2InferRequest),
+        "/v2/models/{model}/versions/{version}/infer",
+        response_model=V2InferResponse,
+        responses=ERRORS,
+        openapi_extra=json_body(V2InferRequest),
         summary="KServe v2 inference of one version.",
     )
     async def infer_version(model: ModelName, version: VersionName, request: Request) -> Response:
         return await v2_infer(model, version, request)
 
     @app.get(
-        "/v2/models/{model}", responses=ERRORS, dependencies=protected,
+        "/v2/models/{model}",
+        responses=ERRORS,
+        dependencies=protected,
         summary="KServe v2 model metadata (from Triton).",
     )
     async def model_metadata(model: ModelName, request: Request) -> Response:
@@ -203,15 +227,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(metadata)
 
     @app.get(
-        "/v1/models", response_model=list[ModelSummary], responses=ERRORS, dependencies=protected,
+        "/v1/models",
+        response_model=list[ModelSummary],
+        responses=ERRORS,
+        dependencies=protected,
         summary="Models in the repository, grouped by base model, with readiness.",
     )
     async def list_models(request: Request) -> Response:
         index = await service_of(request).triton.call("get_model_repository_index", as_json=True)
         models = [
             ModelSummary(
-                name=m["name"], base_model=VARIANT_SUFFIX.sub("", m["name"]),
-                version=m.get("version", ""), state=m.get("state", "UNKNOWN"),
+                name=m["name"],
+                base_model=VARIANT_SUFFIX.sub("", m["name"]),
+                version=m.get("version", ""),
+                state=m.get("state", "UNKNOWN"),
                 ready=m.get("state") == "READY",
             ).model_dump()
             for m in index.get("models", [])
@@ -251,9 +280,12 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
         if app.openapi_schema is None:
             schema = generate()
             _, definitions = models_json_schema(
-                [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+                [(model, "validation") for model in models],
+                ref_template="#/components/schemas/{model}",
             )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                definitions["$defs"]
+            )
         return app.openapi_schema
 
     app.openapi = openapi

@@ -17,10 +17,15 @@ class PredictionCache:
     then tried again: caching resumes by itself when Redis is back.
     """
 
-    def __init__(self, url: str, timeout_ms: int, max_value_bytes: int, retry_after_s: float) -> None:
+    def __init__(
+        self, url: str, timeout_ms: int, max_value_bytes: int, retry_after_s: float
+    ) -> None:
         timeout = timeout_ms / 1000
         self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
             health_check_interval=0,
         )
         self.max_value_bytes = max_value_bytes

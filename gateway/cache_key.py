@@ -47,6 +47,6 @@ def canonical_bytes(tensor: Tensor) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
-def _field(digest: "hashlib._Hash", data: bytes) -> None:
+def _field(digest: hashlib._Hash, data: bytes) -> None:
     digest.update(struct.pack("<Q", len(data)))
     digest.update(data)

@@ -39,4 +39,3 @@ def decode_outputs(data: bytes) -> dict[str, Tensor]:
     if offset != len(data):
         raise ValueError("cached value is truncated or has trailing bytes")
     return outputs
-

@@ -52,7 +52,9 @@ class V2InferResponse(BaseModel):
 
 def _no_parameters(parameters: dict | None, where: str) -> None:
     if parameters:
-        raise GatewayError(400, f"{where}: parameters {sorted(parameters)} are not supported by the gateway")
+        raise GatewayError(
+            400, f"{where}: parameters {sorted(parameters)} are not supported by the gateway"
+        )
 
 
 def tensors_from_json(request: V2InferRequest) -> tuple[list[Tensor], list[str] | None]:
@@ -91,7 +93,9 @@ def json_response(prediction: Prediction, request_id: str | None) -> dict[str, A
 def json_values(array: np.ndarray, datatype: str) -> Any:
     """JSON-ready values; BYTES become strings."""
     if datatype == "BYTES":
-        return [item.decode("utf-8", "replace") for item in array.ravel()] if array.ndim == 1 else [
-            json_values(row, datatype) for row in array
-        ]
+        return (
+            [item.decode("utf-8", "replace") for item in array.ravel()]
+            if array.ndim == 1
+            else [json_values(row, datatype) for row in array]
+        )
     return array

@@ -84,10 +84,16 @@ class BodySizeLimit:
 
     async def _reject(self, send) -> None:
         body = orjson.dumps({"error": f"request body larger than {self.max_bytes} bytes"})
-        await send({
-            "type": "http.response.start", "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

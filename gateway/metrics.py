@@ -21,34 +21,70 @@ disable_created_metrics()
 
 # Fine below 1 ms: a cache hit is answered in a few hundred microseconds.
 LATENCY_BUCKETS = (
-    0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
-    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+    0.0001,
+    0.0002,
+    0.0003,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
 )
 
 REQUESTS = Counter(
-    "gateway_requests", "Requests answered, by model, route and HTTP status.", ["model", "route", "status"]
+    "gateway_requests",
+    "Requests answered, by model, route and HTTP status.",
+    ["model", "route", "status"],
 )
 REQUEST_DURATION = Histogram(
-    "gateway_request_duration_seconds", "Time to answer a request.", ["route"], buckets=LATENCY_BUCKETS
+    "gateway_request_duration_seconds",
+    "Time to answer a request.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
 )
 TRITON_DURATION = Histogram(
-    "gateway_triton_duration_seconds", "Time of one Triton inference call.", ["model"],
+    "gateway_triton_duration_seconds",
+    "Time of one Triton inference call.",
+    ["model"],
     buckets=LATENCY_BUCKETS,
 )
 CACHE_LOOKUP_DURATION = Histogram(
-    "gateway_cache_lookup_duration_seconds", "Time of one Redis cache lookup.", buckets=LATENCY_BUCKETS
+    "gateway_cache_lookup_duration_seconds",
+    "Time of one Redis cache lookup.",
+    buckets=LATENCY_BUCKETS,
 )
 CACHE_HITS = Counter("gateway_cache_hits", "Predictions answered from Redis.", ["model"])
 CACHE_MISSES = Counter("gateway_cache_misses", "Predictions not found in Redis.", ["model"])
-CACHE_ERRORS = Counter("gateway_cache_errors", "Cache operations that failed or were skipped.", ["op"])
+CACHE_ERRORS = Counter(
+    "gateway_cache_errors", "Cache operations that failed or were skipped.", ["op"]
+)
 COALESCED = Counter(
-    "gateway_coalesced_requests", "Requests that waited on an identical in-flight request.", ["model"]
+    "gateway_coalesced_requests",
+    "Requests that waited on an identical in-flight request.",
+    ["model"],
 )
 IN_FLIGHT = Gauge(
-    "gateway_in_flight_requests", "Prediction requests being processed.", multiprocess_mode="livesum"
+    "gateway_in_flight_requests",
+    "Prediction requests being processed.",
+    multiprocess_mode="livesum",
 )
 REDIS_ERRORS = Counter("gateway_redis_errors", "Redis errors and timeouts.")
-TRITON_ERRORS = Counter("gateway_triton_errors", "Triton calls that failed, by status code.", ["code"])
+TRITON_ERRORS = Counter(
+    "gateway_triton_errors", "Triton calls that failed, by status code.", ["code"]
+)
 SHED = Counter("gateway_shed_requests", "Requests refused because too many were in flight.")
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.cache import PredictionCache
 from gateway.cache_key import cache_key
-from gateway.codec import decode_outputs, encode_outputs
 from gateway.coalescer import Coalescer
+from gateway.codec import decode_outputs, encode_outputs
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.tensors import Tensor
-from gateway.triton import ModelInfo, TritonPool
+from gateway.triton_client import ModelInfo, TritonPool
 from gateway.validation import validate_request
 
 
@@ -63,7 +63,9 @@ class PredictionService:
             (result, hit), coalesced = await self.coalescer.run(
                 key, lambda: self._lookup(info, inputs, outputs, key, ttl)
             )
-        except Exception:  # only a miss can fail (a failed GET is one): count it, whatever Triton did
+        except (
+            Exception
+        ):  # only a miss can fail (a failed GET is one): count it, whatever Triton did
             if ttl > 0:
                 metrics.CACHE_MISSES.labels(info.name).inc()
             raise
@@ -91,7 +93,9 @@ class PredictionService:
         result = await self.triton.infer(info, inputs, outputs)
         expected = set(outputs or info.outputs)
         if set(result) != expected:
-            raise GatewayError(502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}")
+            raise GatewayError(
+                502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}"
+            )
         if ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
             self.coalescer.hold(key, store)

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, description="Worker processes (uvicorn); each has its own pools.")
     cpus: Annotated[list[int], NoDecode] = Field(
-        [], description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
+        [],
+        description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
         "`0,1`; keeps the hand-offs between gRPC's threads (calls to Triton) on one core. Empty: no pinning.",
     )
     triton_url: CommaList = Field(
@@ -31,7 +32,9 @@ class Settings(BaseSettings):
         description="Triton gRPC endpoints, comma-separated; a DNS name resolving to several "
         "addresses counts as several.",
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the prediction cache.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the prediction cache."
+    )
     cache_enabled: bool = Field(True, description="Master switch for the prediction cache.")
     cache_ttl_s: int = Field(3600, description="Time to live of a cached prediction.")
     cache_model_ttl_s: dict[str, int] = Field(
@@ -39,12 +42,18 @@ class Settings(BaseSettings):
     )
     cache_max_value_bytes: int = Field(1 << 20, description="Larger responses are not cached.")
     redis_timeout_ms: int = Field(50, description="Redis connect and command timeout.")
-    redis_retry_after_s: float = Field(1.0, description="After a Redis error, skip the cache this long.")
+    redis_retry_after_s: float = Field(
+        1.0, description="After a Redis error, skip the cache this long."
+    )
     triton_timeout_ms: int = Field(10_000, description="Deadline of one inference (-> 504).")
-    model_info_ttl_s: float = Field(1.0, description="How long model metadata and fingerprint are reused.")
+    model_info_ttl_s: float = Field(
+        1.0, description="How long model metadata and fingerprint are reused."
+    )
     max_in_flight: int = Field(256, description="Concurrent requests before load shedding (429).")
     max_body_bytes: int = Field(8 << 20, description="Largest request body (-> 413).")
-    api_keys: CommaList = Field([], description="Accepted X-API-Key values, comma-separated; empty = open.")
+    api_keys: CommaList = Field(
+        [], description="Accepted X-API-Key values, comma-separated; empty = open."
+    )
 
     @field_validator("triton_url", "api_keys", "cpus", mode="before")
     @classmethod

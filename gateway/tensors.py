@@ -39,7 +39,9 @@ class Tensor:
         return tuple(self.array.shape)
 
 
-def tensor_from_values(name: str, datatype: str, values: object, shape: list[int] | None = None) -> Tensor:
+def tensor_from_values(
+    name: str, datatype: str, values: object, shape: list[int] | None = None
+) -> Tensor:
     """Build a tensor from JSON values (nested or flat with `shape`), checking type and size."""
     dtype = DTYPES.get(datatype)
     if dtype is None:
@@ -55,9 +57,13 @@ def tensor_from_values(name: str, datatype: str, values: object, shape: list[int
                 array = np.empty(0, dtype=object)
             if array.dtype == object or array.dtype.kind in "USV":
                 raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
-            if dtype.kind in "iub" and array.size and array.dtype.kind == "f":
-                if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-                    raise TensorError(f"input '{name}': {datatype} needs integer values")
+            if (
+                dtype.kind in "iub"
+                and array.size
+                and array.dtype.kind == "f"
+                and (not np.all(np.isfinite(array)) or np.any(array != np.round(array)))
+            ):
+                raise TensorError(f"input '{name}': {datatype} needs integer values")
             with np.errstate(over="ignore", invalid="ignore"):
                 converted = array.astype(dtype)
             if dtype.kind in "iu" and array.size and not np.array_equal(converted, array):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from gateway.errors import GatewayError
 from gateway.tensors import Tensor
-from gateway.triton import ModelInfo
+from gateway.triton_client import ModelInfo
 
 
 def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
@@ -14,10 +14,14 @@ def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
         raise GatewayError(400, "an input is given more than once")
     unknown = sorted(set(names) - set(info.inputs))
     if unknown:
-        raise GatewayError(400, f"model '{info.name}' has no input {unknown}; inputs: {sorted(info.inputs)}")
+        raise GatewayError(
+            400, f"model '{info.name}' has no input {unknown}; inputs: {sorted(info.inputs)}"
+        )
 
 
-def validate_request(info: ModelInfo, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> None:
+def validate_request(
+    info: ModelInfo, inputs: Sequence[Tensor], outputs: Sequence[str] | None
+) -> None:
     names = [t.name for t in inputs]
     check_input_names(info, names)
     missing = sorted(set(info.inputs) - set(names))
@@ -33,14 +37,16 @@ def validate_request(info: ModelInfo, inputs: Sequence[Tensor], outputs: Sequenc
         expected = info.inputs[tensor.name]
         if tensor.datatype != expected.datatype:
             raise GatewayError(
-                400, f"input '{tensor.name}': datatype {tensor.datatype}, model expects {expected.datatype}"
+                400,
+                f"input '{tensor.name}': datatype {tensor.datatype}, model expects {expected.datatype}",
             )
         if len(tensor.shape) != len(expected.shape) or any(
-            want not in (-1, got) for want, got in zip(expected.shape, tensor.shape)
+            want not in (-1, got) for want, got in zip(expected.shape, tensor.shape, strict=False)
         ):
             raise GatewayError(
-                400, f"input '{tensor.name}': shape {list(tensor.shape)}, model expects {list(expected.shape)}"
-                + (" (first dimension = batch)" if info.max_batch_size else "")
+                400,
+                f"input '{tensor.name}': shape {list(tensor.shape)}, model expects {list(expected.shape)}"
+                + (" (first dimension = batch)" if info.max_batch_size else ""),
             )
         if info.max_batch_size:
             batch_sizes.add(tensor.shape[0])

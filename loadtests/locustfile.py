@@ -49,7 +49,51 @@ SLO_ERROR_RATE = float(os.environ.get("LOCUST_SLO_ERROR_RATE", "0.01"))
 SUMMARY_JSON = os.environ.get("LOCUST_SUMMARY_JSON", "")
 TEXT_MODEL = "text" in MODEL or MODEL.startswith("minilm")
 
-WORDS = ["the", "a", "one", "every", "quiet", "bright", "old", "new", "small", "red", "green", "blue", "fast", "slow", "calm", "cat", "dog", "bird", "river", "city", "train", "ship", "book", "song", "garden", "market", "teacher", "child", "runs", "reads", "writes", "sings", "builds", "finds", "opens", "follows", "today", "slowly", "quickly", "near", "under", "over", "after"]
+WORDS = [
+    "the",
+    "a",
+    "one",
+    "every",
+    "quiet",
+    "bright",
+    "old",
+    "new",
+    "small",
+    "red",
+    "green",
+    "blue",
+    "fast",
+    "slow",
+    "calm",
+    "cat",
+    "dog",
+    "bird",
+    "river",
+    "city",
+    "train",
+    "ship",
+    "book",
+    "song",
+    "garden",
+    "market",
+    "teacher",
+    "child",
+    "runs",
+    "reads",
+    "writes",
+    "sings",
+    "builds",
+    "finds",
+    "opens",
+    "follows",
+    "today",
+    "slowly",
+    "quickly",
+    "near",
+    "under",
+    "over",
+    "after",
+]
 RUN = uuid.uuid4().int & 0xFFFFFFFF  # unique inputs differ between runs too: no stale hits
 _counter = itertools.count()
 
@@ -103,8 +147,9 @@ class _PredictHttp(FastHttpUser):
         headers = {"X-API-Key": API_KEY} if API_KEY else {}
         payload = {"model": MODEL, "inputs": self.pick()}
         name = f"http {self.scenario}"
-        with self.client.post("/predict", json=payload, headers=headers, name=name,
-                              catch_response=True) as response:
+        with self.client.post(
+            "/predict", json=payload, headers=headers, name=name, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:120]}")
             else:
@@ -147,8 +192,13 @@ class _PredictGrpc(User):
     def __init__(self, environment) -> None:
         super().__init__(environment)
         if grpcclient is None:
-            raise RuntimeError("gRPC users need tritonclient[grpc] (pip install tritonclient[grpc])")
-        target = os.environ.get("LOCUST_GRPC_HOST") or f"{urlparse(self.host or '').hostname or '127.0.0.1'}:8081"
+            raise RuntimeError(
+                "gRPC users need tritonclient[grpc] (pip install tritonclient[grpc])"
+            )
+        target = (
+            os.environ.get("LOCUST_GRPC_HOST")
+            or f"{urlparse(self.host or '').hostname or '127.0.0.1'}:8081"
+        )
         self.grpc = grpcclient.InferenceServerClient(target)
         self.target = target
         self.headers = {"x-api-key": API_KEY} if API_KEY else None
@@ -177,8 +227,12 @@ class _PredictGrpc(User):
         except Exception as exc:  # InferenceServerException and transport errors alike
             error = exc
         events.request.fire(
-            request_type="gRPC", name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=length, exception=error, context={},
+            request_type="gRPC",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=error,
+            context={},
         )
 
 
@@ -224,17 +278,26 @@ def slo_verdict(stats) -> dict:
         broken.append(f"error rate {error_rate:.2%} > {SLO_ERROR_RATE:.2%}")
     endpoints = {
         f"{entry.method} {entry.name}": {
-            "requests": entry.num_requests, "failures": entry.num_failures,
-            "rps": entry.total_rps, "p50_ms": entry.get_response_time_percentile(0.5),
+            "requests": entry.num_requests,
+            "failures": entry.num_failures,
+            "rps": entry.total_rps,
+            "p50_ms": entry.get_response_time_percentile(0.5),
             "p99_ms": entry.get_response_time_percentile(0.99),
             "avg_ms": entry.avg_response_time,
         }
         for entry in stats.entries.values()
     }
     return {
-        "model": MODEL, "slo": {"p99_ms": SLO_P99_MS, "error_rate": SLO_ERROR_RATE},
-        "requests": requests, "failures": failures, "error_rate": error_rate, "p99_ms": p99,
-        "rps": total.total_rps, "passed": not broken, "broken": broken, "endpoints": endpoints,
+        "model": MODEL,
+        "slo": {"p99_ms": SLO_P99_MS, "error_rate": SLO_ERROR_RATE},
+        "requests": requests,
+        "failures": failures,
+        "error_rate": error_rate,
+        "p99_ms": p99,
+        "rps": total.total_rps,
+        "passed": not broken,
+        "broken": broken,
+        "endpoints": endpoints,
     }
 
 

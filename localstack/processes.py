@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,8 +38,12 @@ class ProcessRegistry:
             raise StackError(f"{name} is already running (pid file {self.pid_dir / name}.pid)")
         with self.log_path(name).open("ab") as log:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         (self.pid_dir / f"{name}.pid").write_text(f"{process.pid} {_start_time(process.pid)}\n")
         return process.pid
@@ -72,10 +77,8 @@ class ProcessRegistry:
         pid = self.pid(name)
         if pid is None:
             return False
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            pass
         if not wait_until(lambda: not self._group_alive(pid), timeout_s):
             os.killpg(pid, signal.SIGKILL)
             wait_until(lambda: not self._group_alive(pid), 5.0)
@@ -83,10 +86,8 @@ class ProcessRegistry:
         return True
 
     def _group_alive(self, pgid: int) -> bool:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
@@ -98,7 +99,11 @@ class ProcessRegistry:
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         path = self.log_path(name)
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
 
 def _state(pid: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localstack.errors import StackError
 from localstack.processes import ProcessRegistry, wait_until
-from localstack.triton import TritonInstallation, derive_local_repository, derive_model
+from localstack.tritonserver import TritonInstallation, derive_local_repository, derive_model
 
 COMPONENTS = ("redis", "triton", "gateway", "gateway-grpc")
 GATEWAY_GRPC_BINARY = Path(__file__).resolve().parents[1] / "build" / "gateway-grpc"
@@ -96,7 +96,8 @@ class LocalStack:
         """Redeploy: re-derive `name` from the canonical repository and have Triton load it again."""
         derive_model(self.model_repository / name, self.run_dir / "triton-repository" / name)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.ports.triton_http}/v2/repository/models/{name}/load", method="POST"
+            f"http://127.0.0.1:{self.ports.triton_http}/v2/repository/models/{name}/load",
+            method="POST",
         )
         try:
             urllib.request.urlopen(request, timeout=60).close()
@@ -112,13 +113,27 @@ class LocalStack:
     def _redis(self):
         binary = shutil.which("redis-server")
         if binary is None:
-            raise StackError("redis-server not found on PATH: install it (apt-get install redis-server)")
+            raise StackError(
+                "redis-server not found on PATH: install it (apt-get install redis-server)"
+            )
         data = self.run_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         command = [
-            binary, "--port", str(self.ports.redis), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(data), "--maxmemory", "256mb",
-            "--maxmemory-policy", "allkeys-lru",
+            binary,
+            "--port",
+            str(self.ports.redis),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--maxmemory",
+            "256mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
         ]
         return command, None, lambda: _tcp_ready(self.ports.redis, b"PING\r\n", b"+PONG")
 
@@ -127,7 +142,9 @@ class LocalStack:
         repository = self.run_dir / "triton-repository"
         models = derive_local_repository(self.model_repository, repository)
         p = self.ports
-        command = triton.command(repository, self.run_dir, p.triton_http, p.triton_grpc, p.triton_metrics)
+        command = triton.command(
+            repository, self.run_dir, p.triton_http, p.triton_grpc, p.triton_metrics
+        )
         base = f"http://127.0.0.1:{self.ports.triton_http}/v2"
         ready = lambda: all(http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
         return command, triton.environment(), ready
@@ -147,7 +164,11 @@ class LocalStack:
 
     def _gateway(self):
         command = [sys.executable, "-m", "gateway"]
-        return command, self.gateway_environment(), lambda: http_ok(f"{self.urls['gateway']}/readyz")
+        return (
+            command,
+            self.gateway_environment(),
+            lambda: http_ok(f"{self.urls['gateway']}/readyz"),
+        )
 
     def _gateway_grpc(self):
         if not os.access(GATEWAY_GRPC_BINARY, os.X_OK):

@@ -18,11 +18,16 @@ from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def gateway_grpc_print_config(env: dict[str, str], binary: Path = GATEWAY_GRPC_BINARY) -> subprocess.CompletedProcess:
+def gateway_grpc_print_config(
+    env: dict[str, str], binary: Path = GATEWAY_GRPC_BINARY
+) -> subprocess.CompletedProcess:
     """`gateway-grpc -print-config` with exactly `env` (and PATH): the settings it reads, as JSON."""
     return subprocess.run(
-        [str(binary), "-print-config"], env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True, text=True, timeout=30,
+        [str(binary), "-print-config"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conversion import digits
 from benchmarks.scrape import scrape, value
+from conversion import digits
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,9 @@ def test_concurrent_distinct_requests_are_batched_by_triton(stack, test_images):
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
             return await asyncio.gather(
                 *(
-                    client.post("/predict", json={"model": "digits", "inputs": {"image": [img.tolist()]}})
+                    client.post(
+                        "/predict", json={"model": "digits", "inputs": {"image": [img.tolist()]}}
+                    )
                     for img in images
                 )
             )

@@ -30,7 +30,9 @@ class TritonPythonModel:
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         level = int(config.get("optimization", {}).get("graph", {}).get("level", 0))
         options = ort.SessionOptions()
-        options.graph_optimization_level = GRAPH_LEVELS.get(level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        options.graph_optimization_level = GRAPH_LEVELS.get(
+            level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
         options.intra_op_num_threads = int(parameters.get("intra_op_thread_count", "0"))
         options.inter_op_num_threads = int(parameters.get("inter_op_thread_count", "0"))
         if parameters.get("execution_mode") == "1":
@@ -61,7 +63,7 @@ class TritonPythonModel:
         for size in sizes:
             tensors = [
                 pb_utils.Tensor(name, output[start : start + size])
-                for name, output in zip(self.output_names, outputs)
+                for name, output in zip(self.output_names, outputs, strict=False)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size

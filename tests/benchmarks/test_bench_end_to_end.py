@@ -14,8 +14,13 @@ pytestmark = pytest.mark.integration
 
 def make(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     # -o: never rebuild the venv from a test
-    return subprocess.run(["make", "-o", ".venv/.installed", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "-o", ".venv/.installed", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_make_bench_tiny_writes_markdown_plots_and_json(model_repository, tmp_path):
@@ -28,8 +33,14 @@ def test_make_bench_tiny_writes_markdown_plots_and_json(model_repository, tmp_pa
     assert not results["errors"], results["errors"]
     assert results["baseline"] and results["techniques"] and results["sweep"]
     assert {t["technique"] for t in results["techniques"]} >= {
-        "graph optimization", "dynamic batching", "cache", "cached answer latency"}
-    assert all(r["requests"] > 0 for row in results["baseline"] for r in (row["naive"], row["optimized"]))
+        "graph optimization",
+        "dynamic batching",
+        "cache",
+        "cached answer latency",
+    }
+    assert all(
+        r["requests"] > 0 for row in results["baseline"] for r in (row["naive"], row["optimized"])
+    )
     assert results["cost"]["rows"]
     assert json.loads((out / "hardware.json").read_text())["schema"] == "bench-hardware/1"
     assert "## Seed claims against this machine" in (out / "report.md").read_text()
@@ -40,12 +51,22 @@ def test_make_bench_tiny_writes_markdown_plots_and_json(model_repository, tmp_pa
 def test_make_loadtest_runs_headless_and_writes_csv_html_and_json(stack, tmp_path):
     out = tmp_path / "loadtest"
 
-    done = make("loadtest", "LOADTEST_TIME=4s", "LOADTEST_USERS=6",
-                f"LOADTEST_ARGS=--host {stack.gateway_url} --grpc-host {stack.gateway_grpc_url} "
-                f"--classes RepeatHttpUser,UniqueHttpUser,MixedHttpUser,UniqueGrpcUser --out {out}")
+    done = make(
+        "loadtest",
+        "LOADTEST_TIME=4s",
+        "LOADTEST_USERS=6",
+        f"LOADTEST_ARGS=--host {stack.gateway_url} --grpc-host {stack.gateway_grpc_url} "
+        f"--classes RepeatHttpUser,UniqueHttpUser,MixedHttpUser,UniqueGrpcUser --out {out}",
+    )
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    for name in ("locust_stats.csv", "locust_failures.csv", "locust.html", "locust.json", "slo.json"):
+    for name in (
+        "locust_stats.csv",
+        "locust_failures.csv",
+        "locust.html",
+        "locust.json",
+        "slo.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] and summary["requests"] > 0
@@ -55,9 +76,13 @@ def test_make_loadtest_runs_headless_and_writes_csv_html_and_json(stack, tmp_pat
 def test_loadtest_exits_non_zero_when_the_latency_objective_is_broken(stack, tmp_path):
     out = tmp_path / "loadtest"
 
-    done = make("loadtest", "LOADTEST_TIME=3s", "LOADTEST_USERS=4",
-                f"LOADTEST_ARGS=--host {stack.gateway_url} --classes UniqueHttpUser "
-                f"--slo-p99-ms 0.001 --out {out}")
+    done = make(
+        "loadtest",
+        "LOADTEST_TIME=3s",
+        "LOADTEST_USERS=4",
+        f"LOADTEST_ARGS=--host {stack.gateway_url} --classes UniqueHttpUser "
+        f"--slo-p99-ms 0.001 --out {out}",
+    )
 
     assert done.returncode != 0
     verdict = json.loads((out / "slo.json").read_text())
@@ -65,11 +90,16 @@ def test_loadtest_exits_non_zero_when_the_latency_objective_is_broken(stack, tmp
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
 
 
-def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(model_repository, tmp_path):
+def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(
+    model_repository, tmp_path
+):
     out = tmp_path / "gateway"
 
-    done = make("bench-gateway", f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 "
-                "--sequential 20 --miss-rounds 1 --miss-calls 50")
+    done = make(
+        "bench-gateway",
+        f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 "
+        "--sequential 20 --miss-rounds 1 --miss-calls 50",
+    )
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads((out / "gateway.json").read_text())

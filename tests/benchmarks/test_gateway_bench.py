@@ -24,22 +24,50 @@ def test_no_new_samples_gives_no_quantile():
 def test_each_worker_count_is_measured_unpinned_then_pinned_to_the_highest_cpus(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert configurations((1, 2)) == [
-        Configuration(1), Configuration(1, (3,)), Configuration(2), Configuration(2, (2, 3))]
+        Configuration(1),
+        Configuration(1, (3,)),
+        Configuration(2),
+        Configuration(2, (2, 3)),
+    ]
     assert configurations((1,), pinned=False) == [Configuration(1)]
     assert Configuration(2, (2, 3)).label == "2 workers, pinned to CPU 2,3"
 
 
 def test_the_report_has_a_hit_row_per_configuration_and_a_miss_row_per_target():
-    row = {"configuration": "1 worker", "workers": 1, "hit_p50_ms_inside_gateway": 0.3,
-           "hit_p50_ms_client": 0.5, "hits_per_s_c32": 3100.0, "hit_p99_ms_c32": 20.0,
-           "hit_load_generator": "wrk"}
-    misses = {"rounds": 2, "calls_per_target": 1000, "rows": [
-        {"target": "Triton direct", "p50_ms": [2.5, 2.7], "overhead_p50_ms": None, "overhead_range_ms": None},
-        {"target": "gateway-grpc", "p50_ms": [2.8, 3.1], "overhead_p50_ms": 0.35,
-         "overhead_range_ms": [0.3, 0.4]},
-    ]}
-    text = markdown({"hardware": "test cpu", "rows": [row, {**row, "configuration": "2 workers"}],
-                     "misses": misses})
+    row = {
+        "configuration": "1 worker",
+        "workers": 1,
+        "hit_p50_ms_inside_gateway": 0.3,
+        "hit_p50_ms_client": 0.5,
+        "hits_per_s_c32": 3100.0,
+        "hit_p99_ms_c32": 20.0,
+        "hit_load_generator": "wrk",
+    }
+    misses = {
+        "rounds": 2,
+        "calls_per_target": 1000,
+        "rows": [
+            {
+                "target": "Triton direct",
+                "p50_ms": [2.5, 2.7],
+                "overhead_p50_ms": None,
+                "overhead_range_ms": None,
+            },
+            {
+                "target": "gateway-grpc",
+                "p50_ms": [2.8, 3.1],
+                "overhead_p50_ms": 0.35,
+                "overhead_range_ms": [0.3, 0.4],
+            },
+        ],
+    }
+    text = markdown(
+        {
+            "hardware": "test cpu",
+            "rows": [row, {**row, "configuration": "2 workers"}],
+            "misses": misses,
+        }
+    )
     assert text.count("\n| 1 worker |") == 1 and text.count("\n| 2 workers |") == 1
     assert "3,100" in text and "test cpu" in text and "with wrk" in text
     assert "| gateway-grpc | 2.800 / 3.100 | 0.350 | 0.300 to 0.400 |" in text
@@ -70,7 +98,9 @@ def test_a_targets_overhead_is_the_median_over_runs_of_its_paired_overhead(monke
     monkeypatch.setattr(gateway_bench, "gateway_grpc", address)
     monkeypatch.setattr(gateway_bench, "paired", paired)
 
-    rows = {r["target"]: r for r in gateway_bench.measure_misses(tmp_path, tmp_path, rounds=3)["rows"]}
+    rows = {
+        r["target"]: r for r in gateway_bench.measure_misses(tmp_path, tmp_path, rounds=3)["rows"]
+    }
 
     native = rows["gateway-grpc, 1 Go thread (GOMAXPROCS=1)"]
     assert native["p50_ms"] == [3.4, 3.4, 3.4]
@@ -82,12 +112,19 @@ def test_a_targets_overhead_is_the_median_over_runs_of_its_paired_overhead(monke
 
 def test_paired_infer_is_asked_for_and_its_json_read(monkeypatch, tmp_path):
     binary = tmp_path / "paired-infer"
-    binary.write_text("#!/bin/sh\necho \"$@\" > " + str(tmp_path / "args") + "\n"
-                      "echo \'{\"p50_ms\": [3.0, 3.5], \"paired_overhead_p50_ms\": [0, 0.4]}\'\n")
+    binary.write_text(
+        '#!/bin/sh\necho "$@" > ' + str(tmp_path / "args") + "\n"
+        'echo \'{"p50_ms": [3.0, 3.5], "paired_overhead_p50_ms": [0, 0.4]}\'\n'
+    )
     binary.chmod(0o755)
     monkeypatch.setattr(gateway_bench, "PAIRED_INFER", binary)
 
     result = gateway_bench.paired(["127.0.0.1:1", "127.0.0.1:2"], 20)
 
     assert result["paired_overhead_p50_ms"] == [0, 0.4]
-    assert (tmp_path / "args").read_text().split() == ["-targets", "127.0.0.1:1,127.0.0.1:2", "-calls", "20"]
+    assert (tmp_path / "args").read_text().split() == [
+        "-targets",
+        "127.0.0.1:1,127.0.0.1:2",
+        "-calls",
+        "20",
+    ]

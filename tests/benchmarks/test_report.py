@@ -23,9 +23,14 @@ def test_report_renders_every_section_and_its_plots_from_recorded_results(record
     report.render(recorded, tmp_path)
 
     text = (tmp_path / "report.md").read_text()
-    for heading in ("## Seed claims against this machine", "## Naive server against the optimized stack",
-                    "## One technique at a time", "## Configuration sweep",
-                    "## Hardware: cost per 1,000 inferences at the SLO", "## Model only (no server)"):
+    for heading in (
+        "## Seed claims against this machine",
+        "## Naive server against the optimized stack",
+        "## One technique at a time",
+        "## Configuration sweep",
+        "## Hardware: cost per 1,000 inferences at the SLO",
+        "## Model only (no server)",
+    ):
         assert heading in text
     for plot in ("baseline.png", "techniques.png", "cost.png", "sweep-digits.png"):
         assert (tmp_path / plot).stat().st_size > 1000
@@ -47,7 +52,8 @@ def test_seed_claims_table_has_a_row_per_claim_with_the_measured_value_and_hardw
 def test_baseline_rows_state_throughput_and_latency_as_ratios(recorded):
     row = recorded["baseline"][0]
     assert row["throughput_ratio"] == pytest.approx(
-        row["optimized"]["throughput"] / row["naive"]["throughput"])
+        row["optimized"]["throughput"] / row["naive"]["throughput"]
+    )
     assert row["p99_ratio"] == pytest.approx(row["optimized"]["p99_ms"] / row["naive"]["p99_ms"])
     assert f"**{row['throughput_ratio']:.2f}x**" in report.baseline_markdown(recorded)
 
@@ -69,10 +75,23 @@ def test_cost_per_thousand_is_hourly_price_over_hourly_inferences():
 
 
 def test_imported_gpu_result_is_priced_as_its_gpu_and_ranked_cheapest_first(recorded, tmp_path):
-    local = hardware.document(recorded["meta"]["hardware"], 100, [
-        {"model": "minilm", "variant": "int8", "path": "cpu stack", "throughput": 200.0, "p99_ms": 80.0}])
+    local = hardware.document(
+        recorded["meta"]["hardware"],
+        100,
+        [
+            {
+                "model": "minilm",
+                "variant": "int8",
+                "path": "cpu stack",
+                "throughput": 200.0,
+                "p99_ms": 80.0,
+            }
+        ],
+    )
     (tmp_path / "local.json").write_text(json.dumps(local))
-    documents = hardware.load_imports([tmp_path / "local.json", FIXTURES / "gpu_hardware_example.json"])
+    documents = hardware.load_imports(
+        [tmp_path / "local.json", FIXTURES / "gpu_hardware_example.json"]
+    )
     ranking = hardware.rank(documents, hardware.load_prices())
 
     minilm = [r for r in ranking["rows"] if r["model"] == "minilm"]
@@ -97,7 +116,14 @@ def test_price_table_is_editable_yaml_and_an_edit_changes_the_cost(tmp_path):
     row = hardware.rank(documents, hardware.load_prices(edited))["rows"][0]
 
     assert row["usd_per_hour"] == 2.0
-    assert {e["key"] for e in table["instances"]} >= {"cpu-2vcpu", "t4", "a10g", "l4", "h100", "inf2"}
+    assert {e["key"] for e in table["instances"]} >= {
+        "cpu-2vcpu",
+        "t4",
+        "a10g",
+        "l4",
+        "h100",
+        "inf2",
+    }
 
 
 def test_gpu_script_without_cuda_writes_a_clear_report_that_imports_into_the_ranking(tmp_path):
@@ -118,7 +144,9 @@ def test_gpu_script_without_cuda_writes_a_clear_report_that_imports_into_the_ran
 def test_gpu_script_runs_every_section_on_the_cpu_when_asked_and_its_results_rank(tmp_path):
     from benchmarks import gpu
 
-    code = gpu.main(["--out", str(tmp_path), "--allow-cpu", "--quick", "--sections", "minilm,serving"])
+    code = gpu.main(
+        ["--out", str(tmp_path), "--allow-cpu", "--quick", "--sections", "minilm,serving"]
+    )
 
     assert code == 0
     data = json.loads((tmp_path / "gpu.json").read_text())

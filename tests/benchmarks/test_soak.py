@@ -66,7 +66,7 @@ def test_growth_limits_are_configurable_and_each_can_be_switched_off():
 
 
 def test_one_spike_at_the_end_does_not_fail_but_a_lasting_step_does():
-    spike = series(FLAT[:-1] + [160.0])
+    spike = series([*FLAT[:-1], 160.0])
     step = series(FLAT[:-3] + [160.0] * 3)
 
     assert soak_verdict(spike, 1, 0).passed
@@ -121,22 +121,41 @@ def test_plot_is_written(tmp_path):
 
 # ------------------------------------------------------------------ the soak path, for seconds
 def make(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-o", ".venv/.installed", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        ["make", "-o", ".venv/.installed", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.integration
 def test_make_soak_for_seconds_writes_rss_csv_plot_summary_and_verdict(model_repository, tmp_path):
     out = tmp_path / "soak"
 
-    done = make("soak", "SOAK_TIME=6s", "LOADTEST_USERS=4", "SOAK_ARGS=--rss-interval 1",
-                f"LOADTEST_ARGS=--out {out}")
+    done = make(
+        "soak",
+        "SOAK_TIME=6s",
+        "LOADTEST_USERS=4",
+        "SOAK_ARGS=--rss-interval 1",
+        f"LOADTEST_ARGS=--out {out}",
+    )
 
     soak = json.loads((out / "soak.json").read_text())
     assert done.returncode == (0 if soak["passed"] and soak["locust_exit_code"] == 0 else 1)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    for name in ("gateway_rss.csv", "gateway_rss.png", "summary.md", "summary.json",
-                 "locust_stats.csv", "locust_stats_history.csv", "locust.html", "locust.json"):
+    for name in (
+        "gateway_rss.csv",
+        "gateway_rss.png",
+        "summary.md",
+        "summary.json",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+        "locust.html",
+        "locust.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     samples = memory.load_samples(out / "gateway_rss.csv")
     assert len(samples) >= 5 and all(s.rss_mb > 10 for s in samples)
@@ -152,8 +171,12 @@ def test_make_soak_for_seconds_writes_rss_csv_plot_summary_and_verdict(model_rep
 def test_soak_against_a_host_without_the_gateway_pid_fails_for_want_of_samples(stack, tmp_path):
     out = tmp_path / "soak"
 
-    done = make("soak", "SOAK_TIME=2s", "LOADTEST_USERS=2",
-                f"LOADTEST_ARGS=--host {stack.gateway_url} --out {out}")
+    done = make(
+        "soak",
+        "SOAK_TIME=2s",
+        "LOADTEST_USERS=2",
+        f"LOADTEST_ARGS=--host {stack.gateway_url} --out {out}",
+    )
 
     assert done.returncode != 0
     soak = json.loads((out / "soak.json").read_text())

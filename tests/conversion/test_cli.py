@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+    result = subprocess.run(
         [sys.executable, "-m", "conversion", *args],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -171,7 +171,7 @@ def test_a_wrong_onnx_input_name_is_reported(tmp_path, datasets, digits_converte
 
 
 def test_make_convert_passes_a_user_model_to_the_cli():
-    result = subprocess.run(  # noqa: PLW1510
+    result = subprocess.run(
         [
             "make",
             "-n",
@@ -201,5 +201,5 @@ def test_make_convert_passes_a_user_model_to_the_cli():
         assert part in line
     demo = subprocess.run(
         ["make", "-n", "convert"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )  # noqa: PLW1510
+    )
     assert "-m conversion demo" in demo.stdout

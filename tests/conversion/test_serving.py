@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conversion import digits, minilm
 from benchmarks.scrape import scrape, value
+from conversion import digits, minilm
 
 pytestmark = pytest.mark.integration
 

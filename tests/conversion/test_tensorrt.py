@@ -162,7 +162,7 @@ def test_plans_are_built_with_the_documented_api_and_published_as_tensorrt_plan(
 
 
 def test_the_local_stack_skips_plans(tmp_path, digits_converted, monkeypatch):
-    from localstack.triton import derive_local_repository
+    from localstack.tritonserver import derive_local_repository
 
     repository = tmp_path / "repo"
     import shutil
@@ -178,7 +178,7 @@ def test_the_local_stack_skips_plans(tmp_path, digits_converted, monkeypatch):
 def test_the_cli_command_reports_the_skip(tmp_path, digits_converted):
     import subprocess
 
-    result = subprocess.run(  # noqa: PLW1510
+    result = subprocess.run(
         [
             sys.executable,
             "-m",

@@ -374,7 +374,7 @@ MUST_BE_POSITIVE = {
 
 def test_positive_panels_exist():
     titles = {(name, p["title"]) for name, d in DASHBOARDS.items() for p in d["panels"]}
-    assert MUST_BE_POSITIVE <= titles, MUST_BE_POSITIVE - titles
+    assert titles >= MUST_BE_POSITIVE, MUST_BE_POSITIVE - titles
 
 
 @pytest.mark.integration

@@ -20,9 +20,13 @@ print(cpu, len(allowed), all(a == {cpu} for a in allowed))
 """
 
 
-@pytest.mark.parametrize(("name", "index"), [("MainProcess", 0), ("SpawnProcess-1", 0), ("SpawnProcess-3", 2)])
+@pytest.mark.parametrize(
+    ("name", "index"), [("MainProcess", 0), ("SpawnProcess-1", 0), ("SpawnProcess-3", 2)]
+)
 def test_the_worker_index_comes_from_uvicorns_process_name(monkeypatch, name, index):
-    monkeypatch.setattr(affinity.multiprocessing, "current_process", lambda: SimpleNamespace(name=name))
+    monkeypatch.setattr(
+        affinity.multiprocessing, "current_process", lambda: SimpleNamespace(name=name)
+    )
     assert affinity.worker_index() == index
 
 
@@ -31,7 +35,9 @@ def test_workers_take_the_cpus_round_robin(monkeypatch):
     monkeypatch.setattr(affinity, "pin_process", pinned.append)
     monkeypatch.setattr(affinity.os, "sched_getaffinity", lambda pid: {3, 5})
     for name in ("SpawnProcess-1", "SpawnProcess-2", "SpawnProcess-3"):
-        monkeypatch.setattr(affinity.multiprocessing, "current_process", lambda n=name: SimpleNamespace(name=n))
+        monkeypatch.setattr(
+            affinity.multiprocessing, "current_process", lambda n=name: SimpleNamespace(name=n)
+        )
         affinity.pin_worker([3, 5])
     assert pinned == [3, 5, 3]
 
@@ -49,6 +55,7 @@ def test_a_cpu_the_process_may_not_use_is_refused_with_the_allowed_ones(monkeypa
 
 def test_every_thread_of_the_process_is_pinned():
     cpu = max(os.sched_getaffinity(0))
-    out = subprocess.run([sys.executable, "-c", PIN_IN_A_CHILD, str(cpu)], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PIN_IN_A_CHILD, str(cpu)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == [str(cpu), "2", "True"]

@@ -19,7 +19,11 @@ def test_nested_json_flat_json_and_raw_bytes_give_the_same_key():
     raw = Tensor("image", "FP32", np.frombuffer(IMAGE.tobytes(), dtype="<f4").reshape(1, 1, 8, 8))
     big_endian = Tensor("image", "FP32", IMAGE.astype(">f4"))
     v2 = tensors_from_json(
-        V2InferRequest(inputs=[{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": IMAGE.tolist()}])
+        V2InferRequest(
+            inputs=[
+                {"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": IMAGE.tolist()}
+            ]
+        )
     )[0][0]
     assert len({key_of(t) for t in (nested, flat, raw, big_endian, v2)}) == 1
 

@@ -35,7 +35,9 @@ async def test_an_error_is_fanned_out_to_every_waiter_and_not_remembered():
         await asyncio.sleep(0.01)
         raise RuntimeError("triton said no")
 
-    results = await asyncio.gather(*(coalescer.run("k", failing) for _ in range(5)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(coalescer.run("k", failing) for _ in range(5)), return_exceptions=True
+    )
     assert all(isinstance(r, RuntimeError) and str(r) == "triton said no" for r in results)
 
     async def succeeding():
@@ -52,7 +54,9 @@ async def test_different_keys_do_not_wait_for_each_other():
         calls.append(key)
         return key
 
-    results = await asyncio.gather(coalescer.run("a", lambda: call("a")), coalescer.run("b", lambda: call("b")))
+    results = await asyncio.gather(
+        coalescer.run("a", lambda: call("a")), coalescer.run("b", lambda: call("b"))
+    )
     assert [r for r, _ in results] == ["a", "b"]
     assert sorted(calls) == ["a", "b"]
 

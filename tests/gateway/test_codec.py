@@ -11,7 +11,9 @@ from gateway.tensors import Tensor
 
 def test_numeric_and_bytes_outputs_round_trip_byte_for_byte():
     outputs = {
-        "logits": Tensor("logits", "FP32", np.random.default_rng(0).random((3, 10), dtype=np.float32)),
+        "logits": Tensor(
+            "logits", "FP32", np.random.default_rng(0).random((3, 10), dtype=np.float32)
+        ),
         "half": Tensor("half", "FP16", np.ones((2, 2), dtype=np.float16)),
         "ids": Tensor("ids", "INT64", np.arange(6).reshape(2, 3)),
         "labels": Tensor("labels", "BYTES", np.array([[b"seven"], [b""]], dtype=object)),
@@ -32,7 +34,8 @@ def test_a_truncated_value_is_refused():
 
 
 @pytest.mark.parametrize(
-    "header", [b'[["x","FP32",null,4]]', b'[["x","FP32",[1],"4"]]', b'[["x","FP32"]]', b'{"x":1}', b"[1]"]
+    "header",
+    [b'[["x","FP32",null,4]]', b'[["x","FP32",[1],"4"]]', b'[["x","FP32"]]', b'{"x":1}', b"[1]"],
 )
 def test_a_value_that_is_not_an_encoding_is_refused_with_value_error(header):
     with pytest.raises(ValueError):

@@ -21,4 +21,3 @@ from gateway.errors import from_triton
 def test_triton_status_maps_to_http_status(code, message, status, retry_after):
     error = from_triton(code, message)
     assert (error.status, error.retry_after_s) == (status, retry_after)
-

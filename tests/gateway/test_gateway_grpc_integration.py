@@ -26,7 +26,9 @@ def fresh_image(batch: int = 1) -> np.ndarray:
     return rng.random((batch, 1, 8, 8), dtype=np.float32)
 
 
-def infer_request(image: np.ndarray, typed: bool = False, request_id: str = "") -> service_pb2.ModelInferRequest:
+def infer_request(
+    image: np.ndarray, typed: bool = False, request_id: str = ""
+) -> service_pb2.ModelInferRequest:
     request = service_pb2.ModelInferRequest(model_name="digits", id=request_id)
     tensor = request.inputs.add(name="image", datatype="FP32", shape=list(image.shape))
     if typed:
@@ -45,7 +47,9 @@ class Client:
 
     def infer(self, request: service_pb2.ModelInferRequest, **kwargs) -> tuple[np.ndarray, str]:
         response, call = self.stub.ModelInfer.with_call(request, timeout=30, **kwargs)
-        logits = np.frombuffer(response.raw_output_contents[0], np.float32).reshape(list(response.outputs[0].shape))
+        logits = np.frombuffer(response.raw_output_contents[0], np.float32).reshape(
+            list(response.outputs[0].shape)
+        )
         return logits, dict(call.trailing_metadata())["x-cache"]
 
     def code(self, request: service_pb2.ModelInferRequest) -> grpc.StatusCode:
@@ -67,7 +71,9 @@ def grpc_metric(stack, name: str, **labels: str) -> float:
 def test_a_miss_then_a_hit_with_the_request_id_echoed_and_counted_in_its_metrics(stack):
     client = Client(stack.gateway_grpc_url)
     image = fresh_image()
-    before = grpc_metric(stack, "gateway_requests_total", model="digits", route="grpc:ModelInfer", status="200")
+    before = grpc_metric(
+        stack, "gateway_requests_total", model="digits", route="grpc:ModelInfer", status="200"
+    )
     first, state_first = client.infer(infer_request(image))
     written_behind()
     second, state_second = client.infer(infer_request(image))
@@ -75,7 +81,9 @@ def test_a_miss_then_a_hit_with_the_request_id_echoed_and_counted_in_its_metrics
     assert (state_first, state_second) == ("MISS", "HIT")
     assert np.array_equal(first, second) and first.shape == (1, 10)
     assert response.id == "req-7" and response.model_version == "1"
-    after = grpc_metric(stack, "gateway_requests_total", model="digits", route="grpc:ModelInfer", status="200")
+    after = grpc_metric(
+        stack, "gateway_requests_total", model="digits", route="grpc:ModelInfer", status="200"
+    )
     assert after - before == 3
     assert grpc_metric(stack, "gateway_cache_hits_total", model="digits") >= 2
 
@@ -127,7 +135,9 @@ def test_client_mistakes_get_invalid_argument_or_not_found_and_nothing_is_cached
 async def concurrent_misses(address: str, count: int) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        await asyncio.gather(*(stub.ModelInfer(infer_request(fresh_image()), timeout=30) for _ in range(count)))
+        await asyncio.gather(
+            *(stub.ModelInfer(infer_request(fresh_image()), timeout=30) for _ in range(count))
+        )
 
 
 def test_redis_killed_grpc_requests_still_succeed_and_caching_resumes(make_stack):
@@ -187,6 +197,7 @@ def test_a_stalled_triton_gives_deadline_exceeded_and_in_flight_stays_bounded(ma
     triton_pid = stack.local.processes.pid("triton")
     os.kill(triton_pid, signal.SIGSTOP)
     try:
+
         async def burst():
             async with grpc.aio.insecure_channel(stack.gateway_grpc_url) as channel:
                 stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)

@@ -29,7 +29,9 @@ def settings_of_both(monkeypatch, values: dict[str, str]) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("values", [{}, SET], ids=["defaults", "set"])
-def test_every_setting_gateway_grpc_reads_has_the_python_gateways_name_and_value(monkeypatch, values):
+def test_every_setting_gateway_grpc_reads_has_the_python_gateways_name_and_value(
+    monkeypatch, values
+):
     native, python = settings_of_both(monkeypatch, values)
     assert {name: python[name] for name in native} == native
 

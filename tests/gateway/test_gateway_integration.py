@@ -43,7 +43,16 @@ def test_an_http_and_a_grpc_request_with_the_same_tensor_share_one_cache_entry(s
     before = stack.triton_inferences()
     http = httpx.post(
         f"{stack.gateway_url}/v2/models/digits/infer",
-        json={"inputs": [{"name": "image", "shape": [2, 1, 8, 8], "datatype": "FP32", "data": image.ravel().tolist()}]},
+        json={
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [2, 1, 8, 8],
+                    "datatype": "FP32",
+                    "data": image.ravel().tolist(),
+                }
+            ]
+        },
     )
     client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
     via_grpc = client.infer("digits", [grpc_input(image)]).as_numpy("logits")
@@ -63,7 +72,9 @@ def test_tritonclient_pointed_at_the_gateway_works_unchanged(stack):
     assert client.get_model_metadata("digits").inputs[0].name == "image"
     assert client.get_model_config("digits").config.max_batch_size == 64
     assert client.get_server_metadata().name == "triton"
-    result = client.infer("digits", [grpc_input(fresh_image())], outputs=[grpcclient.InferRequestedOutput("logits")])
+    result = client.infer(
+        "digits", [grpc_input(fresh_image())], outputs=[grpcclient.InferRequestedOutput("logits")]
+    )
     assert result.as_numpy("logits").shape == (1, 10)
 
 
@@ -89,8 +100,16 @@ def test_identical_concurrent_misses_make_one_triton_call(stack):
         ({"model": "digits", "inputs": {}}, 400, "needs input"),
         ({"model": "digits", "inputs": {"image": "zero"}}, 400, "numbers"),
         ({"model": "digits", "inputs": {"image": [[[[0.0] * 8] * 8]] * 65}}, 400, "batch size"),
-        ({"model": "digits", "inputs": {"image": [[[[0.0] * 8] * 8]]}, "outputs": ["probs"]}, 400, "no output"),
-        ({"model": "no_such_model", "inputs": {"image": [[[[0.0] * 8] * 8]]}}, 404, "unknown model"),
+        (
+            {"model": "digits", "inputs": {"image": [[[[0.0] * 8] * 8]]}, "outputs": ["probs"]},
+            400,
+            "no output",
+        ),
+        (
+            {"model": "no_such_model", "inputs": {"image": [[[[0.0] * 8] * 8]]}},
+            404,
+            "unknown model",
+        ),
         ({"inputs": {}}, 400, "model"),
     ],
 )
@@ -154,7 +173,12 @@ def test_with_two_workers_every_scrape_counts_the_requests_of_both(make_stack):
     for _ in range(20):  # a new connection each: the kernel spreads them over the workers
         assert stack.predict(payload(fresh_image())).status_code == 200
     counts = {
-        value(scrape(stack.gateway_metrics_url), "gateway_requests_total", route="/predict", status="200")
+        value(
+            scrape(stack.gateway_metrics_url),
+            "gateway_requests_total",
+            route="/predict",
+            status="200",
+        )
         for _ in range(6)
     }
     assert counts == {20.0}
@@ -192,7 +216,9 @@ def test_triton_killed_gives_a_fast_503_then_recovers_without_restarting_the_gat
 
     stack.local.start_component("triton")
     deadline = time.monotonic() + 10
-    while (recovered := stack.predict(payload(fresh_image()))).status_code != 200 and time.monotonic() < deadline:
+    while (
+        recovered := stack.predict(payload(fresh_image()))
+    ).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert recovered.status_code == 200
 
@@ -212,6 +238,7 @@ def test_a_stalled_triton_gives_504_and_in_flight_stays_bounded(make_stack):
     triton_pid = stack.local.processes.pid("triton")
     os.kill(triton_pid, signal.SIGSTOP)
     try:
+
         async def burst():
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
                 return await asyncio.gather(
@@ -228,12 +255,21 @@ def test_a_stalled_triton_gives_504_and_in_flight_stays_bounded(make_stack):
 
 
 def test_perf_analyzer_measures_through_the_gateway(stack, tmp_path):
-    rows = [{"image": {"content": fresh_image()[0].ravel().tolist(), "shape": [1, 8, 8]}} for _ in range(50)]
+    rows = [
+        {"image": {"content": fresh_image()[0].ravel().tolist(), "shape": [1, 8, 8]}}
+        for _ in range(50)
+    ]
     data = perf.write_input_data(tmp_path / "input.json", rows)
     # -x: with every repeat a cache hit, Triton's statistics do not move and perf_analyzer cannot
     # tell the version from them; naming it works.
     result = perf.run(
-        "digits", stack.gateway_grpc_url, 2, data, window_ms=1000, trials=3, work_dir=tmp_path,
+        "digits",
+        stack.gateway_grpc_url,
+        2,
+        data,
+        window_ms=1000,
+        trials=3,
+        work_dir=tmp_path,
         extra=["-x", "1"],
     )
     assert result.throughput > 0

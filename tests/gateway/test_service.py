@@ -10,7 +10,7 @@ from gateway.errors import GatewayError
 from gateway.service import PredictionService
 from gateway.settings import Settings
 from gateway.tensors import Tensor
-from gateway.triton import ModelInfo, TensorInfo
+from gateway.triton_client import ModelInfo, TensorInfo
 
 INFO = ModelInfo(
     name="digits",

@@ -10,10 +10,13 @@ def test_comma_separated_lists_and_per_model_ttl(monkeypatch):
     settings = Settings()
     assert settings.triton_url == ["a:8001", "b:8001"]
     assert settings.api_keys == ["k1", "k2"]
-    assert (settings.ttl_for("digits"), settings.ttl_for("minilm"), settings.ttl_for("other")) == (5, 0, 3600)
+    assert (settings.ttl_for("digits"), settings.ttl_for("minilm"), settings.ttl_for("other")) == (
+        5,
+        0,
+        3600,
+    )
 
 
 def test_the_master_switch_disables_every_model(monkeypatch):
     monkeypatch.setenv("GATEWAY_CACHE_ENABLED", "false")
     assert Settings().ttl_for("digits") == 0
-

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from localstack.processes import ProcessRegistry
 from localstack.errors import StackError
+from localstack.processes import ProcessRegistry
 from localstack.stack import COMPONENTS, LocalStack, StackPorts
 from tests.conftest import REPO_ROOT
 
@@ -52,13 +52,24 @@ def test_a_recycled_pid_is_not_mistaken_for_a_stack_process(tmp_path):
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "localstack", *args], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"}, timeout=120,
+        [sys.executable, "-m", "localstack", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"},
+        timeout=120,
     )
 
 
 def test_up_without_models_prints_one_clear_line_and_fails(tmp_path):
-    result = run_cli("up", "--run-dir", str(tmp_path / "run"), "--model-repository", str(tmp_path / "none"), cwd=tmp_path)
+    result = run_cli(
+        "up",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--model-repository",
+        str(tmp_path / "none"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert "does not exist: run `make convert` first" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

@@ -24,22 +24,35 @@ from gateway.errors import GatewayError
 from gateway.service import PredictionService
 from gateway.settings import Settings
 from gateway.tensors import Tensor
-from gateway.triton import ModelInfo, TensorInfo
+from gateway.triton_client import ModelInfo, TensorInfo
 from tests.conftest import start_stack
 
 images = hnp.arrays(
-    np.float32, (1, 1, 8, 8), elements=st.floats(0, 1, width=32, allow_nan=False, allow_subnormal=False)
+    np.float32,
+    (1, 1, 8, 8),
+    elements=st.floats(0, 1, width=32, allow_nan=False, allow_subnormal=False),
 )
 
 
 @pytest.mark.integration
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(image=images, route=st.sampled_from(["/predict", "/v2/models/digits/infer"]))
 def test_a_cached_answer_is_byte_equal_to_the_fresh_one(stack, image, route):
     if route == "/predict":
         body = {"model": "digits", "inputs": {"image": image.tolist()}}
     else:
-        body = {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": image.ravel().tolist()}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1, 1, 8, 8],
+                    "datatype": "FP32",
+                    "data": image.ravel().tolist(),
+                }
+            ]
+        }
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
         first = client.post(route, json=body)
         second = client.post(route, json=body)
@@ -81,7 +94,9 @@ def test_a_model_redeployed_under_the_same_version_never_answers_from_the_old_ca
         assert fresh.headers["X-Cache"] == "MISS"
         expected = ort.InferenceSession(str(model_file)).run(None, {"image": image})[0]
         assert np.allclose(fresh.json()["outputs"]["logits"], expected, atol=1e-4)
-        assert np.allclose(np.array(fresh.json()["outputs"]["logits"]) - np.array(old), 5.0, atol=1e-3)
+        assert np.allclose(
+            np.array(fresh.json()["outputs"]["logits"]) - np.array(old), 5.0, atol=1e-3
+        )
     finally:
         stack.local.stop()
 
@@ -111,9 +126,15 @@ async def test_a_partial_response_is_refused_and_not_cached(make_stack):
     stack = make_stack()
     cache = PredictionCache(stack.redis_url, 200, 1 << 20, 1.0)
     info = ModelInfo(
-        name="two_outputs", version="1", fingerprint="x", max_batch_size=8,
+        name="two_outputs",
+        version="1",
+        fingerprint="x",
+        max_batch_size=8,
         inputs={"image": TensorInfo("image", "FP32", (-1, 1, 8, 8))},
-        outputs={"logits": TensorInfo("logits", "FP32", (-1, 10)), "probs": TensorInfo("probs", "FP32", (-1, 10))},
+        outputs={
+            "logits": TensorInfo("logits", "FP32", (-1, 10)),
+            "probs": TensorInfo("probs", "FP32", (-1, 10)),
+        },
     )
     service = PredictionService(Settings(), PartialTriton(), cache)
     with pytest.raises(GatewayError) as raised:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import redis
 
+from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
 from tests.conftest import start_stack
-from benchmarks.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +86,13 @@ def test_a_full_triton_queue_gives_429_with_retry_after(tmp_path, model_reposito
     write_config(config, repository / "digits/config.pbtxt")
     stack = start_stack(tmp_path / "run", repository)
     try:
+
         async def burst():
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
                 await client.post("/predict", json=image_payload(1))  # metadata known
-                return await asyncio.gather(*(client.post("/predict", json=image_payload(100 + i)) for i in range(16)))
+                return await asyncio.gather(
+                    *(client.post("/predict", json=image_payload(100 + i)) for i in range(16))
+                )
 
         responses = asyncio.run(burst())
     finally:

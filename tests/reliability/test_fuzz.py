@@ -21,10 +21,19 @@ def test_schemathesis_finds_no_server_error_in_a_thousand_cases(stack, tmp_path)
     result = subprocess.run(
         [
             str(SCHEMATHESIS if SCHEMATHESIS.exists() else shutil.which("schemathesis")),
-            "run", f"{stack.gateway_url}/openapi.json",
-            "--checks", "not_a_server_error", "--max-examples", "130", "--seed", "7",
+            "run",
+            f"{stack.gateway_url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "130",
+            "--seed",
+            "7",
         ],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -49,7 +58,11 @@ def raw_infer(stack, data: bytes) -> grpc.RpcError:
         (
             service_pb2.ModelInferRequest(
                 model_name="digits",
-                inputs=[service_pb2.ModelInferRequest.InferInputTensor(name="image", datatype="FP32", shape=[1, 1, 8, 8])],
+                inputs=[
+                    service_pb2.ModelInferRequest.InferInputTensor(
+                        name="image", datatype="FP32", shape=[1, 1, 8, 8]
+                    )
+                ],
                 raw_input_contents=[b"\x00" * 7],
             ).SerializeToString(),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -57,19 +70,30 @@ def raw_infer(stack, data: bytes) -> grpc.RpcError:
         (
             service_pb2.ModelInferRequest(
                 model_name="digits",
-                inputs=[service_pb2.ModelInferRequest.InferInputTensor(name="image", datatype="FP32", shape=[1, 1, 8, 8])],
+                inputs=[
+                    service_pb2.ModelInferRequest.InferInputTensor(
+                        name="image", datatype="FP32", shape=[1, 1, 8, 8]
+                    )
+                ],
             ).SerializeToString(),
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
         (
             service_pb2.ModelInferRequest(
                 model_name="digits",
-                inputs=[service_pb2.ModelInferRequest.InferInputTensor(name="image", datatype="BF17", shape=[1])],
+                inputs=[
+                    service_pb2.ModelInferRequest.InferInputTensor(
+                        name="image", datatype="BF17", shape=[1]
+                    )
+                ],
                 raw_input_contents=[b"\x00" * 4],
             ).SerializeToString(),
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
-        (service_pb2.ModelInferRequest(model_name="").SerializeToString(), grpc.StatusCode.NOT_FOUND),
+        (
+            service_pb2.ModelInferRequest(model_name="").SerializeToString(),
+            grpc.StatusCode.NOT_FOUND,
+        ),
     ],
     ids=["garbage", "short-raw-contents", "no-contents", "unknown-datatype", "no-model"],
 )

@@ -1,6 +1,6 @@
 """The Triton endpoint pool follows DNS without dropping live connections."""
 
-from gateway.triton import TritonPool
+from gateway.triton_client import TritonPool
 
 
 async def test_re_resolving_keeps_live_connections_and_closes_dropped_ones():

@@ -18,7 +18,7 @@ from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
 from localstack.processes import ProcessRegistry, wait_until
 from localstack.stack import StackPorts, http_ok
-from localstack.triton import TritonInstallation, derive_local_repository
+from localstack.tritonserver import TritonInstallation, derive_local_repository
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,18 @@ class ConfigPoint:
     @property
     def name(self) -> str:
         delay = "nobatch" if self.queue_delay_us is None else f"d{self.queue_delay_us}"
-        return (f"{self.variant}{'_portable' if self.portable else ''}__b{self.max_batch_size}"
-                f"_{delay}_i{self.instances}_g{self.graph_level}_t{self.threads}")
+        return (
+            f"{self.variant}{'_portable' if self.portable else ''}__b{self.max_batch_size}"
+            f"_{delay}_i{self.instances}_g{self.graph_level}_t{self.threads}"
+        )
 
     @property
     def label(self) -> str:
-        batching = "no batching" if self.queue_delay_us is None else (
-            f"batch<={self.max_batch_size}, delay {self.queue_delay_us}us")
+        batching = (
+            "no batching"
+            if self.queue_delay_us is None
+            else (f"batch<={self.max_batch_size}, delay {self.queue_delay_us}us")
+        )
         model = f"{self.variant} (unoptimized export)" if self.portable else self.variant
         return f"{model}, {batching}, {self.instances} inst, graph {self.graph_level}"
 
@@ -96,8 +101,10 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
         model_dir = staging / point.name
         (model_dir / "1").mkdir(parents=True)
         (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
-        write_config(derived_config(read_config(canonical / point.variant / "config.pbtxt"), point),
-                     model_dir / "config.pbtxt")
+        write_config(
+            derived_config(read_config(canonical / point.variant / "config.pbtxt"), point),
+            model_dir / "config.pbtxt",
+        )
     return derive_local_repository(staging, target)
 
 
@@ -114,8 +121,9 @@ def with_dependencies(canonical: Path, models: list[str]) -> list[str]:
     return wanted
 
 
-def write_canonical_variant(canonical: Path, target: Path, models: dict[str, dict],
-                            keep: list[str] | None = None) -> Path:
+def write_canonical_variant(
+    canonical: Path, target: Path, models: dict[str, dict], keep: list[str] | None = None
+) -> Path:
     """A copy of the canonical repository (files linked) for LocalStack, holding only `keep` and
     their ensemble dependencies (all models when None), with some configs changed: `models` maps
     name -> {"max_batch_size", "queue_delay_us", "instances", "threads"}."""
@@ -158,7 +166,10 @@ class TritonServer:
         self.repository = repository.resolve()
         ports = StackPorts.free()
         self.http_port, self.grpc_port, self.metrics_port = (
-            ports.triton_http, ports.triton_grpc, ports.triton_metrics)
+            ports.triton_http,
+            ports.triton_grpc,
+            ports.triton_metrics,
+        )
         self.processes = ProcessRegistry(self.run_dir)
 
     @property
@@ -172,12 +183,19 @@ class TritonServer:
     def start(self, timeout_s: float = 120.0) -> None:
         triton = TritonInstallation.locate()
         models = sorted(p.parent.name for p in self.repository.glob("*/config.pbtxt"))
-        command = triton.command(self.repository, self.run_dir, self.http_port, self.grpc_port,
-                                 self.metrics_port)
+        command = triton.command(
+            self.repository, self.run_dir, self.http_port, self.grpc_port, self.metrics_port
+        )
         self.processes.start("triton", command, triton.environment())
         base = f"http://127.0.0.1:{self.http_port}/v2/models"
-        ok = wait_until(lambda: not self.processes.running("triton")
-                        or all(http_ok(f"{base}/{m}/ready") for m in models), timeout_s, 0.2)
+        ok = wait_until(
+            lambda: (
+                not self.processes.running("triton")
+                or all(http_ok(f"{base}/{m}/ready") for m in models)
+            ),
+            timeout_s,
+            0.2,
+        )
         if not (ok and self.processes.running("triton")):
             tail = self.processes.log_tail("triton", 25)
             self.stop()
@@ -197,11 +215,18 @@ class TritonServer:
 def scrape_counts(metrics_url: str) -> dict[str, tuple[float, float]]:
     """model -> (nv_inference_count, nv_inference_exec_count) summed over versions."""
     samples = scrape(metrics_url, timeout_s=5)
-    models = {dict(labels).get("model") for name, labels in samples if name.startswith("nv_inference_count")}
+    models = {
+        dict(labels).get("model")
+        for name, labels in samples
+        if name.startswith("nv_inference_count")
+    }
     return {
-        model: (value(samples, "nv_inference_count", model=model),
-                value(samples, "nv_inference_exec_count", model=model))
-        for model in models if model
+        model: (
+            value(samples, "nv_inference_count", model=model),
+            value(samples, "nv_inference_exec_count", model=model),
+        )
+        for model in models
+        if model
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conversion.triton_config import read_config
 from localstack.errors import StackError
-from localstack.triton import TritonInstallation, derive_local_repository
+from localstack.tritonserver import TritonInstallation, derive_local_repository
 
 
 def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_config(
@@ -32,11 +32,15 @@ def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_con
     assert (tmp_path / "local/digits/1/model.py").exists()
 
 
-def test_tensorrt_plans_are_left_out_and_other_models_copied_as_they_are(model_repository, tmp_path):
+def test_tensorrt_plans_are_left_out_and_other_models_copied_as_they_are(
+    model_repository, tmp_path
+):
     source = tmp_path / "source"
     shutil.copytree(model_repository / "digits", source / "digits")
     (source / "plan/1").mkdir(parents=True)
-    (source / "plan/config.pbtxt").write_text('name: "plan"\nplatform: "tensorrt_plan"\nmax_batch_size: 8\n')
+    (source / "plan/config.pbtxt").write_text(
+        'name: "plan"\nplatform: "tensorrt_plan"\nmax_batch_size: 8\n'
+    )
     (source / "tokenizer/1").mkdir(parents=True)
     (source / "tokenizer/config.pbtxt").write_text('name: "tokenizer"\nbackend: "python"\n')
     (source / "tokenizer/1/model.py").write_text("# python model\n")
@@ -59,7 +63,7 @@ def test_an_onnx_model_without_its_file_is_named_in_the_error(model_repository, 
     source = tmp_path / "source"
     shutil.copytree(model_repository / "digits", source / "digits")
     (source / "digits/1/model.onnx").unlink()
-    with pytest.raises(StackError, match="model digits: no <version>/model.onnx"):
+    with pytest.raises(StackError, match=r"model digits: no <version>/model\.onnx"):
         derive_local_repository(source, tmp_path / "local")
 
 

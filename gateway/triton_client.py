@@ -21,8 +21,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from gateway import metrics
-from gateway.errors import GatewayError, from_triton
 from gateway.cache_key import canonical_bytes
+from gateway.errors import GatewayError, from_triton
 from gateway.tensors import Tensor, TensorError, tensor_from_raw
 
 T = TypeVar("T")
@@ -122,12 +122,16 @@ class TritonPool:
 
     async def call(self, method: str, *args, **kwargs):
         """Call a `tritonclient.grpc.aio` method on the next healthy endpoint, with failover."""
-        return await self._on_endpoint(lambda endpoint: getattr(endpoint.client, method)(*args, **kwargs))
+        return await self._on_endpoint(
+            lambda endpoint: getattr(endpoint.client, method)(*args, **kwargs)
+        )
 
     async def _on_endpoint(self, attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
         """Run `attempt` on the next healthy endpoint, failing over when one is unreachable."""
         start = next(self._round_robin)
-        ordered = [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
+        ordered = [
+            self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))
+        ]
         candidates = [e for e in ordered if e.healthy] or ordered
         last_error: GatewayError | None = None
         for endpoint in candidates:
@@ -153,12 +157,22 @@ class TritonPool:
             return cached
         try:
             metadata, config = await asyncio.gather(
-                self.call("get_model_metadata", model, version, as_json=True, client_timeout=self.timeout_s),
-                self.call("get_model_config", model, version, as_json=True, client_timeout=self.timeout_s),
+                self.call(
+                    "get_model_metadata",
+                    model,
+                    version,
+                    as_json=True,
+                    client_timeout=self.timeout_s,
+                ),
+                self.call(
+                    "get_model_config", model, version, as_json=True, client_timeout=self.timeout_s
+                ),
             )
         except GatewayError as error:
             if cached and error.status == 503:
-                return cached  # Triton is down: nothing new can be deployed, cached answers stay valid
+                return (
+                    cached  # Triton is down: nothing new can be deployed, cached answers stay valid
+                )
             raise
         config = config["config"]
         served_version = version or max(metadata.get("versions", ["1"]), key=int)

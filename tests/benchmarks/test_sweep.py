@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import triton as bt
+from benchmarks import sweep as bt
 from benchmarks.suite import Family, sweep_points, technique_points
 from conversion.triton_config import read_config
 
@@ -22,12 +22,20 @@ def test_each_sweep_point_becomes_a_python_backend_model_with_its_batching_and_i
     assert batched.parameters["intra_op_thread_count"].string_value == "1"
     assert not plain.HasField("dynamic_batching")
     assert (tmp_path / names[0] / "1" / "model.onnx").resolve() == (
-        model_repository / "digits" / "1" / "model.onnx").resolve()
+        model_repository / "digits" / "1" / "model.onnx"
+    ).resolve()
 
 
 def test_every_technique_row_differs_from_its_reference_in_exactly_one_setting():
-    family = Family("digits", "image", {"fp32": "digits", "int8": "digits_int8"}, "digits", "digits",
-                    "digits", has_portable=True)
+    family = Family(
+        "digits",
+        "image",
+        {"fp32": "digits", "int8": "digits_int8"},
+        "digits",
+        "digits",
+        "digits",
+        has_portable=True,
+    )
     rows = technique_points(family)
     for technique, (ref, on) in rows.items():
         changed = {k for k in vars(ref) if getattr(ref, k) != getattr(on, k)}

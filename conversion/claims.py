@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from conversion import digits, minilm
-from conversion.bench import tile_batch, time_call
 from conversion.demo import build_missing
 from conversion.gate import session
+from conversion.latency import tile_batch, time_call
 
 console = Console()
 if not console.is_terminal and console.width < 160:

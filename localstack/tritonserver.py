@@ -36,7 +36,9 @@ class TritonInstallation:
     def locate(cls) -> TritonInstallation:
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:
-            raise StackError("tritonserver not found: install it with `pip install nvidia-pytriton==0.7.0`")
+            raise StackError(
+                "tritonserver not found: install it with `pip install nvidia-pytriton==0.7.0`"
+            )
         root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
         found = cls(
             binary=root / "bin" / "tritonserver",
@@ -59,25 +61,35 @@ class TritonInstallation:
         shutil.copy2(self.stub, python / "triton_python_backend_stub")
         return backends
 
-    def command(self, repository: Path, run_dir: Path, http: int, grpc: int, metrics: int) -> list[str]:
+    def command(
+        self, repository: Path, run_dir: Path, http: int, grpc: int, metrics: int
+    ) -> list[str]:
         """The tritonserver command line: explicit model control, loopback only, all models loaded."""
         return [
             str(self.binary),
             f"--model-repository={repository}",
             f"--backend-directory={self.backend_directory(run_dir)}",
-            "--model-control-mode=explicit", "--load-model=*",
-            "--http-address=127.0.0.1", f"--http-port={http}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={grpc}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={metrics}",
-            "--allow-metrics=true", "--allow-gpu-metrics=false",
-            "--exit-on-error=true", "--strict-readiness=true",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            "--http-address=127.0.0.1",
+            f"--http-port={http}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={grpc}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={metrics}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
         ]
 
     def environment(self) -> dict[str, str]:
         """Library path for the server and stub; this venv first on PATH so the stub finds numpy."""
         env = dict(os.environ)
         libdirs = [str(self.libraries), sysconfig.get_config_var("LIBDIR") or ""]
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*libdirs, env.get("LD_LIBRARY_PATH", "")]))
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            filter(None, [*libdirs, env.get("LD_LIBRARY_PATH", "")])
+        )
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         return env
 
