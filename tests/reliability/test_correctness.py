@@ -117,7 +117,7 @@ def test_no_entry_is_written_for_a_failed_request(make_stack):
 class PartialTriton:
     """Pure-logic stand-in: answers with one of the two outputs the model has."""
 
-    async def infer(self, info, inputs, outputs):
+    async def infer(self, info, inputs, outputs, parameters=None):
         return {"logits": Tensor("logits", "FP32", np.zeros((1, 10), np.float32))}
 
 
