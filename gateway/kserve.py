@@ -125,6 +125,8 @@ def infer_call(request: V2InferRequest, binary: memoryview) -> InferCall:
 
 
 def _request_parameters(parameters: dict[str, Any]) -> tuple[bool, dict[str, int]]:
+    if not parameters:
+        return False, {}
     unknown = sorted(set(parameters) - set(REQUEST_PARAMETERS))
     if unknown:
         raise GatewayError(
@@ -161,9 +163,11 @@ def _requested_outputs(
 def _input_tensors(inputs: list[V2Tensor], binary: memoryview) -> list[Tensor]:
     tensors, offset = [], 0
     for item in inputs:
-        parameters = dict(item.parameters or {})
-        size = parameters.pop("binary_data_size", None)
-        _no_parameters(parameters, f"input '{item.name}'")
+        size = None
+        if item.parameters:
+            parameters = dict(item.parameters)
+            size = parameters.pop("binary_data_size", None)
+            _no_parameters(parameters, f"input '{item.name}'")
         if (size is None) == (item.data is None):
             raise GatewayError(
                 400,

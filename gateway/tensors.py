@@ -69,7 +69,7 @@ def tensor_from_values(
                 converted = array.astype(dtype)
             if dtype.kind in "iu" and array.size and not np.array_equal(converted, array):
                 raise TensorError(f"input '{name}': values out of range for {datatype}")
-            if dtype.kind == "f" and array.size:
+            if dtype.kind == "f" and np.isinf(converted).any():  # one pass when all is well
                 _check_float_range(name, datatype, array, converted)
             array = converted
         if shape is not None:
