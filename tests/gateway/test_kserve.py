@@ -229,3 +229,16 @@ def test_fp16_outputs_can_only_be_asked_for_as_binary():
     check_json_outputs(info, InferCall(id=None, inputs=[], outputs=None, binary_default=True))
     with pytest.raises(GatewayError, match="sending FP16 data via JSON is not supported"):
         check_json_outputs(info, InferCall(id=None, inputs=[], outputs=["y"]))
+
+
+def test_a_bytes_output_as_binary_data_is_length_prefixed_as_json_strings():
+    labels = Tensor("labels", "BYTES", np.array([[b"seven"], [b""]], dtype=object))
+    binary = InferCall(id=None, inputs=[], outputs=None, binary_default=True)
+    body, length = infer_response(prediction(labels=labels), binary)
+    raw = struct.pack("<I", 5) + b"seven" + struct.pack("<I", 0)
+    assert body[length:] == raw
+    assert json.loads(body[:length])["outputs"][0]["parameters"] == {"binary_data_size": 13}
+    as_json, _ = infer_response(
+        prediction(labels=labels), InferCall(id=None, inputs=[], outputs=None)
+    )
+    assert json.loads(as_json)["outputs"][0]["data"] == ["seven", ""]
