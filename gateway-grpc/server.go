@@ -188,19 +188,28 @@ func (g *Gateway) ttl(info *ModelInfo) int {
 	return 0
 }
 
-// forwardedParameters are the request parameters Triton honours (priority, timeout), passed on as
-// given (Triton checks their types); any other key is a client mistake naming it, as on HTTP.
+// forwardedRequestParameters are the gRPC request parameters Triton 2.51 honours that leave a
+// unary answer as it is: priority and timeout, and triton_enable_empty_final_response, which
+// only shapes decoupled streams (perf_analyzer sends it on every gRPC request).
+var forwardedRequestParameters = []string{"priority", "timeout", "triton_enable_empty_final_response"}
+
+// forwardedParameters passes those on as given (Triton checks their types); any other key is a
+// client mistake naming it, as on HTTP. None is part of the cache key.
 func forwardedParameters(parameters map[string]*kserve.InferParameter) (map[string]*kserve.InferParameter, error) {
 	var unknown []string
 	for key := range parameters {
-		if key != "priority" && key != "timeout" {
+		known := false
+		for _, forwarded := range forwardedRequestParameters {
+			known = known || key == forwarded
+		}
+		if !known {
 			unknown = append(unknown, key)
 		}
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, badRequest("request parameters %s are not supported by the gateway; supported: ['priority', 'timeout']",
-			listText(unknown))
+		return nil, badRequest("request parameters %s are not supported by the gateway; supported: %s",
+			listText(unknown), listText(forwardedRequestParameters))
 	}
 	return parameters, nil
 }

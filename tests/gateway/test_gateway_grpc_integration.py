@@ -229,6 +229,7 @@ def test_priority_and_timeout_reach_triton_and_other_request_parameters_are_refu
     forwarded = infer_request(fresh_image())
     forwarded.parameters["priority"].uint64_param = 1
     forwarded.parameters["timeout"].int64_param = 10**6
+    forwarded.parameters["triton_enable_empty_final_response"].bool_param = True  # perf_analyzer
     assert client.infer(forwarded)[1] == "MISS"
     refused = infer_request(fresh_image())
     refused.parameters["sequence_id"].int64_param = 4
@@ -237,7 +238,7 @@ def test_priority_and_timeout_reach_triton_and_other_request_parameters_are_refu
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details() == (
         "request parameters ['sequence_id'] are not supported by the gateway; "
-        "supported: ['priority', 'timeout']"
+        "supported: ['priority', 'timeout', 'triton_enable_empty_final_response']"
     )
 
 
