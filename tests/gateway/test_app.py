@@ -10,17 +10,8 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.tensors import Tensor
-from gateway.triton_client import ModelInfo, TensorInfo
 from tests.gateway.test_cache import FAILURES, FailingRedis
-
-INFO = ModelInfo(
-    name="digits",
-    version="1",
-    fingerprint="f",
-    max_batch_size=64,
-    inputs={"image": TensorInfo("image", "FP32", (-1, 2))},
-    outputs={"logits": TensorInfo("logits", "FP32", (-1, 1))},
-)
+from tests.gateway.test_service import INFO
 
 
 class Triton:
