@@ -23,6 +23,7 @@ import torch
 
 from conversion import gate, latency, optimize, variants
 from conversion.export import check_against_torch, export_onnx
+from conversion.input_ranges import index_ranges
 from conversion.progress import StepError, Steps
 from conversion.repository import publish, remove
 from conversion.spec import (
@@ -310,6 +311,7 @@ def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
                 s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims)
                 for s in job.inputs
             },
+            valid_ranges=index_ranges(exported),
         )
         chosen = {"fp32": "fp32", "fp16": "fp16", "int8": selected}
         for served_kind, kind in chosen.items():

@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from conversion.input_ranges import index_ranges
 from conversion.repository import publish
 from conversion.spec import InputSpec, TensorRTShapes
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor, read_config
@@ -212,6 +214,7 @@ def build_for_model(
         queue.default_queue_policy.max_queue_size,
     )
     warmup_dims = {n: p[1][1:] for n, p in profiles.items()}
+    ranges = index_ranges(model_dir / "portable.onnx")  # TensorRT reads out-of-range ids silently
     built = []
     with tempfile.TemporaryDirectory() as tmp:
         for precision in PRECISIONS:
@@ -229,7 +232,7 @@ def build_for_model(
                 batching,
                 warmup_dims,
             )
-            publish(repository, spec, plan)
+            publish(repository, replace(spec, valid_ranges=ranges), plan)
             built.append(served)
             if advance:
                 advance()

@@ -26,6 +26,9 @@ _DATATYPES = {
 }
 
 FINGERPRINT_PARAMETER = "fingerprint"
+# `valid_range:<input>` = "<min>,<max>" (inclusive integers): the gateways refuse values outside
+# it (conversion.input_ranges finds them); gateway/model_config.py and gateway-grpc read it.
+VALID_RANGE_PREFIX = "valid_range:"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class ModelConfigSpec:
     # Warmup dims for variable (-1) axes, e.g. {"input_ids": (16,)}; default: every -1 becomes 1.
     warmup_dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
     ensemble_steps: tuple[EnsembleStep, ...] = ()
+    # {input: (lowest, highest)} valid values of index inputs, both inclusive
+    valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
@@ -118,6 +123,8 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
     parameters = dict(spec.parameters)
     if spec.fingerprint:
         parameters[FINGERPRINT_PARAMETER] = spec.fingerprint
+    for name, (lowest, highest) in spec.valid_ranges.items():
+        parameters[VALID_RANGE_PREFIX + name] = f"{lowest},{highest}"
     for key, value in sorted(parameters.items()):
         config.parameters[key].string_value = value
     if spec.graph_optimization_level is not None:

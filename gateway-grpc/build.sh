@@ -2,8 +2,10 @@
 # Builds gateway-grpc with Debian's Go toolchain and Go libraries (GOPATH mode: nothing is
 # downloaded) and Go types generated from the KServe v2 protos that tritonclient ships.
 #   usage: gateway-grpc/build.sh PYTHON OUTPUT [PACKAGE_DIR]   (PYTHON: an interpreter with
-#   tritonclient; PACKAGE_DIR: another Go command that uses the KServe types, e.g. the benchmark's
-#   benchmarks/paired_infer; default gateway-grpc)
+#   tritonclient and the gateway package; PACKAGE_DIR: another Go command that uses the KServe
+#   types, e.g. the benchmark's benchmarks/paired_infer; default gateway-grpc)
+# The strings both front ends share (Triton's message markers, config parameter names) are
+# generated from the Python gateway into the Go package gatewaygrpc/shared (messages.py).
 # Installs the Debian packages it needs when they are missing (root or sudo). Runs the Go tests
 # when GATEWAY_GRPC_TEST=1.
 set -euo pipefail
@@ -32,13 +34,15 @@ fi
 
 export GO111MODULE=off GOPATH="$build:/usr/share/gocode" GOCACHE="$build/cache" GOFLAGS=-trimpath
 kserve="$build/src/gatewaygrpc/kserve"
-mkdir -p "$kserve" "$build/bin"
+shared="$build/src/gatewaygrpc/shared"
+mkdir -p "$kserve" "$shared" "$build/bin"
 go build -o "$build/bin/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go
 "$python" "$source_dir/protos.py" "$build/kserve.pb"
 protoc --plugin=protoc-gen-go="$build/bin/protoc-gen-go" --descriptor_set_in="$build/kserve.pb" \
   --go_out="$kserve" --go_opt=paths=source_relative \
   --go_opt=Mgrpc_service.proto=gatewaygrpc/kserve --go_opt=Mmodel_config.proto=gatewaygrpc/kserve \
   grpc_service.proto model_config.proto
+"$python" "$source_dir/messages.py" "$shared/shared.go"
 cd "$package_dir"
 go vet .
 if [ "${GATEWAY_GRPC_TEST:-0}" = 1 ]; then

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log"
 	"sync/atomic"
 	"time"
 
@@ -17,8 +18,9 @@ const (
 )
 
 // PredictionCache is GET/SET of encoded predictions in Redis with millisecond timeouts. A failure
-// never fails a request: the cache is skipped for a while, then tried again, so caching resumes
-// by itself when Redis is back (gateway/cache.py behaves the same).
+// never fails a request, whatever it is (an error, or a panic inside the Redis client): the cache
+// is skipped for a while, then tried again, so caching resumes by itself when Redis is back
+// (gateway/cache.py behaves the same).
 type PredictionCache struct {
 	pool          atomic.Pointer[redis.Pool]
 	newPool       func() *redis.Pool
@@ -65,13 +67,15 @@ func (c *PredictionCache) available() bool {
 	return false
 }
 
-// Get returns the stored value, or nil on a miss, an error or while the cache is skipped.
-func (c *PredictionCache) Get(key string) []byte {
+// Get returns the stored value, or nil on a miss, an error, a panic of the client or while the
+// cache is skipped.
+func (c *PredictionCache) Get(key string) (value []byte) {
 	if !c.available() {
 		return nil
 	}
 	started := time.Now()
 	defer func() { cacheLookupDuration.Observe(time.Since(started).Seconds()) }()
+	defer c.survive("get", func() { value = nil })
 	conn := c.pool.Load().Get()
 	defer conn.Close()
 	value, err := redis.Bytes(conn.Do("GET", key))
@@ -130,6 +134,7 @@ func (c *PredictionCache) write(batch []store) {
 	if !c.available() {
 		return
 	}
+	defer c.survive("set", func() {})
 	conn := c.pool.Load().Get()
 	defer conn.Close()
 	for _, s := range batch {
@@ -141,6 +146,29 @@ func (c *PredictionCache) write(batch []store) {
 	}
 	if err != nil {
 		c.failed("set")
+	}
+}
+
+// Ping says whether Redis answers PING (readiness reports it).
+func (c *PredictionCache) Ping() (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	conn := c.pool.Load().Get()
+	defer conn.Close()
+	reply, err := redis.String(conn.Do("PING"))
+	return err == nil && reply == "PONG"
+}
+
+// survive turns a panic of the Redis client into a failed operation (deferred by Get and write):
+// a request never fails because of the cache, and the write-behind goroutine never dies.
+func (c *PredictionCache) survive(op string, after func()) {
+	if recovered := recover(); recovered != nil {
+		log.Printf("gateway-grpc: redis client panicked in %s: %v", op, recovered)
+		c.failed(op)
+		after()
 	}
 }
 

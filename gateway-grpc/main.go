@@ -78,18 +78,22 @@ func serve(config Config) error {
 	return server.Serve(listener)
 }
 
-// httpHandler serves /metrics, /healthz (the process runs) and /readyz (a Triton endpoint is ready).
+// httpHandler serves /metrics, /healthz (the process runs) and /readyz: ready when a Triton
+// endpoint is, with Redis reported but not required, as the HTTP gateway's /readyz (without Redis
+// both still answer, uncached: a cache outage must not become a serving outage).
 func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"status":"ok"}`) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !g.ServerReady(r.Context()) {
+		redisUp := make(chan bool, 1)
+		go func() { redisUp <- g.cache.Ping() }()
+		tritonUp := g.ServerReady(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if !tritonUp {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"status":"triton unavailable"}`)
-			return
 		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
+		fmt.Fprintf(w, `{"triton":%t,"redis":%t}`, tritonUp, <-redisUp)
 	})
 	return mux
 }

@@ -45,9 +45,18 @@ var (
 	shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gateway_shed_requests_total", Help: "Requests refused because too many were in flight.",
 	})
+	cacheBypassed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_cache_bypassed_total",
+		Help: "Answers not cached although caching is on: no_fingerprint (the model's config has none) or non_finite (an output holds NaN or Infinity).",
+	}, []string{"model", "reason"})
+	queueRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_queue_rejections_total",
+		Help: "Requests Triton refused from its queue: queue_full, queue_timeout, rate_limited.",
+	}, []string{"reason"})
 )
 
 func init() {
 	prometheus.MustRegister(requests, requestDuration, tritonDuration, cacheLookupDuration, cacheHits,
-		cacheMisses, cacheErrors, coalesced, inFlight, redisErrors, tritonErrors, shed)
+		cacheMisses, cacheErrors, coalesced, inFlight, redisErrors, tritonErrors, shed, cacheBypassed,
+		queueRejections)
 }

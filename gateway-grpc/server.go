@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"log"
+	"math"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +33,7 @@ type Gateway struct {
 	cache     *PredictionCache
 	coalescer *Coalescer[answer]
 	inFlight  atomic.Int64
+	told      sync.Map // models whose missing fingerprint was logged
 }
 
 func (g *Gateway) authorize(ctx context.Context) error {
@@ -102,13 +106,17 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 	}
 	*model = info.Name
 	inputs, outputs, err := tensorsFromRequest(request)
+	var parameters map[string]*kserve.InferParameter
+	if err == nil {
+		parameters, err = forwardedParameters(request.Parameters)
+	}
 	if err == nil {
 		err = validate(info, inputs, outputs)
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	ttl := g.config.TTL(info.Name)
+	ttl := g.ttl(info)
 	key := cacheKey(info.Name, info.Fingerprint, inputs, outputs)
 	var get func() []Tensor
 	var store func([]Tensor)
@@ -123,6 +131,10 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 			return nil
 		}
 		store = func(result []Tensor) {
+			if !allFinite(result) { // a model that overflowed is no answer to keep
+				cacheBypassed.WithLabelValues(info.Name, "non_finite").Inc()
+				return
+			}
 			size := 0
 			for _, t := range result {
 				size += len(t.Data)
@@ -133,7 +145,7 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 		}
 	}
 	infer := func() ([]Tensor, error) {
-		result, err := g.triton.Infer(context.Background(), info, inputs, outputs)
+		result, err := g.triton.Infer(context.Background(), info, inputs, outputs, parameters)
 		if err == nil {
 			err = complete(info, outputs, result)
 		}
@@ -154,6 +166,82 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 		return nil, false, err
 	}
 	return inferResponse(info, request.Id, found.outputs), found.hit, nil
+}
+
+// ttl is the model's cache TTL; 0 for a model without a fingerprint (counted, logged once).
+func (g *Gateway) ttl(info *ModelInfo) int {
+	ttl := g.config.TTL(info.Name)
+	if ttl <= 0 || info.Fingerprint != "" {
+		return ttl
+	}
+	cacheBypassed.WithLabelValues(info.Name, "no_fingerprint").Inc()
+	if _, told := g.told.LoadOrStore(info.Name, true); !told {
+		missing := info.Unfingerprinted
+		if missing == "" {
+			missing = info.Name
+		}
+		log.Printf("gateway-grpc: answers of model '%s' are not cached: the config of '%s' has no "+
+			"'fingerprint' parameter. Convert it with `python -m conversion`, or add parameters "+
+			"{ key: \"fingerprint\" value { string_value: \"<sha256 of the model file>\" } } to its config.pbtxt.",
+			info.Name, missing)
+	}
+	return 0
+}
+
+// forwardedRequestParameters are the gRPC request parameters Triton 2.51 honours that leave a
+// unary answer as it is: priority and timeout, and triton_enable_empty_final_response, which
+// only shapes decoupled streams (perf_analyzer sends it on every gRPC request).
+var forwardedRequestParameters = []string{"priority", "timeout", "triton_enable_empty_final_response"}
+
+// forwardedParameters passes those on as given (Triton checks their types); any other key is a
+// client mistake naming it, as on HTTP. None is part of the cache key.
+func forwardedParameters(parameters map[string]*kserve.InferParameter) (map[string]*kserve.InferParameter, error) {
+	var unknown []string
+	for key := range parameters {
+		known := false
+		for _, forwarded := range forwardedRequestParameters {
+			known = known || key == forwarded
+		}
+		if !known {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, badRequest("request parameters %s are not supported by the gateway; supported: %s",
+			listText(unknown), listText(forwardedRequestParameters))
+	}
+	return parameters, nil
+}
+
+// allFinite is false when a floating-point output holds NaN or Infinity.
+func allFinite(outputs []Tensor) bool {
+	for _, t := range outputs {
+		size := itemSize[t.Datatype]
+		if t.Datatype != "FP16" && t.Datatype != "FP32" && t.Datatype != "FP64" {
+			continue
+		}
+		for offset := 0; offset+size <= len(t.Data); offset += size {
+			if !finiteAt(t.Datatype, t.Data[offset:]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func finiteAt(datatype string, b []byte) bool {
+	switch datatype {
+	case "FP16":
+		return binary.LittleEndian.Uint16(b)&0x7c00 != 0x7c00 // exponent all ones: Inf or NaN
+	case "FP32":
+		v := float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		return !math.IsInf(v, 0) && !math.IsNaN(v)
+	case "FP64":
+		v := math.Float64frombits(binary.LittleEndian.Uint64(b))
+		return !math.IsInf(v, 0) && !math.IsNaN(v)
+	}
+	return true
 }
 
 // answer is a request's outputs and whether they came from the cache.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gatewaygrpc/kserve"
+	"gatewaygrpc/shared"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -21,7 +22,7 @@ import (
 
 const (
 	methodPrefix        = "/inference.GRPCInferenceService/"
-	fingerprintParam    = "fingerprint"
+	maxEnsembleDepth    = 8 // Triton refuses cycles; this bounds a chain of nested ensembles
 	unhealthyFor        = 2 * time.Second
 	refreshEndpointsPer = 30 * time.Second
 	// A fixed HTTP/2 flow-control window turns off gRPC's bandwidth estimation, whose PING per
@@ -179,7 +180,10 @@ func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interfac
 		}
 		code := status.Code(err)
 		tritonErrors.WithLabelValues(codeName(code)).Inc()
-		mapped := fromTriton(code, status.Convert(err).Message())
+		mapped, reason := fromTriton(code, status.Convert(err).Message())
+		if reason != "" {
+			queueRejections.WithLabelValues(reason).Inc()
+		}
 		if status.Code(mapped) != codes.Unavailable {
 			return mapped
 		}
@@ -192,28 +196,46 @@ func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interfac
 	return last
 }
 
-var queueRejections = []string{"exceeds maximum queue size", "request timeout expired", "rate limit"}
-
 // fromTriton maps a Triton status to the gateway's answer, as gateway/errors.py's from_triton
-// does for HTTP: queue full -> RESOURCE_EXHAUSTED (429), unreachable -> UNAVAILABLE (503), ...
-func fromTriton(code codes.Code, message string) error {
+// does for HTTP, with the markers generated from it (package shared): queue rejections ->
+// RESOURCE_EXHAUSTED (429) with their metric reason, input faults ONNX Runtime reports ->
+// INVALID_ARGUMENT (400), unreachable -> UNAVAILABLE (503), ...
+func fromTriton(code codes.Code, message string) (error, string) {
 	lowered := strings.ToLower(message)
-	for _, marker := range queueRejections {
-		if strings.Contains(lowered, marker) {
-			code = codes.ResourceExhausted
+	for _, rejection := range shared.QueueRejections {
+		if strings.Contains(lowered, rejection.Marker) {
+			return status.Error(codes.ResourceExhausted, rejection.Answer+": "+message), rejection.Reason
 		}
+	}
+	if isInputFault(code, lowered) {
+		return status.Error(codes.InvalidArgument, shared.InputFaultAnswer+": "+message), ""
 	}
 	switch code {
 	case codes.ResourceExhausted:
-		return status.Error(codes.ResourceExhausted, "model queue is full: "+message)
+		return status.Error(codes.ResourceExhausted, "model queue is full: "+message), ""
 	case codes.InvalidArgument, codes.NotFound:
-		return status.Error(code, message)
+		return status.Error(code, message), ""
 	case codes.DeadlineExceeded:
-		return status.Error(codes.DeadlineExceeded, "inference deadline exceeded")
+		return status.Error(codes.DeadlineExceeded, "inference deadline exceeded"), ""
 	case codes.Unavailable, codes.Canceled, codes.Unknown:
-		return status.Error(codes.Unavailable, "inference server unavailable: "+message)
+		return status.Error(codes.Unavailable, "inference server unavailable: "+message), ""
 	}
-	return status.Errorf(codes.Internal, "inference server error (%s): %s", codeName(code), message)
+	return status.Errorf(codes.Internal, "inference server error (%s): %s", codeName(code), message), ""
+}
+
+// isInputFault: an INTERNAL or UNKNOWN error whose (lower-case) message names a fault of the input.
+func isInputFault(code codes.Code, lowered string) bool {
+	for _, faultCode := range shared.InputFaultCodes {
+		if codeName(code) != faultCode {
+			continue
+		}
+		for _, marker := range shared.InputFaults {
+			if strings.Contains(lowered, marker) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // codeName is a status code as Python's grpc names it (UNAVAILABLE), for messages and metric labels.
@@ -237,11 +259,16 @@ type TensorInfo struct {
 	Shape    []int64
 }
 
-// ModelInfo is what validation and the cache key need to know about a model.
+// ModelInfo is what validation and the cache key need to know about a model (its config
+// parameters as gateway/model_config.py reads them). Fingerprint is "" where the model, or a step
+// of an ensemble, has none: its answers are not cached, and Unfingerprinted names that model.
 type ModelInfo struct {
 	Name, Version, Fingerprint string
 	MaxBatchSize               int64
 	Inputs, Outputs            map[string]TensorInfo
+	ValidRanges                map[string][2]int64 // inclusive bounds of index inputs
+	AllowEmpty                 map[string]bool     // inputs that may have a zero-length axis
+	Unfingerprinted            string
 	fetched                    time.Time
 }
 
@@ -263,22 +290,74 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 	go func() {
 		errs <- p.Invoke(ctx, "ModelConfig", &kserve.ModelConfigRequest{Name: model, Version: version}, config, p.timeout)
 	}()
+	var err error
 	for i := 0; i < 2; i++ {
-		if err := <-errs; err != nil {
-			if cached != nil && status.Code(err) == codes.Unavailable {
-				return cached, nil
-			}
-			return nil, err
+		if e := <-errs; e != nil && err == nil {
+			err = e
 		}
 	}
-	info := newModelInfo(model, version, metadata, config.GetConfig())
+	var info *ModelInfo
+	if err == nil {
+		info, err = newModelInfo(model, version, metadata, config.GetConfig())
+	}
+	if err == nil {
+		info.Fingerprint, info.Unfingerprinted, err = p.fingerprint(ctx, model, config.GetConfig(), 0)
+	}
+	if err != nil {
+		if cached != nil && status.Code(err) == codes.Unavailable {
+			return cached, nil // Triton is down: nothing new can be deployed
+		}
+		return nil, err
+	}
 	p.infoMu.Lock()
 	p.info[key] = info
 	p.infoMu.Unlock()
 	return info, nil
 }
 
-func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse, config *kserve.ModelConfig) *ModelInfo {
+// fingerprint is the cache fingerprint of a model and "", or "" and the model without one: an
+// ensemble's combines its own with each step's, resolved through their configs, in the format of
+// gateway/model_config.py's combined_fingerprint (own, then "|<step model>=<its fingerprint>").
+func (p *TritonPool) fingerprint(ctx context.Context, model string, config *kserve.ModelConfig, depth int) (string, string, error) {
+	own := parameter(config, shared.FingerprintParameter)
+	if own == "" {
+		return "", model, nil
+	}
+	var steps []*kserve.ModelEnsembling_Step
+	if config.GetPlatform() == "ensemble" {
+		steps = config.GetEnsembleScheduling().GetStep()
+	}
+	if len(steps) > 0 && depth >= maxEnsembleDepth {
+		return "", model, nil
+	}
+	combined := own
+	for _, step := range steps {
+		version := ""
+		if step.ModelVersion > 0 {
+			version = strconv.FormatInt(step.ModelVersion, 10)
+		}
+		response := &kserve.ModelConfigResponse{}
+		request := &kserve.ModelConfigRequest{Name: step.ModelName, Version: version}
+		if err := p.Invoke(ctx, "ModelConfig", request, response, p.timeout); err != nil {
+			return "", "", err
+		}
+		member, missing, err := p.fingerprint(ctx, step.ModelName, response.GetConfig(), depth+1)
+		if err != nil || missing != "" {
+			return "", missing, err
+		}
+		combined += "|" + step.ModelName + "=" + member
+	}
+	return combined, "", nil
+}
+
+func parameter(config *kserve.ModelConfig, key string) string {
+	if p := config.GetParameters()[key]; p != nil {
+		return p.StringValue
+	}
+	return ""
+}
+
+func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse, config *kserve.ModelConfig) (*ModelInfo, error) {
 	served := version
 	if served == "" {
 		best := int64(-1)
@@ -291,13 +370,10 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 			served = "1"
 		}
 	}
-	fingerprint := "version:" + served
-	if p := config.GetParameters()[fingerprintParam]; p != nil && p.StringValue != "" {
-		fingerprint = p.StringValue
-	}
 	info := &ModelInfo{
-		Name: model, Version: served, Fingerprint: fingerprint, MaxBatchSize: int64(config.GetMaxBatchSize()),
-		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{}, fetched: time.Now(),
+		Name: model, Version: served, MaxBatchSize: int64(config.GetMaxBatchSize()),
+		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
+		ValidRanges: map[string][2]int64{}, AllowEmpty: map[string]bool{}, fetched: time.Now(),
 	}
 	for _, t := range metadata.Inputs {
 		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
@@ -305,12 +381,38 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 	for _, t := range metadata.Outputs {
 		info.Outputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
 	}
-	return info
+	for key, p := range config.GetParameters() {
+		if name := strings.TrimPrefix(key, shared.AllowEmptyPrefix); name != key {
+			info.AllowEmpty[name] = strings.ToLower(strings.TrimSpace(p.StringValue)) == "true"
+		}
+		if name := strings.TrimPrefix(key, shared.ValidRangePrefix); name != key {
+			bounds, ok := parseRange(p.StringValue)
+			if !ok {
+				return nil, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not '<min>,<max>' (inclusive integers)",
+					model, key, p.StringValue)
+			}
+			info.ValidRanges[name] = bounds
+		}
+	}
+	return info, nil
 }
 
-// Infer runs one inference with canonical raw inputs and reads the outputs back.
-func (p *TritonPool) Infer(ctx context.Context, info *ModelInfo, inputs []Tensor, outputs []string) ([]Tensor, error) {
-	request := &kserve.ModelInferRequest{ModelName: info.Name, ModelVersion: info.Version}
+// parseRange reads "<min>,<max>" (inclusive integers, min <= max).
+func parseRange(value string) ([2]int64, bool) {
+	parts := strings.Split(value, ",")
+	if len(parts) != 2 {
+		return [2]int64{}, false
+	}
+	low, errLow := strconv.ParseInt(parts[0], 10, 64)
+	high, errHigh := strconv.ParseInt(parts[1], 10, 64)
+	return [2]int64{low, high}, errLow == nil && errHigh == nil && low <= high
+}
+
+// Infer runs one inference with canonical raw inputs and reads the outputs back; parameters are
+// the request's priority and timeout, passed on as the client gave them.
+func (p *TritonPool) Infer(ctx context.Context, info *ModelInfo, inputs []Tensor, outputs []string,
+	parameters map[string]*kserve.InferParameter) ([]Tensor, error) {
+	request := &kserve.ModelInferRequest{ModelName: info.Name, ModelVersion: info.Version, Parameters: parameters}
 	for _, t := range inputs {
 		request.Inputs = append(request.Inputs, &kserve.ModelInferRequest_InferInputTensor{
 			Name: t.Name, Datatype: t.Datatype, Shape: t.Shape,

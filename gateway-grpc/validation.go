@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/binary"
+	"math"
 	"sort"
+	"strconv"
+
+	"gatewaygrpc/shared"
 )
 
-// validate checks a request against the model's metadata before it reaches Triton, with the
-// messages of gateway/validation.py.
+// validate checks a request against the model's metadata and config before it reaches Triton,
+// with the messages of gateway/validation.py.
 func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 	given := map[string]bool{}
 	for _, t := range inputs {
@@ -64,7 +69,82 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 	} else if len(distinct) == 1 && (distinct[0] < 1 || distinct[0] > info.MaxBatchSize) {
 		return badRequest("batch size %d is outside 1..%d (max_batch_size)", distinct[0], info.MaxBatchSize)
 	}
+	for _, t := range inputs {
+		if err := checkNotEmpty(info, t); err != nil {
+			return err
+		}
+		if err := checkRange(info, t); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// checkNotEmpty: a zero-length variable (-1) axis, batch aside, needs allow_empty:<input>.
+func checkNotEmpty(info *ModelInfo, t Tensor) error {
+	if info.AllowEmpty[t.Name] {
+		return nil
+	}
+	first := 0
+	if info.MaxBatchSize > 0 {
+		first = 1
+	}
+	declared := info.Inputs[t.Name].Shape
+	for i := first; i < len(t.Shape) && i < len(declared); i++ {
+		if declared[i] == -1 && t.Shape[i] == 0 {
+			return badRequest("input '%s': shape %s has an empty axis, which the model does not accept (config parameter %s%s)",
+				t.Name, shapeText(t.Shape), shared.AllowEmptyPrefix, t.Name)
+		}
+	}
+	return nil
+}
+
+// checkRange: every value of an integer input with valid_range:<input> lies in it (inclusive).
+func checkRange(info *ModelInfo, t Tensor) error {
+	bounds, ok := info.ValidRanges[t.Name]
+	size := itemSize[t.Datatype]
+	if !ok || !integerDatatypes[t.Datatype] {
+		return nil
+	}
+	for offset := 0; offset+size <= len(t.Data); offset += size {
+		value, huge := integerAt(t.Datatype, t.Data[offset:offset+size])
+		if huge || value < bounds[0] || value > bounds[1] {
+			text := strconv.FormatInt(value, 10)
+			if huge {
+				text = strconv.FormatUint(binary.LittleEndian.Uint64(t.Data[offset:]), 10)
+			}
+			return badRequest("input '%s': value %s is outside the valid range [%d, %d] (config parameter %s%s)",
+				t.Name, text, bounds[0], bounds[1], shared.ValidRangePrefix, t.Name)
+		}
+	}
+	return nil
+}
+
+var integerDatatypes = map[string]bool{
+	"INT8": true, "INT16": true, "INT32": true, "INT64": true,
+	"UINT8": true, "UINT16": true, "UINT32": true, "UINT64": true,
+}
+
+// integerAt reads one little-endian integer; huge is true for a UINT64 beyond int64.
+func integerAt(datatype string, b []byte) (value int64, huge bool) {
+	switch datatype {
+	case "INT8":
+		return int64(int8(b[0])), false
+	case "INT16":
+		return int64(int16(binary.LittleEndian.Uint16(b))), false
+	case "INT32":
+		return int64(int32(binary.LittleEndian.Uint32(b))), false
+	case "INT64":
+		return int64(binary.LittleEndian.Uint64(b)), false
+	case "UINT8":
+		return int64(b[0]), false
+	case "UINT16":
+		return int64(binary.LittleEndian.Uint16(b)), false
+	case "UINT32":
+		return int64(binary.LittleEndian.Uint32(b)), false
+	}
+	v := binary.LittleEndian.Uint64(b)
+	return int64(v), v > math.MaxInt64
 }
 
 // listText writes names as Python writes a list of strings: ['a', 'b'].

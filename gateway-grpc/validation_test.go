@@ -126,3 +126,67 @@ func TestRawAndTypedContentsTogetherAreRejected(t *testing.T) {
 		t.Error("accepted")
 	}
 }
+
+func tokenInfo() *ModelInfo {
+	return &ModelInfo{
+		Name: "minilm", Version: "1", Fingerprint: "f", MaxBatchSize: 64,
+		Inputs:      map[string]TensorInfo{"input_ids": {"INT64", []int64{-1, -1}}},
+		Outputs:     map[string]TensorInfo{"embedding": {"FP32", []int64{-1, 384}}},
+		ValidRanges: map[string][2]int64{"input_ids": {0, 30521}},
+		AllowEmpty:  map[string]bool{},
+	}
+}
+
+func ids(datatype string, shape []int64, values ...int64) Tensor {
+	var data []byte
+	for _, v := range values {
+		data = appendLittleEndian(data, uint64(v), itemSize[datatype])
+	}
+	return Tensor{"input_ids", datatype, shape, data}
+}
+
+// The messages are gateway/validation.py's (tests/gateway/test_validation.py checks the same).
+func TestTokenIdsOutsideTheValidRangeAreRefusedNamingTheFirstOne(t *testing.T) {
+	if err := validate(tokenInfo(), []Tensor{ids("INT64", []int64{1, 3}, 0, 101, 30521)}, nil); err != nil {
+		t.Errorf("ids at the bounds were refused: %v", err)
+	}
+	for _, c := range []struct {
+		tensor Tensor
+		value  string
+	}{
+		{ids("INT64", []int64{1, 4}, 101, 40000, -1, 102), "40000"},
+		{ids("INT64", []int64{1, 2}, 101, -5), "-5"},
+		{ids("UINT64", []int64{1, 1}, -1), "18446744073709551615"},
+		{ids("INT32", []int64{1, 1}, 30522), "30522"},
+	} {
+		info := tokenInfo()
+		info.Inputs["input_ids"] = TensorInfo{c.tensor.Datatype, []int64{-1, -1}}
+		want := "input 'input_ids': value " + c.value +
+			" is outside the valid range [0, 30521] (config parameter valid_range:input_ids)"
+		if err := validate(info, []Tensor{c.tensor}, nil); err == nil || err.Error() != want {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+}
+
+func TestAnEmptySequenceIsRefusedUnlessTheModelAllowsIt(t *testing.T) {
+	empty := ids("INT64", []int64{1, 0})
+	want := "input 'input_ids': shape [1, 0] has an empty axis, which the model does not accept " +
+		"(config parameter allow_empty:input_ids)"
+	if err := validate(tokenInfo(), []Tensor{empty}, nil); err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	allowed := tokenInfo()
+	allowed.AllowEmpty["input_ids"] = true
+	if err := validate(allowed, []Tensor{empty}, nil); err != nil {
+		t.Errorf("an allowed empty input was refused: %v", err)
+	}
+}
+
+func TestOnlyVariableAxesCountAsEmpty(t *testing.T) {
+	info := tokenInfo()
+	info.Inputs["input_ids"] = TensorInfo{"INT64", []int64{-1, 0}} // the model declares size 0
+	if err := validate(info, []Tensor{ids("INT64", []int64{1, 0})}, nil); err != nil {
+		t.Errorf("a declared zero-size axis was refused: %v", err)
+	}
+}

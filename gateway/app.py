@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import re
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,14 +23,20 @@ from pydantic.json_schema import models_json_schema
 from gateway import metrics
 from gateway.affinity import pin_worker
 from gateway.cache import PredictionCache
+from gateway.content_coding import decoded_body, encoded, response_coding
 from gateway.errors import GatewayError
+from gateway.json_values import check_literal_overflow, json_values
 from gateway.kserve import (
+    HEADER_LENGTH,
     V2InferRequest,
     V2InferResponse,
-    json_response,
-    json_values,
-    tensors_from_json,
+    check_json_outputs,
+    infer_call,
+    infer_response,
+    json_values_of,
+    split_body,
 )
+from gateway.kserve_routes import ModelName, VersionName, add_kserve_routes
 from gateway.limits import BodySizeLimit, RequestMetrics
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
@@ -45,15 +51,14 @@ ERRORS = {
         400: "Invalid request (the message says what is wrong)",
         401: "Missing or invalid X-API-Key",
         404: "Unknown model or version",
-        413: "Request body too large",
+        413: "Request body too large (after decompression)",
+        415: "Unsupported Content-Encoding (gzip, deflate and identity are)",
         429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
         502: "Triton failed the request",
         503: "Triton unavailable (see Retry-After)",
         504: "Inference deadline exceeded",
     }.items()
 }
-ModelName = Annotated[str, Path(description="Model name.", examples=["digits"])]
-VersionName = Annotated[str, Path(description="Model version.", examples=["1"])]
 Body = TypeVar("Body", bound=BaseModel)
 VARIANT_SUFFIX = re.compile(r"_(fp16|int8|trt_fp16|trt_int8)(?=_text$|$)")
 
@@ -62,7 +67,7 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _json(content)
 
 
 class PredictRequest(BaseModel):
@@ -134,19 +139,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     protected = [Depends(require_api_key)]
 
-    async def inference_body(request: Request, model: type[Body]) -> Body:
-        """The inference routes check the key and parse their body themselves: pydantic-core reads
-        the JSON directly, without the stdlib json pass and dependency solving of a declared body."""
-        require_api_key(request)
+    async def request_body(request: Request) -> bytes:
+        """The body without its content coding (gzip, deflate), within the body limit."""
+        return decoded_body(
+            await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
+        )
+
+    def parsed(model: type[Body], data: bytes) -> Body:
+        """pydantic-core reads the JSON directly, without the stdlib json pass and dependency
+        solving of a declared body."""
         try:
-            return model.model_validate_json(await request.body())
+            return model.model_validate_json(data)
         except ValidationError as error:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
             raise RequestValidationError(errors) from None
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, error: GatewayError) -> Response:
-        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
+        headers = dict(error.headers)
+        if error.retry_after_s:
+            headers["Retry-After"] = str(error.retry_after_s)
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -165,7 +177,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Predict with a model; answered from the cache when the same input was seen.",
     )
     async def predict(request: Request) -> Response:
-        body = await inference_body(request, PredictRequest)
+        require_api_key(request)
+        raw = await request_body(request)
+        body = parsed(PredictRequest, raw)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(body.model, body.version)
@@ -178,30 +192,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ]
             except TensorError as error:
                 raise GatewayError(400, str(error)) from None
+            check_literal_overflow(raw, inputs, lambda document, name: document["inputs"][name])
             prediction = await service.predict(info, inputs, body.outputs)
         body_out = {
             "model": prediction.model,
             "model_version": prediction.version,
             "outputs": {n: json_values(t.array, t.datatype) for n, t in prediction.outputs.items()},
         }
-        return JSONResponse(body_out, headers=_cache_header(prediction))
+        return _answer(request, _json(body_out), prediction)
 
     async def v2_infer(model: str, version: str, request: Request) -> Response:
-        body = await inference_body(request, V2InferRequest)
+        require_api_key(request)
+        head, binary = split_body(await request_body(request), request.headers.get(HEADER_LENGTH))
+        call = infer_call(parsed(V2InferRequest, head), binary)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(model, version)
             request.state.model = info.name
-            inputs, outputs = tensors_from_json(body)
-            prediction = await service.predict(info, inputs, outputs)
-        return JSONResponse(json_response(prediction, body.id), headers=_cache_header(prediction))
+            check_literal_overflow(head, call.inputs, json_values_of)
+            check_json_outputs(info, call)
+            prediction = await service.predict(info, call.inputs, call.outputs, call.parameters)
+        content, header_length = infer_response(prediction, call)
+        if header_length is None:
+            return _answer(request, content, prediction)
+        return _answer(
+            request,
+            content,
+            prediction,
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(header_length)},
+        )
 
     @app.post(
         "/v2/models/{model}/infer",
         response_model=V2InferResponse,
         responses=ERRORS,
         openapi_extra=json_body(V2InferRequest),
-        summary="KServe v2 inference (JSON tensors), cached.",
+        summary="KServe v2 inference (JSON or binary tensors), cached.",
     )
     async def infer_latest(model: ModelName, request: Request) -> Response:
         return await v2_infer(model, "", request)
@@ -216,15 +243,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def infer_version(model: ModelName, version: VersionName, request: Request) -> Response:
         return await v2_infer(model, version, request)
 
-    @app.get(
-        "/v2/models/{model}",
-        responses=ERRORS,
-        dependencies=protected,
-        summary="KServe v2 model metadata (from Triton).",
-    )
-    async def model_metadata(model: ModelName, request: Request) -> Response:
-        metadata = await service_of(request).triton.call("get_model_metadata", model, as_json=True)
-        return JSONResponse(metadata)
+    add_kserve_routes(app, lambda request: service_of(request).triton, JSONResponse, protected)
 
     @app.get(
         "/v1/models",
@@ -251,12 +270,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: Triton and Redis answer.", responses={503: {}})
+    @app.get(
+        "/readyz",
+        summary="Readiness: a Triton endpoint is ready (Redis is reported, not required).",
+        responses={503: {}},
+    )
     async def readyz(request: Request) -> Response:
+        """Ready when Triton is: without Redis the gateway still answers (uncached), and taking it
+        out of the load balancer then would turn a cache outage into a serving outage."""
         service = service_of(request)
         triton_ok, redis_ok = await asyncio.gather(service.triton.ready(), service.cache.ping())
         body = {"triton": triton_ok, "redis": redis_ok}
-        return JSONResponse(body, status_code=200 if triton_ok and redis_ok else 503)
+        return JSONResponse(body, status_code=200 if triton_ok else 503)
 
     @app.get("/metrics", summary="Prometheus metrics.")
     async def prometheus_metrics() -> Response:
@@ -291,8 +316,24 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
     app.openapi = openapi
 
 
-def _cache_header(prediction: Prediction) -> dict[str, str]:
-    return {"X-Cache": "HIT" if prediction.cache_hit else "MISS"}
+def _json(content: Any) -> bytes:
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _answer(
+    request: Request,
+    content: bytes,
+    prediction: Prediction,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An inference answer with X-Cache, compressed when the client accepts it (as Triton does)."""
+    headers = {"X-Cache": "HIT" if prediction.cache_hit else "MISS", **(headers or {})}
+    coding = response_coding(request.headers.get("accept-encoding"))
+    if coding != "identity":
+        content = encoded(content, coding)
+        headers["Content-Encoding"] = coding
+    return Response(content, media_type=media_type, headers=headers)
 
 
 async def _refresh_endpoints(triton: TritonPool) -> None:

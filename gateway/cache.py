@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from gateway import metrics
 
@@ -13,8 +12,12 @@ from gateway import metrics
 class PredictionCache:
     """GET/SET of encoded predictions with short timeouts.
 
-    After an error the cache is skipped for `retry_after_s` (no request waits on a dead Redis),
-    then tried again: caching resumes by itself when Redis is back.
+    Any failure of the client, whatever its exception type (RedisError, OSError, a timeout, or
+    e.g. uvloop's `RuntimeError: unable to perform operation on <TCPTransport closed=True>` while
+    redis-py reconnects), is a cache miss or a skipped store; only cancellation propagates
+    (asyncio.CancelledError is a BaseException). After a failure the cache is skipped for
+    `retry_after_s` (no request waits on a dead Redis), then tried again: caching resumes by
+    itself when Redis is back.
     """
 
     def __init__(
@@ -43,8 +46,8 @@ class PredictionCache:
         started = time.perf_counter()
         try:
             return await self.client.get(key)
-        except (RedisError, OSError) as error:
-            self._failed("get", error)
+        except Exception:  # any failure is a miss (see the class docstring)
+            self._failed("get")
             return None
         finally:
             metrics.CACHE_LOOKUP_DURATION.observe(time.perf_counter() - started)
@@ -58,20 +61,20 @@ class PredictionCache:
         try:
             await self.client.set(key, value, ex=ttl_s)
             return True
-        except (RedisError, OSError) as error:
-            self._failed("set", error)
+        except Exception:  # any failure skips the store (see the class docstring)
+            self._failed("set")
             return False
 
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (RedisError, OSError):
+        except Exception:
             return False
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    def _failed(self, op: str, error: Exception) -> None:
+    def _failed(self, op: str) -> None:
         metrics.CACHE_ERRORS.labels(op).inc()
         metrics.REDIS_ERRORS.inc()
         self._skip_until = time.monotonic() + self.retry_after_s

@@ -1,26 +1,77 @@
-"""Errors the gateway answers with, and how Triton's gRPC status codes map onto them."""
+"""Errors the gateway answers with, and how Triton's gRPC status codes map onto them.
+
+The message markers below are written once, here: gateway-grpc's copy is generated from this
+module when it is built (gateway-grpc/messages.py), so both front ends map Triton's errors alike.
+"""
 
 from __future__ import annotations
 
-_QUEUE_REJECTIONS = ("exceeds maximum queue size", "request timeout expired", "rate limit")
+from typing import NamedTuple
+
+
+class QueueRejection(NamedTuple):
+    """A request Triton refused from its queue: the marker in Triton's message, the metric's
+    `reason` label, and the words the client is told before Triton's own message."""
+
+    marker: str
+    reason: str
+    answer: str
+
+
+# Lower-case substrings of the messages of Triton core's request queue (2.51), any status code.
+QUEUE_REJECTIONS = (
+    QueueRejection("exceeds maximum queue size", "queue_full", "model queue is full"),
+    QueueRejection(
+        "request timeout expired", "queue_timeout", "request timed out in the model queue"
+    ),
+    QueueRejection("rate limit", "rate_limited", "rate limited by the inference server"),
+)
+# Faults ONNX Runtime attributes to the request's input (an id outside the embedding table, a
+# tensor of the wrong rank or size): a client mistake that reaches Triton as INTERNAL or UNKNOWN.
+INPUT_FAULTS = (
+    "index out of range",
+    "out of data bounds",
+    "invalid rank for input",
+    "got invalid dimensions for input",
+)
+INPUT_FAULT_ANSWER = "the model rejected the input"
+INPUT_FAULT_CODES = ("INTERNAL", "UNKNOWN")
 
 
 class GatewayError(Exception):
-    """An answer other than success: HTTP status, message, and optionally Retry-After seconds."""
+    """An answer other than success: HTTP status, message, optionally Retry-After seconds and
+    other headers, and for a queue rejection its `reason` (queue_full, queue_timeout,
+    rate_limited)."""
 
-    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        retry_after_s: int | None = None,
+        reason: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after_s = retry_after_s
+        self.reason = reason
+        self.headers = headers or {}
 
 
 def from_triton(code: str, message: str) -> GatewayError:
     """Map a Triton gRPC status (e.g. 'StatusCode.INVALID_ARGUMENT') to the client's answer."""
     name = code.rsplit(".", 1)[-1]
     lowered = message.lower()
-    if any(marker in lowered for marker in _QUEUE_REJECTIONS) or name == "RESOURCE_EXHAUSTED":
+    for rejection in QUEUE_REJECTIONS:
+        if rejection.marker in lowered:
+            return GatewayError(
+                429, f"{rejection.answer}: {message}", retry_after_s=1, reason=rejection.reason
+            )
+    if name == "RESOURCE_EXHAUSTED":
         return GatewayError(429, f"model queue is full: {message}", retry_after_s=1)
+    if name in INPUT_FAULT_CODES and any(marker in lowered for marker in INPUT_FAULTS):
+        return GatewayError(400, f"{INPUT_FAULT_ANSWER}: {message}")
     if name == "INVALID_ARGUMENT":
         return GatewayError(400, message)
     if name == "NOT_FOUND":

@@ -86,6 +86,17 @@ TRITON_ERRORS = Counter(
     "gateway_triton_errors", "Triton calls that failed, by status code.", ["code"]
 )
 SHED = Counter("gateway_shed_requests", "Requests refused because too many were in flight.")
+CACHE_BYPASSED = Counter(
+    "gateway_cache_bypassed",
+    "Answers not cached although caching is on: no_fingerprint (the model's config has none) "
+    "or non_finite (an output holds NaN or Infinity).",
+    ["model", "reason"],
+)
+QUEUE_REJECTIONS = Counter(
+    "gateway_queue_rejections",
+    "Requests Triton refused from its queue: queue_full, queue_timeout, rate_limited.",
+    ["reason"],
+)
 
 
 def exposition() -> bytes:

@@ -1,10 +1,18 @@
-"""One prediction: validate -> key -> coalesce identical requests -> Redis -> on a miss, Triton -> store."""
+"""One prediction: validate -> key -> coalesce identical requests -> Redis -> on a miss, Triton -> store.
+
+The HTTP front end (gateway.app) calls it; gateway-grpc (Go) implements the same steps for the
+KServe v2 gRPC service, with the same keys and stored values.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+import numpy as np
 
 from gateway import metrics
 from gateway.cache import PredictionCache
@@ -13,9 +21,11 @@ from gateway.coalescer import Coalescer
 from gateway.codec import decode_outputs, encode_outputs
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from gateway.tensors import Tensor
+from gateway.tensors import FLOAT_DATATYPES, Tensor
 from gateway.triton_client import ModelInfo, TritonPool
 from gateway.validation import validate_request
+
+log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class Prediction:
 
 
 class PredictionService:
-    """Shared by the HTTP and gRPC front ends, so both use one cache and one coalescer."""
+    """The data path of the HTTP front end: one cache client, one coalescer, one Triton pool."""
 
     def __init__(self, settings: Settings, triton: TritonPool, cache: PredictionCache) -> None:
         self.settings = settings
@@ -35,6 +45,7 @@ class PredictionService:
         self.cache = cache
         self.coalescer: Coalescer[tuple[dict[str, Tensor], bool]] = Coalescer()
         self._in_flight = 0
+        self._told_unfingerprinted: set[str] = set()
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
         return await self.triton.model_info(model, version)
@@ -54,14 +65,20 @@ class PredictionService:
             metrics.IN_FLIGHT.dec()
 
     async def predict(
-        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None = None
+        self,
+        info: ModelInfo,
+        inputs: list[Tensor],
+        outputs: list[str] | None = None,
+        parameters: dict[str, int] | None = None,
     ) -> Prediction:
+        """Answer from the cache or from Triton. `parameters` (priority, timeout) go to Triton and
+        are not part of the key: they change when and whether an answer comes, never which."""
         validate_request(info, inputs, outputs)
-        ttl = self.settings.ttl_for(info.name)
+        ttl = self._ttl(info)
         key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
         try:
             (result, hit), coalesced = await self.coalescer.run(
-                key, lambda: self._lookup(info, inputs, outputs, key, ttl)
+                key, lambda: self._lookup(info, inputs, outputs, parameters, key, ttl)
             )
         except (
             Exception
@@ -75,13 +92,38 @@ class PredictionService:
             (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(info.name).inc()
         return Prediction(info.name, info.version, result, cache_hit=hit)
 
+    def _ttl(self, info: ModelInfo) -> int:
+        """The model's cache TTL; 0 for a model without a fingerprint (counted, told once)."""
+        ttl = self.settings.ttl_for(info.name)
+        if ttl > 0 and not info.fingerprint:
+            metrics.CACHE_BYPASSED.labels(info.name, "no_fingerprint").inc()
+            if info.name not in self._told_unfingerprinted:
+                self._told_unfingerprinted.add(info.name)
+                log.warning(
+                    "gateway: answers of model '%s' are not cached: the config of '%s' has no "
+                    "'fingerprint' parameter. Convert it with `python -m conversion`, or add "
+                    'parameters { key: "fingerprint" value { string_value: "<sha256 of the '
+                    'model file>" } } to its config.pbtxt.',
+                    info.name,
+                    info.unfingerprinted or info.name,
+                )
+            return 0
+        return ttl
+
     async def _lookup(
-        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None, key: str, ttl: int
+        self,
+        info: ModelInfo,
+        inputs: list[Tensor],
+        outputs: list[str] | None,
+        parameters: dict[str, int] | None,
+        key: str,
+        ttl: int,
     ) -> tuple[dict[str, Tensor], bool]:
         """Redis, then on a miss Triton and a write-behind store: made once for identical requests.
 
         The cache lookup is inside the coalesced call, so no request can miss, wait, and reach
-        Triton again after the first answer was stored.
+        Triton again after the first answer was stored. An answer holding NaN or Infinity is
+        never stored (a model that overflows is not an answer to keep).
         """
         if ttl > 0:
             cached = await self.cache.get(key)
@@ -90,13 +132,22 @@ class PredictionService:
                     return decode_outputs(cached), True
                 except ValueError:  # a value this gateway did not write: ignore it, overwrite it
                     metrics.CACHE_ERRORS.labels("decode").inc()
-        result = await self.triton.infer(info, inputs, outputs)
+        result = await self.triton.infer(info, inputs, outputs, parameters)
         expected = set(outputs or info.outputs)
         if set(result) != expected:
             raise GatewayError(
                 502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}"
             )
-        if ttl > 0:
+        if ttl > 0 and not all_finite(result.values()):
+            metrics.CACHE_BYPASSED.labels(info.name, "non_finite").inc()
+        elif ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
             self.coalescer.hold(key, store)
         return result, False
+
+
+def all_finite(tensors: Iterable[Tensor]) -> bool:
+    """True when no floating-point tensor holds NaN or +-Infinity."""
+    return all(
+        t.datatype not in FLOAT_DATATYPES or bool(np.isfinite(t.array).all()) for t in tensors
+    )

@@ -22,6 +22,7 @@ DTYPES: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
     "BYTES": np.dtype("object"),
 }
+FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
 
 
 class TensorError(ValueError):
@@ -68,6 +69,8 @@ def tensor_from_values(
                 converted = array.astype(dtype)
             if dtype.kind in "iu" and array.size and not np.array_equal(converted, array):
                 raise TensorError(f"input '{name}': values out of range for {datatype}")
+            if dtype.kind == "f" and np.isinf(converted).any():  # one pass when all is well
+                _check_float_range(name, datatype, array, converted)
             array = converted
         if shape is not None:
             if any(not isinstance(d, int) or d < 0 for d in shape):
@@ -82,6 +85,14 @@ def tensor_from_values(
     except (ValueError, TypeError, OverflowError) as error:
         raise TensorError(f"input '{name}': {error}") from None
     return Tensor(name, datatype, np.ascontiguousarray(array))
+
+
+def _check_float_range(name: str, datatype: str, given: np.ndarray, converted: np.ndarray) -> None:
+    """A finite value that becomes infinite in `datatype` (e.g. 1e39 as FP32) is refused."""
+    overflowed = np.isinf(converted) & np.isfinite(given)
+    if overflowed.any():
+        value = given[overflowed].ravel()[0]
+        raise TensorError(f"input '{name}': value {value} is out of range for {datatype}")
 
 
 def tensor_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> Tensor:

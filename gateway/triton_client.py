@@ -20,14 +20,14 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from gateway import metrics
+from gateway import metrics, model_config
 from gateway.cache_key import canonical_bytes
 from gateway.errors import GatewayError, from_triton
 from gateway.tensors import Tensor, TensorError, tensor_from_raw
 
 T = TypeVar("T")
-FINGERPRINT_PARAMETER = "fingerprint"
 UNHEALTHY_FOR_S = 2.0
+MAX_ENSEMBLE_DEPTH = 8  # Triton refuses cycles; this bounds a chain of nested ensembles
 # Fail fast while Triton is down, reconnect within a second once it is back.
 CHANNEL_ARGS = [
     ("grpc.max_send_message_length", 2**31 - 1),
@@ -47,12 +47,21 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What validation and the cache key need to know about a model (see gateway.model_config).
+
+    `fingerprint` is "" where the model, or a step of an ensemble, has none: then its answers are
+    not cached, and `unfingerprinted` names the model whose config lacks one.
+    """
+
     name: str
     version: str
     fingerprint: str
     max_batch_size: int
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
+    valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    allow_empty: frozenset[str] = frozenset()
+    unfingerprinted: str = ""
     fetched_at: float = field(default_factory=time.monotonic, compare=False)
 
 
@@ -143,6 +152,8 @@ class TritonPool:
                 code, message = str(error.code()), error.details() or ""
             metrics.TRITON_ERRORS.labels(code.rsplit(".", 1)[-1] or "UNKNOWN").inc()
             mapped = from_triton(code, message)
+            if mapped.reason:
+                metrics.QUEUE_REJECTIONS.labels(mapped.reason).inc()
             if mapped.status != 503:
                 raise mapped from None
             endpoint.unhealthy_until = time.monotonic() + UNHEALTHY_FOR_S
@@ -151,7 +162,7 @@ class TritonPool:
         raise last_error
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
-        """Metadata, max batch size and fingerprint, reused for `model_info_ttl_s`."""
+        """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s`."""
         cached = self._model_info.get((model, version))
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
@@ -164,36 +175,73 @@ class TritonPool:
                     as_json=True,
                     client_timeout=self.timeout_s,
                 ),
-                self.call(
-                    "get_model_config", model, version, as_json=True, client_timeout=self.timeout_s
-                ),
+                self._config(model, version),
             )
+            fingerprint, unfingerprinted = await self._fingerprint(model, config, 0)
         except GatewayError as error:
             if cached and error.status == 503:
                 return (
                     cached  # Triton is down: nothing new can be deployed, cached answers stay valid
                 )
             raise
-        config = config["config"]
         served_version = version or max(metadata.get("versions", ["1"]), key=int)
-        parameters = config.get("parameters", {})
-        fingerprint = parameters.get(FINGERPRINT_PARAMETER, {}).get("string_value")
         info = ModelInfo(
             name=model,
             version=served_version,
-            fingerprint=fingerprint or f"version:{served_version}",
+            fingerprint=fingerprint,
             max_batch_size=int(config.get("max_batch_size", 0)),
             inputs={t["name"]: _tensor_info(t) for t in metadata.get("inputs", [])},
             outputs={t["name"]: _tensor_info(t) for t in metadata.get("outputs", [])},
+            valid_ranges=model_config.valid_ranges(config),
+            allow_empty=model_config.allow_empty(config),
+            unfingerprinted=unfingerprinted,
         )
         self._model_info[(model, version)] = info
         return info
 
+    async def _config(self, model: str, version: str) -> dict:
+        response = await self.call(
+            "get_model_config", model, version, as_json=True, client_timeout=self.timeout_s
+        )
+        return response["config"]
+
+    async def _fingerprint(self, model: str, config: dict, depth: int) -> tuple[str, str]:
+        """(cache fingerprint, "") or ("", the model without one): an ensemble's combines its
+        own with each step's, resolved through their configs (gateway.model_config)."""
+        own = model_config.own_fingerprint(config)
+        if not own:
+            return "", model
+        steps = model_config.ensemble_steps(config)
+        if depth >= MAX_ENSEMBLE_DEPTH and steps:
+            return "", model
+        members = []
+        for name, version in steps:
+            member, missing = await self._fingerprint(
+                name, await self._config(name, version), depth + 1
+            )
+            if missing:
+                return "", missing
+            members.append((name, member))
+        return model_config.combined_fingerprint(own, members), ""
+
     async def infer(
-        self, info: ModelInfo, inputs: list[Tensor], outputs: list[str] | None
+        self,
+        info: ModelInfo,
+        inputs: list[Tensor],
+        outputs: list[str] | None,
+        parameters: dict[str, int] | None = None,
     ) -> dict[str, Tensor]:
-        """ModelInfer through the generated stub: raw bytes in and out, no per-tensor wrappers."""
+        """ModelInfer through the generated stub: raw bytes in and out, no per-tensor wrappers.
+
+        `parameters`: `priority` (uint64) and `timeout` (microseconds, int64), as Triton 2.51's
+        gRPC server reads them (src/grpc/infer_handler.cc).
+        """
         request = service_pb2.ModelInferRequest(model_name=info.name, model_version=info.version)
+        for key, value in (parameters or {}).items():
+            if key == "priority":
+                request.parameters[key].uint64_param = value
+            else:
+                request.parameters[key].int64_param = value
         for tensor in inputs:
             request.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
             request.raw_input_contents.append(canonical_bytes(tensor))

@@ -1,12 +1,22 @@
-"""Checks a request against the model's metadata before it reaches Triton (-> 400)."""
+"""Checks a request against the model's metadata and config before it reaches Triton (-> 400).
+
+The messages are gateway-grpc's too (gateway-grpc/validation.go).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from gateway.errors import GatewayError
+from gateway.model_config import ALLOW_EMPTY_PREFIX, VALID_RANGE_PREFIX
 from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo
+
+INTEGER_DATATYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+)
 
 
 def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
@@ -58,3 +68,38 @@ def validate_request(
             raise GatewayError(
                 400, f"batch size {batch} is outside 1..{info.max_batch_size} (max_batch_size)"
             )
+    for tensor in inputs:
+        check_not_empty(info, tensor)
+        check_range(info, tensor)
+
+
+def check_not_empty(info: ModelInfo, tensor: Tensor) -> None:
+    """A zero-length variable (-1) axis, batch aside, is a 400 unless `allow_empty:<input>`."""
+    if tensor.name in info.allow_empty or 0 not in tensor.shape:
+        return
+    declared = info.inputs[tensor.name].shape[1 if info.max_batch_size else 0 :]
+    given = tensor.shape[1 if info.max_batch_size else 0 :]
+    if any(want == -1 and got == 0 for want, got in zip(declared, given, strict=True)):
+        raise GatewayError(
+            400,
+            f"input '{tensor.name}': shape {list(tensor.shape)} has an empty axis, which the "
+            f"model does not accept (config parameter {ALLOW_EMPTY_PREFIX}{tensor.name})",
+        )
+
+
+def check_range(info: ModelInfo, tensor: Tensor) -> None:
+    """Every value of an input with `valid_range:<input>` lies in it (both bounds inclusive)."""
+    bounds = info.valid_ranges.get(tensor.name)
+    if bounds is None or tensor.datatype not in INTEGER_DATATYPES or not tensor.array.size:
+        return
+    lowest, highest = bounds
+    values = tensor.array
+    if values.min() >= lowest and values.max() <= highest:
+        return
+    flat = values.ravel()
+    first = flat[np.flatnonzero((flat < lowest) | (flat > highest))[0]]
+    raise GatewayError(
+        400,
+        f"input '{tensor.name}': value {first} is outside the valid range [{lowest}, {highest}] "
+        f"(config parameter {VALID_RANGE_PREFIX}{tensor.name})",
+    )

@@ -7,7 +7,8 @@
 GATEWAY_GRPC := build/gateway-grpc
 PAIRED_INFER := build/paired-infer
 
-$(GATEWAY_GRPC): $(STAMP) $(wildcard gateway-grpc/*.go) gateway-grpc/build.sh gateway-grpc/protos.py
+$(GATEWAY_GRPC): $(STAMP) $(wildcard gateway-grpc/*.go) gateway-grpc/build.sh gateway-grpc/protos.py \
+		gateway-grpc/messages.py gateway/errors.py gateway/model_config.py
 	bash gateway-grpc/build.sh $(PY) $@
 
 gateway-grpc: $(GATEWAY_GRPC) ## Build the native gRPC front end of the gateway (build/gateway-grpc)

@@ -125,3 +125,21 @@ def test_a_plan_config_has_platform_tensorrt_plan_and_gpu_instances():
     config = parse(render(build_config(spec)))
     assert config.platform == "tensorrt_plan"
     assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+
+
+def test_valid_ranges_become_valid_range_parameters_of_inclusive_integers():
+    spec = ModelConfigSpec(
+        name="m",
+        inputs=(Tensor("input_ids", "int64", (-1,)),),
+        outputs=(Tensor("embedding", "float32", (4,)),),
+        valid_ranges={"input_ids": (0, 30521)},
+    )
+    assert build_config(spec).parameters["valid_range:input_ids"].string_value == "0,30521"
+
+
+def test_every_minilm_variant_carries_the_vocabulary_range_of_its_token_ids(minilm_converted):
+    for name in ("minilm", "minilm_fp16", "minilm_int8"):
+        for path in (f"{name}/config.pbtxt", f"{name}/configs/gpu.pbtxt"):
+            config = _parse(minilm_converted.repository / path)
+            assert config.parameters["valid_range:input_ids"].string_value == "0,30521", path
+            assert "valid_range:attention_mask" not in config.parameters

@@ -3,7 +3,7 @@
 import numpy as np
 
 from gateway.cache_key import cache_key
-from gateway.kserve import V2InferRequest, tensors_from_json
+from gateway.kserve import V2InferRequest, infer_call
 from gateway.tensors import Tensor, tensor_from_values
 
 IMAGE = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) / 64
@@ -18,14 +18,27 @@ def test_nested_json_flat_json_and_raw_bytes_give_the_same_key():
     flat = tensor_from_values("image", "FP32", IMAGE.ravel().tolist(), [1, 1, 8, 8])
     raw = Tensor("image", "FP32", np.frombuffer(IMAGE.tobytes(), dtype="<f4").reshape(1, 1, 8, 8))
     big_endian = Tensor("image", "FP32", IMAGE.astype(">f4"))
-    v2 = tensors_from_json(
+    v2 = V2InferRequest(
+        inputs=[
+            {"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": IMAGE.tolist()}
+        ]
+    )
+    v2_json = infer_call(v2, memoryview(b"")).inputs[0]
+    v2_binary = infer_call(
         V2InferRequest(
             inputs=[
-                {"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": IMAGE.tolist()}
+                {
+                    "name": "image",
+                    "shape": [1, 1, 8, 8],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 256},
+                }
             ]
-        )
-    )[0][0]
-    assert len({key_of(t) for t in (nested, flat, raw, big_endian, v2)}) == 1
+        ),
+        memoryview(IMAGE.tobytes()),
+    ).inputs[0]
+    tensors = (nested, flat, raw, big_endian, v2_json, v2_binary)
+    assert len({key_of(t) for t in tensors}) == 1
 
 
 def test_input_order_and_output_order_do_not_matter():

@@ -10,6 +10,7 @@ import socket
 import time
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -147,12 +148,14 @@ def test_redis_killed_grpc_requests_still_succeed_and_caching_resumes(make_stack
     stack.local.stop_component("redis", signal.SIGKILL)
     request = infer_request(fresh_image())
     assert [client.infer(request)[1] for _ in range(3)] == ["MISS"] * 3
+    ready = httpx.get(stack.local.urls["gateway gRPC metrics"].replace("/metrics", "/readyz"))
+    assert (ready.status_code, ready.json()) == (200, {"triton": True, "redis": False})
 
     stack.local.start_component("redis")
-    time.sleep(0.3)
-    assert client.infer(request)[1] == "MISS"  # stored again
-    written_behind()
-    assert client.infer(request)[1] == "HIT"
+    deadline = time.monotonic() + 10  # a pooled connection to the killed Redis may fail once more
+    while client.infer(request)[1] != "HIT":
+        assert time.monotonic() < deadline, "caching did not resume"
+        written_behind()
     assert grpc_metric(stack, "gateway_redis_errors_total") >= 1
 
 
@@ -219,3 +222,34 @@ def test_a_stalled_triton_gives_deadline_exceeded_and_in_flight_stays_bounded(ma
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 1
     assert grpc_metric(stack, "gateway_in_flight_requests") == 0
     assert grpc_metric(stack, "gateway_shed_requests_total") >= 1
+
+
+def test_priority_and_timeout_reach_triton_and_other_request_parameters_are_refused(stack):
+    client = Client(stack.gateway_grpc_url)
+    forwarded = infer_request(fresh_image())
+    forwarded.parameters["priority"].uint64_param = 1
+    forwarded.parameters["timeout"].int64_param = 10**6
+    forwarded.parameters["triton_enable_empty_final_response"].bool_param = True  # perf_analyzer
+    assert client.infer(forwarded)[1] == "MISS"
+    refused = infer_request(fresh_image())
+    refused.parameters["sequence_id"].int64_param = 4
+    with pytest.raises(grpc.RpcError) as raised:
+        client.stub.ModelInfer(refused, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == (
+        "request parameters ['sequence_id'] are not supported by the gateway; "
+        "supported: ['priority', 'timeout', 'triton_enable_empty_final_response']"
+    )
+
+
+def test_an_answer_holding_nan_is_returned_and_never_cached(stack):
+    client = Client(stack.gateway_grpc_url)
+    image = fresh_image()
+    image[0, 0, 0, 0] = np.nan
+    before = grpc_metric(stack, "gateway_cache_bypassed_total", model="digits", reason="non_finite")
+    first, state = client.infer(infer_request(image))
+    written_behind()
+    _, again = client.infer(infer_request(image))
+    assert np.isnan(first).all() and (state, again) == ("MISS", "MISS")
+    after = grpc_metric(stack, "gateway_cache_bypassed_total", model="digits", reason="non_finite")
+    assert after - before == 2

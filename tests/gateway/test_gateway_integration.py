@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import struct
 import time
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 import redis
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from benchmarks import perf
 from benchmarks.scrape import scrape, value
+from conversion.triton_config import read_config, write_config
+from tests.conftest import start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -193,10 +199,13 @@ def test_redis_killed_requests_still_succeed_and_caching_resumes_when_it_returns
     assert [r.status_code for r in answers] == [200, 200, 200]
     assert {r.headers["X-Cache"] for r in answers} == {"MISS"}
 
+    ready = httpx.get(f"{stack.gateway_url}/readyz")  # uncached answers are still answers
+    assert (ready.status_code, ready.json()) == (200, {"triton": True, "redis": False})
+
     stack.local.start_component("redis")
-    time.sleep(0.3)
-    assert stack.predict(body).headers["X-Cache"] == "MISS"  # stored again
-    assert stack.predict(body).headers["X-Cache"] == "HIT"
+    deadline = time.monotonic() + 10  # a pooled connection to the killed Redis may fail once more
+    while stack.predict(body).headers["X-Cache"] != "HIT":
+        assert time.monotonic() < deadline, "caching did not resume"
     assert value(scrape(stack.gateway_metrics_url), "gateway_redis_errors") >= 1
 
 
@@ -273,3 +282,169 @@ def test_perf_analyzer_measures_through_the_gateway(stack, tmp_path):
         extra=["-x", "1"],
     )
     assert result.throughput > 0
+
+
+def token_request(ids: list[list[int]]) -> dict:
+    return {
+        "model": "minilm_int8",
+        "inputs": {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]},
+    }
+
+
+def grpc_tokens(ids: list[list[int]], model: str = "minilm_int8") -> list[grpcclient.InferInput]:
+    array = np.array(ids, np.int64).reshape(len(ids), -1)
+    tensors = []
+    for name, values in (("input_ids", array), ("attention_mask", np.ones_like(array))):
+        tensor = grpcclient.InferInput(name, list(values.shape), "INT64")
+        tensor.set_data_from_numpy(values)
+        tensors.append(tensor)
+    return tensors
+
+
+def grpc_refusal(stack, tensors, model: str = "minilm_int8") -> str:
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(model, tensors)
+    assert raised.value.status() == "StatusCode.INVALID_ARGUMENT"
+    return raised.value.message()
+
+
+OUT_OF_VOCABULARY = (
+    "input 'input_ids': value 40000 is outside the valid range [0, 30521] "
+    "(config parameter valid_range:input_ids)"
+)
+
+
+def test_token_ids_outside_the_vocabulary_are_a_400_on_both_front_ends_and_never_reach_triton(
+    stack,
+):
+    before = stack.triton_inferences("minilm_int8")
+    http = stack.predict(token_request([[101, 40000, 102]]))
+    assert (http.status_code, http.json()["error"]) == (400, OUT_OF_VOCABULARY)
+    assert grpc_refusal(stack, grpc_tokens([[101, 40000, 102]])) == OUT_OF_VOCABULARY
+    assert stack.triton_inferences_since(before, "minilm_int8") == 0
+
+
+def test_good_and_out_of_vocabulary_requests_sent_together_each_get_their_own_answer(stack):
+    async def together():
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/predict", json=token_request([[101, 2000 + i, 102]]))
+                    for i in range(8)
+                ),
+                *(
+                    client.post("/predict", json=token_request([[101, 40000 + i, 102]]))
+                    for i in range(8)
+                ),
+            )
+
+    statuses = [r.status_code for r in asyncio.run(together())]
+    assert statuses == [200] * 8 + [400] * 8
+    assert stack.predict(token_request([[101, 1999, 102]])).status_code == 200  # Triton is up
+
+
+def test_an_empty_sequence_is_a_400_on_both_front_ends(stack):
+    message = (
+        "input 'input_ids': shape [1, 0] has an empty axis, which the model does not accept "
+        "(config parameter allow_empty:input_ids)"
+    )
+    http = stack.predict(token_request([[]]))
+    assert (http.status_code, http.json()["error"]) == (400, message)
+    assert grpc_refusal(stack, grpc_tokens([[]])) == message
+
+
+@pytest.fixture(scope="module")
+def config_stack(tmp_path_factory, model_repository):
+    """MiniLM INT8 with its text ensemble, and `minilm_handwritten`: the same model under a
+    hand-written config (no fingerprint, no valid_range). Model info is re-read every 0.2 s."""
+    root = tmp_path_factory.mktemp("configs")
+    repository = root / "repo"
+    for name in ("minilm_tokenizer", "minilm_int8", "minilm_int8_text"):
+        shutil.copytree(model_repository / name, repository / name)
+    shutil.copytree(model_repository / "minilm_int8", repository / "minilm_handwritten")
+    config = read_config(repository / "minilm_handwritten" / "config.pbtxt")
+    config.name = "minilm_handwritten"
+    config.ClearField("parameters")
+    write_config(config, repository / "minilm_handwritten" / "config.pbtxt")
+    stack = start_stack(root / "run", repository, GATEWAY_MODEL_INFO_TTL_S="0.2")
+    yield stack
+    stack.local.stop()
+
+
+def test_an_onnx_runtime_fault_of_the_input_is_a_400_not_a_502(config_stack):
+    """Without valid_range the id reaches ONNX Runtime, which fails on it (one request alone)."""
+    body = {**token_request([[101, 40000, 102]]), "model": "minilm_handwritten"}
+    http = config_stack.predict(body)
+    assert http.status_code == 400, http.text
+    assert http.json()["error"].startswith("the model rejected the input: ")
+    assert "index out of range" in http.json()["error"]
+    message = grpc_refusal(config_stack, grpc_tokens([[101, 40001, 102]]), "minilm_handwritten")
+    assert message.startswith("the model rejected the input: ")
+
+
+def test_a_model_without_a_fingerprint_is_answered_never_cached_and_logged_once(config_stack):
+    body = {**token_request([[101, 7592, 102]]), "model": "minilm_handwritten"}
+    answers = [config_stack.predict(body) for _ in range(3)]
+    assert [(a.status_code, a.headers["X-Cache"]) for a in answers] == [(200, "MISS")] * 3
+    for _ in range(3):
+        trailers = grpc_call(config_stack, "minilm_handwritten", token_arrays([[101, 7592, 102]]))
+        assert trailers["x-cache"] == "MISS"
+    assert redis.Redis(port=config_stack.redis_port).keys("pred:minilm_handwritten:*") == []
+    for log, metrics in (("gateway", config_stack.gateway_metrics_url), ("gateway-grpc", None)):
+        url = metrics or config_stack.local.urls["gateway gRPC metrics"]
+        bypassed = value(
+            scrape(url),
+            "gateway_cache_bypassed",
+            model="minilm_handwritten",
+            reason="no_fingerprint",
+        )
+        assert bypassed >= 3
+        text = config_stack.local.processes.log_path(log).read_text()
+        assert text.count("answers of model 'minilm_handwritten' are not cached") == 1
+
+
+def grpc_call(stack, model: str, tensors: dict[str, np.ndarray]) -> dict[str, str]:
+    """The trailing metadata (x-cache) of one raw gRPC inference through gateway-grpc."""
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for name, array in tensors.items():
+        datatype = "BYTES" if array.dtype == object else "INT64"
+        request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+        if datatype == "BYTES":
+            request.raw_input_contents.append(
+                b"".join(struct.pack("<I", len(item)) + item for item in array.ravel())
+            )
+        else:
+            request.raw_input_contents.append(array.tobytes())
+    with grpc.insecure_channel(stack.gateway_grpc_url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        _, call = stub.ModelInfer.with_call(request, timeout=30)
+    return dict(call.trailing_metadata())
+
+
+def token_arrays(ids: list[list[int]]) -> dict[str, np.ndarray]:
+    array = np.array(ids, np.int64)
+    return {"input_ids": array, "attention_mask": np.ones_like(array)}
+
+
+def test_an_ensemble_answers_anew_when_a_step_model_is_converted_again(config_stack):
+    text = {"model": "minilm_int8_text", "inputs": {"text": [["a member changed underneath"]]}}
+    assert config_stack.predict(text).headers["X-Cache"] == "MISS"
+    assert config_stack.predict(text).headers["X-Cache"] == "HIT"
+
+    member = config_stack.local.model_repository / "minilm_int8" / "config.pbtxt"
+    config = read_config(member)
+    config.parameters["fingerprint"].string_value = "converted-again"
+    write_config(config, member)  # the ensemble's own config is not rewritten
+    config_stack.local.reload_model("minilm_int8")
+    deadline = time.monotonic() + 10
+    while (answer := config_stack.predict(text)).headers["X-Cache"] == "HIT":
+        assert time.monotonic() < deadline, "the ensemble kept answering from the old entry"
+        time.sleep(0.1)
+    assert answer.status_code == 200
+    # gateway-grpc combines the steps' fingerprints alike: the same key, stored by the HTTP answer
+    words = {"text": np.array([[b"a member changed underneath"]], dtype=object)}
+    deadline = time.monotonic() + 10
+    while grpc_call(config_stack, "minilm_int8_text", words)["x-cache"] != "HIT":
+        assert time.monotonic() < deadline, "gateway-grpc computes another ensemble key"
+        time.sleep(0.1)

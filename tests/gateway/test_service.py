@@ -1,6 +1,7 @@
 """Identical requests share one cache lookup and one inference, so none reaches Triton twice."""
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ class Triton:
         self.answer = asyncio.Event()
         self.failure = failure
 
-    async def infer(self, info, inputs, outputs):
+    async def infer(self, info, inputs, outputs, parameters=None):
         self.inferences += 1
         await self.answer.wait()
         if self.failure:
@@ -110,3 +111,61 @@ async def test_a_failed_inference_reaches_every_waiter_counts_their_misses_and_s
         with pytest.raises(GatewayError, match="unavailable"):
             await request
     assert (misses() - before, triton.inferences, cache.values) == (3, 1, {})
+
+
+def bypassed(reason: str) -> float:
+    labels = {"model": "digits", "reason": reason}
+    return REGISTRY.get_sample_value("gateway_cache_bypassed_total", labels) or 0.0
+
+
+class NonFiniteTriton(Triton):
+    async def infer(self, info, inputs, outputs, parameters=None):
+        self.inferences += 1
+        return {"logits": Tensor("logits", "FP32", np.array([[np.nan]], np.float32))}
+
+
+async def test_an_answer_holding_nan_is_returned_counted_and_never_stored():
+    cache, triton = Cache(), NonFiniteTriton()
+    cache.readable.set()
+    cache.writable.set()
+    service = PredictionService(CACHING, triton, cache)
+    before = bypassed("non_finite")
+    for _ in range(2):
+        answer = await service.predict(INFO, INPUTS)
+        assert np.isnan(answer.outputs["logits"].array).all() and not answer.cache_hit
+    assert (cache.values, triton.inferences) == ({}, 2)
+    assert bypassed("non_finite") - before == 2
+
+
+async def test_a_model_without_a_fingerprint_is_answered_never_cached_and_told_once(caplog):
+    cache, triton = Cache(), Triton()
+    triton.answer.set()
+    service = PredictionService(CACHING, triton, cache)
+    unfingerprinted = dataclasses.replace(INFO, fingerprint="", unfingerprinted="digits")
+    before = bypassed("no_fingerprint")
+    for _ in range(3):
+        assert not (await service.predict(unfingerprinted, INPUTS)).cache_hit
+    assert (cache.lookups, cache.values, triton.inferences) == (0, {}, 3)
+    assert bypassed("no_fingerprint") - before == 3
+    told = [r.getMessage() for r in caplog.records if "not cached" in r.getMessage()]
+    assert len(told) == 1 and "'fingerprint' parameter" in told[0]
+
+
+async def test_priority_and_timeout_reach_triton_and_leave_the_key_alone():
+    seen = []
+
+    class Recording(Triton):
+        async def infer(self, info, inputs, outputs, parameters=None):
+            seen.append(parameters)
+            return await super().infer(info, inputs, outputs)
+
+    cache, triton = Cache(), Recording()
+    cache.readable.set()
+    cache.writable.set()
+    triton.answer.set()
+    service = PredictionService(CACHING, triton, cache)
+    inputs = [Tensor("image", "FP32", np.full((1, 2), 3.0, np.float32))]
+    await service.predict(INFO, inputs, parameters={"priority": 1, "timeout": 100})
+    await asyncio.sleep(0.01)
+    again = await service.predict(INFO, inputs, parameters={"priority": 2})
+    assert seen == [{"priority": 1, "timeout": 100}] and again.cache_hit

@@ -7,10 +7,12 @@ import shutil
 import signal
 import time
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 import redis
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
@@ -24,7 +26,7 @@ def image_payload(seed: int) -> dict:
     return {"model": "digits", "inputs": {"image": image.tolist()}}
 
 
-async def steady_load(url: str, seconds: float, concurrency: int = 8) -> list[int]:
+async def steady_load(url: str, seconds: float, concurrency: int = 16) -> list[int]:
     """Closed-loop load over a small repeated set (hits and misses), for `seconds`."""
     statuses: list[int] = []
     deadline = time.monotonic() + seconds
@@ -41,7 +43,7 @@ async def steady_load(url: str, seconds: float, concurrency: int = 8) -> list[in
     return statuses
 
 
-def test_redis_sigkilled_during_load_fails_no_request_and_hits_resume(make_stack):
+def test_redis_sigkilled_under_16_clients_fails_no_request_and_hits_resume(make_stack):
     stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2")
 
     async def scenario() -> list[int]:
@@ -54,7 +56,7 @@ def test_redis_sigkilled_during_load_fails_no_request_and_hits_resume(make_stack
 
     statuses = asyncio.run(scenario())
     assert len(statuses) > 100
-    assert set(statuses) == {200}
+    assert set(statuses) == {200}, sorted(set(statuses))
     body = image_payload(424242)
     stack.predict(body)
     assert stack.predict(body).headers["X-Cache"] == "HIT"
@@ -77,27 +79,84 @@ def test_redis_at_maxmemory_without_eviction_still_serves(make_stack):
         admin.config_set("maxmemory", "0")
 
 
-def test_a_full_triton_queue_gives_429_with_retry_after(tmp_path, model_repository):
-    repository = tmp_path / "repo"
-    shutil.copytree(model_repository / "digits", repository / "digits")
-    config = read_config(repository / "digits/config.pbtxt")
-    config.dynamic_batching.max_queue_delay_microseconds = 200_000
-    config.dynamic_batching.default_queue_policy.max_queue_size = 1
-    write_config(config, repository / "digits/config.pbtxt")
-    stack = start_stack(tmp_path / "run", repository)
-    try:
+def digits_copy(model_repository, repository, name: str, delay_us: int, **policy: int) -> None:
+    """digits served as `name`, its queue policy changed (a dynamic batch waits `delay_us`)."""
+    shutil.copytree(model_repository / "digits", repository / name)
+    config = read_config(repository / name / "config.pbtxt")
+    config.name = name
+    config.dynamic_batching.max_queue_delay_microseconds = delay_us
+    config.dynamic_batching.preferred_batch_size[:] = [64]
+    queue = config.dynamic_batching.default_queue_policy
+    for field, setting in policy.items():
+        setattr(queue, field, setting)
+    write_config(config, repository / name / "config.pbtxt")
 
-        async def burst():
-            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-                await client.post("/predict", json=image_payload(1))  # metadata known
-                return await asyncio.gather(
-                    *(client.post("/predict", json=image_payload(100 + i)) for i in range(16))
+
+@pytest.fixture(scope="module")
+def queue_stack(tmp_path_factory, model_repository):
+    """A stack serving digits with a one-request queue and digits whose queue times out at once."""
+    root = tmp_path_factory.mktemp("queues")
+    digits_copy(model_repository, root / "repo", "digits_one_slot", 200_000, max_queue_size=1)
+    digits_copy(
+        model_repository, root / "repo", "digits_1ms", 200_000, default_timeout_microseconds=1000
+    )
+    stack = start_stack(root / "run", root / "repo")
+    yield stack
+    stack.local.stop()
+
+
+async def http_burst(stack, model: str, count: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        body = {"model": model, "inputs": image_payload(0)["inputs"]}
+        await client.post("/predict", json=body)  # model metadata now known
+        return await asyncio.gather(
+            *(
+                client.post(
+                    "/predict", json={"model": model, "inputs": image_payload(100 + i)["inputs"]}
                 )
+                for i in range(count)
+            )
+        )
 
-        responses = asyncio.run(burst())
-    finally:
-        stack.local.stop()
+
+async def grpc_burst(stack, model: str, count: int) -> list[grpc.aio.AioRpcError | None]:
+    async with grpc.aio.insecure_channel(stack.gateway_grpc_url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+        async def one(seed: int):
+            image = np.random.default_rng(seed).random((1, 1, 8, 8), dtype=np.float32)
+            request = service_pb2.ModelInferRequest(model_name=model)
+            request.inputs.add(name="image", datatype="FP32", shape=[1, 1, 8, 8])
+            request.raw_input_contents.append(image.tobytes())
+            try:
+                await stub.ModelInfer(request, timeout=30)
+            except grpc.aio.AioRpcError as error:
+                return error
+            return None
+
+        return await asyncio.gather(*(one(500 + i) for i in range(count)))
+
+
+QUEUE_CASES = {
+    "queue full": ("digits_one_slot", "model queue is full: ", "queue_full"),
+    "queue timeout": ("digits_1ms", "request timed out in the model queue: ", "queue_timeout"),
+}
+
+
+@pytest.mark.parametrize(("model", "answer", "reason"), QUEUE_CASES.values(), ids=QUEUE_CASES)
+def test_a_full_queue_and_a_queue_timeout_are_429s_that_say_which_on_both_front_ends(
+    queue_stack, model, answer, reason
+):
+    responses = asyncio.run(http_burst(queue_stack, model, 16))
     rejected = [r for r in responses if r.status_code == 429]
     assert rejected, [r.status_code for r in responses]
     assert {r.status_code for r in responses} <= {200, 429}
-    assert all(r.headers["Retry-After"] == "1" and "queue" in r.text for r in rejected)
+    assert all(r.headers["Retry-After"] == "1" for r in rejected)
+    assert all(r.json()["error"].startswith(answer) for r in rejected), rejected[0].text
+    assert value(scrape(queue_stack.gateway_metrics_url), "gateway_queue_rejections", reason=reason)
+
+    errors = [e for e in asyncio.run(grpc_burst(queue_stack, model, 16)) if e is not None]
+    assert errors and {e.code() for e in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert all(e.details().startswith(answer) for e in errors), errors[0].details()
+    grpc_metrics = scrape(queue_stack.local.urls["gateway gRPC metrics"])
+    assert value(grpc_metrics, "gateway_queue_rejections_total", reason=reason) >= len(errors)

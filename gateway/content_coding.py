@@ -1,0 +1,69 @@
+"""HTTP content codings of inference requests and answers, as Triton 2.51's HTTP server does them.
+
+Requests: `Content-Encoding: gzip` or `deflate` (zlib) bodies are inflated (either header is
+accepted for either name, as Triton's `inflateInit2(15 | 32)` does); `identity` or none is the
+body as is; any other coding is a 415 with `Accept-Encoding: gzip, deflate` (Triton answers 501
+with that header). The body limit applies to the inflated size, and inflating stops one byte past
+it: a gzip bomb costs at most the limit in memory, never more.
+
+Answers: `Accept-Encoding` picks gzip, deflate or identity by the highest q-value, the first of
+equal ones winning (Triton's CompressionTypeUsed in src/http_server.cc); the whole body, JSON
+header and binary data together, is compressed at zlib's default level.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from gateway.errors import GatewayError
+
+CODINGS = ("identity", "gzip", "deflate")
+_WBITS = {"gzip": 31, "deflate": 15}
+ACCEPTED = {"Accept-Encoding": "gzip, deflate"}
+
+
+def decoded_body(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """The request body without its content coding, at most `max_bytes` long.
+
+    Raises GatewayError 415 for an unsupported coding, 413 past `max_bytes` once inflated,
+    400 for data that does not inflate.
+    """
+    coding = (content_encoding or "identity").strip().lower()
+    if coding == "identity":
+        return body
+    if coding not in _WBITS:
+        raise GatewayError(
+            415, f"Unsupported compression type '{content_encoding}'", headers=ACCEPTED
+        )
+    inflater = zlib.decompressobj(wbits=47)  # zlib or gzip header, as Triton reads either
+    try:
+        inflated = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise GatewayError(400, f"request body is not valid {coding} data: {error}") from None
+    if len(inflated) > max_bytes:
+        raise GatewayError(413, f"request body larger than {max_bytes} bytes once decompressed")
+    if not inflater.eof:
+        raise GatewayError(400, f"request body is not valid {coding} data: truncated")
+    return inflated
+
+
+def response_coding(accept_encoding: str | None) -> str:
+    """identity, gzip or deflate: the accepted coding of highest q-value, the first on a tie."""
+    chosen, weight = "identity", 0.0
+    for item in (accept_encoding or "").split(","):
+        name, _, q = item.strip().partition(";q=")
+        try:
+            item_weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if name in CODINGS and item_weight > weight:
+            chosen, weight = name, item_weight
+    return chosen
+
+
+def encoded(body: bytes, coding: str) -> bytes:
+    """`body` in `coding` (identity, gzip or deflate)."""
+    if coding == "identity":
+        return body
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, _WBITS[coding])
+    return compressor.compress(body) + compressor.flush()

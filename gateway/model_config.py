@@ -1,0 +1,103 @@
+"""What the gateway reads from a model's Triton config (as JSON): its parameters and its steps.
+
+Parameters (string values in `config.pbtxt`'s `parameters`; gateway-grpc reads the same ones):
+- `fingerprint`: sha256 of the served file(s), written by the converter. It is part of every
+  cache key, so a redeployed file never answers from another file's entries. A model without it
+  (a hand-written config) is answered but never cached.
+- `valid_range:<input>` = `"<min>,<max>"`: inclusive integer bounds of an index input (token ids:
+  `0,<vocabulary size - 1>`, written by the converter from the embedding table). Values outside
+  are a 400 before Triton sees them: a native backend fails a whole dynamic batch for one bad id.
+- `allow_empty:<input>` = `"true"`: the model accepts a zero-length dynamic axis of that input
+  (shape `[1, 0]`); without it such an input is a 400.
+
+An ensemble's fingerprint combines its own with its steps' (resolved recursively), so a member
+converted again changes the ensemble's keys even when the ensemble's config was not rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.errors import GatewayError
+
+FINGERPRINT_PARAMETER = "fingerprint"
+VALID_RANGE_PREFIX = "valid_range:"
+ALLOW_EMPTY_PREFIX = "allow_empty:"
+
+
+def parameter_values(config: dict[str, Any]) -> dict[str, str]:
+    """{key: string_value} of a config's parameters (Triton's JSON: `{key: {string_value}}`)."""
+    return {
+        key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()
+    }
+
+
+def own_fingerprint(config: dict[str, Any]) -> str:
+    """The config's `fingerprint` parameter; "" where it has none."""
+    return parameter_values(config).get(FINGERPRINT_PARAMETER, "")
+
+
+def valid_ranges(config: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """{input: (min, max)} from `valid_range:<input>` parameters, both bounds inclusive.
+
+    Raises GatewayError 500 naming the parameter when a value is not two integers `min,max` with
+    min <= max: a safety check that is misconfigured must not be skipped silently.
+    """
+    ranges = {}
+    for key, value in parameter_values(config).items():
+        if not key.startswith(VALID_RANGE_PREFIX):
+            continue
+        bounds = _bounds(value)
+        if bounds is None:
+            raise GatewayError(
+                500,
+                f"model '{config.get('name', '')}': config parameter {key} = '{value}' "
+                "is not '<min>,<max>' (inclusive integers)",
+            )
+        ranges[key.removeprefix(VALID_RANGE_PREFIX)] = bounds
+    return ranges
+
+
+def _bounds(value: str) -> tuple[int, int] | None:
+    parts = value.split(",")
+    if len(parts) != 2:
+        return None
+    try:
+        lowest, highest = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return (lowest, highest) if lowest <= highest else None
+
+
+def allow_empty(config: dict[str, Any]) -> frozenset[str]:
+    """Inputs whose `allow_empty:<input>` parameter is "true" (any case)."""
+    return frozenset(
+        key.removeprefix(ALLOW_EMPTY_PREFIX)
+        for key, value in parameter_values(config).items()
+        if key.startswith(ALLOW_EMPTY_PREFIX) and value.strip().lower() == "true"
+    )
+
+
+def ensemble_steps(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(model name, version) of each step of an ensemble, in config order; [] for other models.
+
+    The version is "" where the step takes the latest (-1), as Triton's model APIs spell it.
+    """
+    if config.get("platform") != "ensemble":
+        return []
+    steps = config.get("ensemble_scheduling", {}).get("step", [])
+    return [(s["model_name"], _version(s.get("model_version", -1))) for s in steps]
+
+
+def combined_fingerprint(own: str, members: Sequence[tuple[str, str]]) -> str:
+    """An ensemble's cache fingerprint: its own, then `|<step model>=<its fingerprint>` per step.
+
+    gateway-grpc builds the same string (both gateways' keys must agree).
+    """
+    return own + "".join(f"|{name}={fingerprint}" for name, fingerprint in members)
+
+
+def _version(value: Any) -> str:
+    number = int(value)
+    return str(number) if number > 0 else ""
