@@ -23,7 +23,9 @@ import yaml
 
 SCHEMA = "bench-hardware/1"
 DEFAULT_PRICES = Path(__file__).parent / "prices.yaml"
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"  # committed results, other machines too
+RESULTS_DIR = (
+    Path(__file__).resolve().parents[1] / "docs" / "results"
+)  # committed results, other machines too
 
 
 def load_prices(path: Path = DEFAULT_PRICES) -> dict:
