@@ -26,6 +26,10 @@ _DATATYPES = {
 }
 
 FINGERPRINT_PARAMETER = "fingerprint"
+# Triton's checksum repository agent (github.com/triton-inference-server/checksum_repository_agent,
+# shipped in the official image under /opt/tritonserver/repoagents/checksum): one parameter
+# "MD5:<path relative to the model directory>" = lowercase hex MD5 per file; a mismatch fails the load.
+CHECKSUM_AGENT = "checksum"
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class ModelConfigSpec:
     # Warmup dims for variable (-1) axes, e.g. {"input_ids": (16,)}; default: every -1 becomes 1.
     warmup_dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
     ensemble_steps: tuple[EnsembleStep, ...] = ()
+    # {path relative to the model directory, e.g. "1/model.onnx": its MD5}: the checksum agent
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
@@ -130,6 +136,10 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
     for batch_size in spec.warmup_batch_sizes:
         _add_warmup(config, spec, batch_size)
+    if spec.checksums:
+        agent = config.model_repository_agents.agents.add(name=CHECKSUM_AGENT)
+        for path, md5 in sorted(spec.checksums.items()):
+            agent.parameters[f"MD5:{path}"] = md5
     return config
 
 
