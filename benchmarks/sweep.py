@@ -16,8 +16,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
+from localstack.probes import http_ok
 from localstack.processes import ProcessRegistry, wait_until
-from localstack.stack import StackPorts, http_ok
+from localstack.stack import StackPorts
 from localstack.tritonserver import TritonInstallation, derive_local_repository
 
 
