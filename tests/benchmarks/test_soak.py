@@ -7,13 +7,13 @@ import csv
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks import memory
 from benchmarks.memory import Sample, SoakLimits, soak_verdict
+from localstack.processes import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_sampler_writes_rss_of_a_process_and_its_children(tmp_path):
     child = subprocess.Popen(["sleep", "30"])
     try:
         with memory.RssSampler(os.getpid(), tmp_path / "rss.csv", interval_s=0.1) as sampler:
-            time.sleep(0.45)
+            assert wait_until(lambda: len(sampler.samples) >= 4, 30)
     finally:
         child.kill()
         child.wait()

@@ -12,9 +12,12 @@ import time
 import grpc
 import numpy as np
 import pytest
+import redis
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from benchmarks.scrape import scrape, value
+from localstack.processes import wait_until
+from tests.conftest import until_hit
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +61,14 @@ class Client:
         return raised.value.code()
 
 
-def written_behind() -> None:
+def stored_keys(stack) -> int:
+    return redis.Redis(port=stack.redis_port).dbsize()
+
+
+def written_behind(stack, keys_before: int) -> None:
     """Wait for an answer's SET: gateway-grpc writes it about 1 ms after answering (a repeat before
-    then joins the finished call and is answered from memory, as a MISS)."""
-    time.sleep(0.05)
+    then joins the finished call and is answered from memory, as a MISS), later on a busy machine."""
+    assert wait_until(lambda: stored_keys(stack) > keys_before, 10, interval_s=0.005)
 
 
 def grpc_metric(stack, name: str, **labels: str) -> float:
@@ -74,8 +81,9 @@ def test_a_miss_then_a_hit_with_the_request_id_echoed_and_counted_in_its_metrics
     before = grpc_metric(
         stack, "gateway_requests_total", model="digits", route="grpc:ModelInfer", status="200"
     )
+    keys = stored_keys(stack)
     first, state_first = client.infer(infer_request(image))
-    written_behind()
+    written_behind(stack, keys)
     second, state_second = client.infer(infer_request(image))
     response = client.stub.ModelInfer(infer_request(image, request_id="req-7"), timeout=30)
     assert (state_first, state_second) == ("MISS", "HIT")
@@ -91,8 +99,9 @@ def test_a_miss_then_a_hit_with_the_request_id_echoed_and_counted_in_its_metrics
 def test_typed_contents_and_raw_bytes_of_one_tensor_share_one_cache_entry(stack):
     client = Client(stack.gateway_grpc_url)
     image = fresh_image()
+    keys = stored_keys(stack)
     raw, _ = client.infer(infer_request(image))
-    written_behind()
+    written_behind(stack, keys)
     typed, state = client.infer(infer_request(image, typed=True))
     assert state == "HIT" and np.array_equal(raw, typed)
 
@@ -149,10 +158,7 @@ def test_redis_killed_grpc_requests_still_succeed_and_caching_resumes(make_stack
     assert [client.infer(request)[1] for _ in range(3)] == ["MISS"] * 3
 
     stack.local.start_component("redis")
-    time.sleep(0.3)
-    assert client.infer(request)[1] == "MISS"  # stored again
-    written_behind()
-    assert client.infer(request)[1] == "HIT"
+    until_hit(lambda: client.infer(request), lambda answer: answer[1])  # stored again
     assert grpc_metric(stack, "gateway_redis_errors_total") >= 1
 
 
@@ -160,8 +166,7 @@ def test_triton_killed_gives_a_fast_unavailable_then_recovers_without_restarting
     stack = make_stack()
     client = Client(stack.gateway_grpc_url)
     cached = infer_request(fresh_image())
-    client.infer(cached)
-    written_behind()
+    until_hit(lambda: client.infer(cached), lambda answer: answer[1])
     stack.local.stop_component("triton", signal.SIGKILL)
 
     started = time.perf_counter()
