@@ -64,7 +64,10 @@ class Backoff:
     initial_s: float = 0.5
     max_s: float = 30.0
     stable_after_s: float = 30.0
-    next_s: float = 0.5
+    next_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.next_s = self.initial_s
 
     def after_exit(self, uptime_s: float) -> float:
         """Seconds to wait before restarting a process that ran `uptime_s` seconds."""
@@ -157,13 +160,15 @@ class Supervisor:
     def _start_all(self) -> bool:
         for component in self.components:
             self._launch(component)
+            status = self.state.components[component.name]
             wait_until(
-                lambda c=component: self.stopping or self._reap(c) is not None or c.probe.ready(),
+                lambda c=component, s=status: (
+                    self.stopping or s.pid is None or self._reap(c) is not None or c.probe.ready()
+                ),
                 self.ready_timeout_s,
             )
             if self.stopping:
                 return False
-            status = self.state.components[component.name]
             if status.pid is None or not component.probe.ready():
                 tail = self.registry.log_tail(component.name)
                 self.state.error = f"{component.name} did not become ready; last log lines:\n{tail}"
@@ -180,10 +185,7 @@ class Supervisor:
             held = _held_signal(hold_path(self.run_dir, component.name))
             uptime = self._reap(component) if status.pid is not None else None
             if uptime is not None and held is None:
-                delay = self.backoffs[component.name].after_exit(uptime)
-                self.restart_at[component.name] = now + delay
-                status.state = "restarting"
-                self._log(f"{component.name}: restart {status.restarts + 1} in {delay:g} s")
+                self._schedule_restart(component, uptime)
             elif held is not None and status.state != "stopped":
                 self._stop(component, held)
             elif held is None and status.state == "stopped":
@@ -206,13 +208,17 @@ class Supervisor:
         except OSError as error:  # e.g. the binary vanished: counts as an exit, retried
             status.pid = None
             status.last_exit = f"could not start: {error}"
-            self.restart_at[component.name] = time.monotonic() + self.backoffs[
-                component.name
-            ].after_exit(0)
-            status.state = "restarting"
             self._log(f"{component.name}: {status.last_exit}")
+            self._schedule_restart(component, uptime_s=0.0)
             return
         self._log(f"{component.name}: started, pid {status.pid}")
+
+    def _schedule_restart(self, component: Component, uptime_s: float) -> None:
+        status = self.state.components[component.name]
+        delay = self.backoffs[component.name].after_exit(uptime_s)
+        self.restart_at[component.name] = time.monotonic() + delay
+        status.state = "restarting"
+        self._log(f"{component.name}: restart {status.restarts + 1} in {delay:g} s")
 
     def _reap(self, component: Component) -> float | None:
         """If `component` exited: clean up its group, record how it ended, return its uptime in s."""
@@ -235,11 +241,11 @@ class Supervisor:
         self.registry.forget(component.name)
         return uptime
 
-    def _stop(self, component: Component, sig: int) -> None:
+    def _stop(self, component: Component, sig: signal.Signals) -> None:
         status = self.state.components[component.name]
         if status.pid is not None:
             stop_group(status.pid, sig)
-            status.last_exit = f"stopped on request ({signal.Signals(sig).name})"
+            status.last_exit = f"stopped on request ({sig.name})"
             self._log(f"{component.name}: pid {status.pid} {status.last_exit}")
             status.pid = None
             self.registry.forget(component.name)
@@ -264,11 +270,16 @@ class Supervisor:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
 
 
-def _held_signal(path: Path) -> int | None:
+def _held_signal(path: Path) -> signal.Signals | None:
+    """The signal a hold file asks for (SIGTERM if it names none), or None without a hold."""
     try:
-        return int(path.read_text().strip() or signal.SIGTERM)
+        text = path.read_text().strip()
     except FileNotFoundError:
         return None
+    try:
+        return signal.Signals(int(text))
+    except ValueError:
+        return signal.SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:
