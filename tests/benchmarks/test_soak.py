@@ -180,6 +180,7 @@ def test_soak_against_a_host_without_the_gateway_pid_fails_for_want_of_samples(s
 
     assert done.returncode != 0
     soak = json.loads((out / "soak.json").read_text())
-    assert not soak["passed"] and "no gateway RSS samples" in soak["broken"][0]
+    assert not soak["passed"]  # on a busy machine "no request completed" in 2 s may come first
+    assert any("no gateway RSS samples" in reason for reason in soak["broken"]), soak["broken"]
     assert not (out / "gateway_rss.csv").exists()
     assert "not sampled" in (out / "summary.md").read_text()
