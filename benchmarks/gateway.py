@@ -36,8 +36,9 @@ from benchmarks import loadgen, passthrough, wrk
 from benchmarks.hardware import local_hardware
 from benchmarks.payloads import digits_body, unique_id
 from benchmarks.scrape import scrape
+from localstack.probes import http_ok
 from localstack.processes import wait_until
-from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts, http_ok
+from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts
 
 ROUTE = "/predict"
 TRITON = "Triton direct"

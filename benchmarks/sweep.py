@@ -15,9 +15,11 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from benchmarks.scrape import scrape, value
+from conversion.fingerprint import version_fingerprint
 from conversion.triton_config import read_config, write_config
+from localstack.probes import http_ok
 from localstack.processes import ProcessRegistry, wait_until
-from localstack.stack import StackPorts, http_ok
+from localstack.stack import StackPorts
 from localstack.tritonserver import TritonInstallation, derive_local_repository
 
 
@@ -101,10 +103,12 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
         model_dir = staging / point.name
         (model_dir / "1").mkdir(parents=True)
         (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
-        write_config(
-            derived_config(read_config(canonical / point.variant / "config.pbtxt"), point),
-            model_dir / "config.pbtxt",
+        config = derived_config(read_config(canonical / point.variant / "config.pbtxt"), point)
+        # a point may serve another file (portable.onnx): the twin loads only what this describes
+        config.parameters["fingerprint"].string_value = version_fingerprint(
+            model_dir / "1", ["model.onnx"]
         )
+        write_config(config, model_dir / "config.pbtxt")
     return derive_local_repository(staging, target)
 
 

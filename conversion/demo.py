@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from conversion import digits, minilm
+from conversion import digits, minilm, tokenizer_model
 from conversion.pipeline import Job, Report, convert
-from conversion.repository import combined_fingerprint, fingerprint, write_configs
+from conversion.repository import combined_fingerprint, write_configs
 from conversion.spec import (
     Dataset,
     Gate,
@@ -27,7 +27,6 @@ from conversion.spec import (
 from conversion.triton_config import Batching, EnsembleStep, ModelConfigSpec, Tensor, read_config
 
 console = Console(stderr=True)
-TOKENIZER_MODEL = Path(__file__).parent / "tokenizer_model.py"
 
 
 @dataclass(frozen=True)
@@ -115,13 +114,7 @@ def write_text_models(repository: Path, model: str = "minilm") -> list[str]:
     """The tokenizer model and one `<served>_text` ensemble per served ONNX variant of `model`."""
     tokenizer_name = f"{model}_tokenizer"
     tok_dir = repository / tokenizer_name
-    version = tok_dir / "1"
-    version.mkdir(parents=True, exist_ok=True)
-    (version / "model.py").write_bytes(TOKENIZER_MODEL.read_bytes())
-    (version / "tokenizer.json").write_bytes(minilm.tokenizer_file().read_bytes())
-    tok_print = combined_fingerprint(
-        fingerprint(version / "model.py"), fingerprint(version / "tokenizer.json")
-    )
+    tok_print = tokenizer_model.write_version(tok_dir / "1", minilm.tokenizer_file())
     batching = Batching(max_queue_delay_us=1000, queue_timeout_us=1_000_000, max_queue_size=1024)
     text = Tensor("text", "object", (1,))
     tok_spec = ModelConfigSpec(

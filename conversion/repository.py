@@ -2,8 +2,10 @@
 
 Layout of one served model: `<repo>/<name>/config.pbtxt` (CPU), `<name>/configs/gpu.pbtxt`
 (picked by `tritonserver --model-config-name=gpu`), `<name>/1/model.onnx` or `model.plan` or
-`model.py`. Every config carries a sha256 `fingerprint` parameter: the gateway keys its cache
-on it, so a redeploy never serves a stale cached answer.
+`model.py`. Every config carries a sha256 `fingerprint` parameter (`conversion.fingerprint`): the
+gateway keys its cache on it, so a redeploy never serves a stale cached answer. Models the official
+image serves natively also name Triton's checksum repository agent with the MD5 of each file, so
+the official server refuses to load a file that is not the one this config was written for.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from conversion.fingerprint import file_digest, version_fingerprint
 from conversion.triton_config import ModelConfigSpec, build_config, gpu_spec, write_config
 
 MODEL_VERSION = "1"
@@ -20,12 +23,8 @@ GPU_CONFIG = Path("configs") / "gpu.pbtxt"
 
 
 def fingerprint(path: Path) -> str:
-    """sha256 of the model file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of one file: the fingerprint of a version served from that one file."""
+    return file_digest(path)
 
 
 def combined_fingerprint(*parts: str) -> str:
@@ -48,19 +47,22 @@ def publish(
     gpu_precision: str | None = "FP16",
     extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """Copy `model_file` (and `extra_files`, by target name) into version 1 and write both configs."""
+    """Copy `model_file` (and `extra_files`, by target name) into version 1 and write both configs.
+
+    The configs carry the fingerprint of those files and, for the checksum agent, their MD5s.
+    """
     model_dir = repository / spec.name
     version_dir = model_dir / MODEL_VERSION
     version_dir.mkdir(parents=True, exist_ok=True)
     target = version_dir / f"model{model_file.suffix}"
     if model_file.resolve() != target.resolve():
         shutil.copyfile(model_file, target)
-    parts = [fingerprint(target)]
+    files = [target.name]
     for name, path in sorted((extra_files or {}).items()):
         shutil.copyfile(path, version_dir / name)
-        parts.append(fingerprint(version_dir / name))
-    stamp = parts[0] if len(parts) == 1 else combined_fingerprint(*parts)
-    spec = replace(spec, fingerprint=stamp)
+        files.append(name)
+    checksums = {f"{MODEL_VERSION}/{n}": file_digest(version_dir / n, "md5") for n in files}
+    spec = replace(spec, fingerprint=version_fingerprint(version_dir, files), checksums=checksums)
     gpu = None if spec.platform == "tensorrt_plan" else gpu_spec(spec, gpu_precision)
     write_configs(model_dir, spec, gpu)
     return model_dir

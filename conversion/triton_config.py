@@ -29,6 +29,10 @@ FINGERPRINT_PARAMETER = "fingerprint"
 # `valid_range:<input>` = "<min>,<max>" (inclusive integers): the gateways refuse values outside
 # it (conversion.input_ranges finds them); gateway/model_config.py and gateway-grpc read it.
 VALID_RANGE_PREFIX = "valid_range:"
+# Triton's checksum repository agent (github.com/triton-inference-server/checksum_repository_agent,
+# shipped in the official image under /opt/tritonserver/repoagents/checksum): one parameter
+# "MD5:<path relative to the model directory>" = lowercase hex MD5 per file; a mismatch fails the load.
+CHECKSUM_AGENT = "checksum"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class ModelConfigSpec:
     ensemble_steps: tuple[EnsembleStep, ...] = ()
     # {input: (lowest, highest)} valid values of index inputs, both inclusive
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # {path relative to the model directory, e.g. "1/model.onnx": its MD5}: the checksum agent
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
@@ -137,6 +143,10 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
     for batch_size in spec.warmup_batch_sizes:
         _add_warmup(config, spec, batch_size)
+    if spec.checksums:
+        agent = config.model_repository_agents.agents.add(name=CHECKSUM_AGENT)
+        for path, md5 in sorted(spec.checksums.items()):
+            agent.parameters[f"MD5:{path}"] = md5
     return config
 
 

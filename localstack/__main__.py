@@ -9,19 +9,26 @@ from rich.console import Console
 from rich.table import Table
 
 from localstack.errors import StackError
-from localstack.stack import LocalStack
+from localstack.stack import SUPERVISOR, LocalStack, StackPorts
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
 
 RunDir = typer.Option(Path(".run"), help="Logs, pid files and the derived Triton repository.")
 Repository = typer.Option(Path("model_repository"), help="The canonical model repository.")
+FreePorts = typer.Option(
+    False,
+    help="Listen on ports the kernel reports free (the table shows them), e.g. beside a stack.",
+)
 
 
 @app.command()
-def up(run_dir: Path = RunDir, model_repository: Path = Repository) -> None:
-    """Start redis-server, tritonserver and the gateway; return once all are ready."""
-    stack = LocalStack(run_dir, model_repository)
+def up(
+    run_dir: Path = RunDir, model_repository: Path = Repository, free_ports: bool = FreePorts
+) -> None:
+    """Start redis-server, tritonserver and the gateway under a supervisor that restarts whichever
+    dies; return once all are ready."""
+    stack = LocalStack(run_dir, model_repository, StackPorts.free() if free_ports else StackPorts())
     try:
         with console.status("starting redis, triton and the gateway"):
             stack.start()
@@ -34,18 +41,25 @@ def up(run_dir: Path = RunDir, model_repository: Path = Repository) -> None:
 
 @app.command()
 def down(run_dir: Path = RunDir) -> None:
-    """Stop exactly the processes that `up` started."""
+    """Stop exactly the processes that `up` started: the supervisor and every component."""
     stopped = LocalStack(run_dir, Path(".")).stop()
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @app.command()
 def status(run_dir: Path = RunDir) -> None:
-    """Show which recorded processes are alive."""
-    processes = LocalStack(run_dir, Path(".")).processes
-    for name in processes.names():
-        pid = processes.pid(name)
-        console.print(f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}")
+    """Show each component: state, pid, restarts by the supervisor, how its last run ended."""
+    stack = LocalStack(run_dir, Path("."))
+    supervisor = stack.processes.pid(SUPERVISOR)
+    table = Table("part", "state", "pid", "restarts", "last exit")
+    for name, state in stack.component_states().items():
+        pid = state.pid if supervisor else stack.processes.pid(name)
+        shown = state.state if supervisor or not pid else "running, unsupervised"
+        table.add_row(name, shown, str(pid or "-"), str(state.restarts), state.last_exit or "-")
+    console.print(table)
+    console.print(
+        f"supervisor: running, pid {supervisor}" if supervisor else "supervisor: not running"
+    )
 
 
 def _print_urls(stack: LocalStack) -> None:

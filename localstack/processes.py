@@ -31,7 +31,17 @@ class ProcessRegistry:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> int:
+    def start(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> int:
+        """Start `command` in its own session, output appended to its log; record and return its pid.
+
+        `stdin`: bytes written to its standard input, which is then closed (default: /dev/null).
+        """
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.running(name):
@@ -41,11 +51,17 @@ class ProcessRegistry:
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 env=env,
                 start_new_session=True,
             )
-        (self.pid_dir / f"{name}.pid").write_text(f"{process.pid} {_start_time(process.pid)}\n")
+        if stdin is not None:
+            with contextlib.suppress(BrokenPipeError), process.stdin:
+                process.stdin.write(stdin)
+        path = self.pid_dir / f"{name}.pid"
+        staged = path.with_suffix(".tmp")
+        staged.write_text(f"{process.pid} {_start_time(process.pid)}\n")
+        staged.replace(path)  # readers in other processes never see a half-written file
         return process.pid
 
     def pid(self, name: str) -> int | None:
@@ -72,30 +88,17 @@ class ProcessRegistry:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.pid_dir.glob("*.pid")) if self.pid_dir.exists() else []
 
+    def forget(self, name: str) -> None:
+        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> bool:
         """Signal the process group of `name`, wait, then SIGKILL it; True if it was running."""
         pid = self.pid(name)
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        if not wait_until(lambda: not self._group_alive(pid), timeout_s):
-            os.killpg(pid, signal.SIGKILL)
-            wait_until(lambda: not self._group_alive(pid), 5.0)
-        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        stop_group(pid, sig, timeout_s)
+        self.forget(name)
         return True
-
-    def _group_alive(self, pgid: int) -> bool:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pgid, os.WNOHANG)
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) == pgid and _state(int(entry.name)) != "Z":
-                        return True
-                except (ProcessLookupError, PermissionError):
-                    continue
-        return False
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         path = self.log_path(name)
@@ -106,6 +109,42 @@ class ProcessRegistry:
         )
 
 
+def group_alive(pgid: int) -> bool:
+    """True while a process of group `pgid` lives (zombies aside; our own child is reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and _state(int(entry.name)) != "Z":
+                    return True
+            except (ProcessLookupError, PermissionError):
+                continue
+    return False
+
+
+def stop_group(pgid: int, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+    """Send `sig` to process group `pgid`, wait until it is gone, SIGKILL what is left after
+    `timeout_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+    if not wait_until(lambda: not group_alive(pgid), timeout_s):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        wait_until(lambda: not group_alive(pgid), 5.0)
+
+
+def describe_exit(status: int) -> str:
+    """A wait status as words: 'exit code 1', 'killed by signal 9 (SIGKILL)'."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by signal {number} ({signal.Signals(number).name})"
+        except ValueError:  # a real-time signal has no name
+            return f"killed by signal {number}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -114,6 +153,7 @@ def _state(pid: int) -> str:
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll `condition` every `interval_s` until it holds (True) or `timeout_s` passes (False)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():

@@ -1,22 +1,28 @@
 """Starts and stops the local stack: redis-server, tritonserver (python-backend twins), the gateway
-(HTTP, Python) and gateway-grpc (its native gRPC front end)."""
+(HTTP, Python) and gateway-grpc (its native gRPC front end), under one supervisor process
+(`localstack.supervisor`) that restarts whichever dies."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from localstack.errors import StackError
+from localstack.probes import Probe, port_in_use
 from localstack.processes import ProcessRegistry, wait_until
+from localstack.supervisor import Component, ComponentState, SupervisorState, hold_path
 from localstack.tritonserver import TritonInstallation, derive_local_repository, derive_model
 
 COMPONENTS = ("redis", "triton", "gateway", "gateway-grpc")
+SUPERVISOR = "supervisor"
 GATEWAY_GRPC_BINARY = Path(__file__).resolve().parents[1] / "build" / "gateway-grpc"
 
 
@@ -70,27 +76,81 @@ class LocalStack:
         }
 
     def start(self) -> None:
-        """Start every component and wait until each is ready; on failure stop what was started."""
+        """Start the supervisor with every component; return once all are ready.
+
+        Raises StackError (one clear line, or the log tail of the part that failed) when a port is
+        taken, something is missing (binary, repository, build) or a part does not become ready;
+        whatever was started is stopped again.
+        """
         busy = [port for port in asdict(self.ports).values() if port_in_use(port)]
         if busy:
             raise StackError(f"ports already in use: {busy} (is a stack running? `make down`)")
+        components = [self.component(name) for name in COMPONENTS]
+        SupervisorState.path(self.run_dir).unlink(missing_ok=True)
+        command = [
+            *(sys.executable, "-m", "localstack.supervisor"),
+            *("--run-dir", str(self.run_dir), "--ready-timeout-s", str(self.ready_timeout_s)),
+        ]
         try:
-            for name in COMPONENTS:
-                self.start_component(name)
+            pid = self.processes.start(
+                SUPERVISOR, command, stdin=json.dumps([asdict(c) for c in components]).encode()
+            )
+            self._wait_until_ready(pid)
         except BaseException:
             self.stop()
             raise
 
+    def _wait_until_ready(self, supervisor_pid: int) -> None:
+        def settled() -> bool:
+            state = self.supervisor_state()
+            mine = state is not None and state.pid == supervisor_pid
+            return (
+                mine and (state.ready or state.error is not None)
+            ) or not self.processes.running(SUPERVISOR)
+
+        wait_until(settled, self.ready_timeout_s * len(COMPONENTS) + 30)
+        state = self.supervisor_state()
+        if state is None or state.pid != supervisor_pid or not state.ready:
+            log = self.processes.log_path(SUPERVISOR)
+            raise StackError(
+                state.error if state and state.error else f"the stack did not start; see {log}"
+            )
+
+    def supervisor_state(self) -> SupervisorState | None:
+        """What the supervisor last saved (components, restarts, last exits), or None."""
+        return SupervisorState.load(self.run_dir)
+
+    def component_states(self) -> dict[str, ComponentState]:
+        """Each component's state, restarts and last exit; stopped when no supervisor runs."""
+        state = self.supervisor_state()
+        saved = state.components if state is not None else {}
+        if self.processes.running(SUPERVISOR):
+            return saved
+        return {
+            name: replace(saved.get(name, ComponentState()), state="stopped", pid=None)
+            for name in COMPONENTS
+        }
+
+    def stop_component(self, name: str, sig: int = signal.SIGTERM) -> bool:
+        """Stop `name` with `sig` and keep it stopped until `start_component`; True if it ran."""
+        was_running = self.processes.running(name)
+        if not self.processes.running(SUPERVISOR):
+            return self.processes.stop(name, sig)
+        hold_path(self.run_dir, name).write_text(str(int(sig)))
+        if not wait_until(lambda: self.component_states()[name].state == "stopped", 30.0):
+            raise StackError(f"the supervisor did not stop {name}")
+        return was_running
+
     def start_component(self, name: str) -> None:
-        command, env, ready = getattr(self, f"_{name.replace('-', '_')}")()
-        self.processes.start(name, command, env)
-        ok = wait_until(lambda: ready() or not self.processes.running(name), self.ready_timeout_s)
-        if not (ok and self.processes.running(name)):
+        """Start `name` again after `stop_component`; return once it is ready."""
+        if not self.processes.running(SUPERVISOR):
+            raise StackError("the local stack is not running: `make up`")
+        hold_path(self.run_dir, name).unlink(missing_ok=True)
+        if not wait_until(
+            lambda: self.component_states()[name].state == "running", self.ready_timeout_s
+        ):
             tail = self.processes.log_tail(name)
             raise StackError(f"{name} did not become ready; last log lines:\n{tail}")
-
-    def stop_component(self, name: str, sig: int | None = None) -> bool:
-        return self.processes.stop(name, *(() if sig is None else (sig,)))
 
     def reload_model(self, name: str) -> None:
         """Redeploy: re-derive `name` from the canonical repository and have Triton load it again."""
@@ -105,12 +165,19 @@ class LocalStack:
             raise StackError(f"triton could not load {name}: {error}") from None
 
     def stop(self) -> list[str]:
-        """Stop the recorded processes in reverse start order; return the names stopped."""
-        order = [n for n in reversed(COMPONENTS) if n in self.processes.names()]
-        order += [n for n in self.processes.names() if n not in order]
-        return [name for name in order if self.processes.stop(name)]
+        """Stop the supervisor (it stops its components), then any component it left behind;
+        return the names of the components that were running, in stop order."""
+        running = [name for name in reversed(COMPONENTS) if self.processes.running(name)]
+        self.processes.stop(SUPERVISOR, timeout_s=60.0)
+        for name in self.processes.names():  # the supervisor was killed: its children live on
+            self.processes.stop(name)
+        return running
 
-    def _redis(self):
+    def component(self, name: str) -> Component:
+        """`name`'s command, environment and readiness probe; StackError if it cannot run here."""
+        return getattr(self, f"_{name.replace('-', '_')}")()
+
+    def _redis(self) -> Component:
         binary = shutil.which("redis-server")
         if binary is None:
             raise StackError(
@@ -120,24 +187,18 @@ class LocalStack:
         data.mkdir(parents=True, exist_ok=True)
         command = [
             binary,
-            "--port",
-            str(self.ports.redis),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data),
-            "--maxmemory",
-            "256mb",
-            "--maxmemory-policy",
-            "allkeys-lru",
+            *("--port", str(self.ports.redis), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(data)),
+            *("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"),
         ]
-        return command, None, lambda: _tcp_ready(self.ports.redis, b"PING\r\n", b"+PONG")
+        return Component(
+            "redis",
+            command,
+            None,
+            Probe(tcp_port=self.ports.redis, send="PING\r\n", expect="+PONG"),
+        )
 
-    def _triton(self):
+    def _triton(self) -> Component:
         triton = TritonInstallation.locate()
         repository = self.run_dir / "triton-repository"
         models = derive_local_repository(self.model_repository, repository)
@@ -145,9 +206,9 @@ class LocalStack:
         command = triton.command(
             repository, self.run_dir, p.triton_http, p.triton_grpc, p.triton_metrics
         )
-        base = f"http://127.0.0.1:{self.ports.triton_http}/v2"
-        ready = lambda: all(http_ok(f"{base}/models/{m}/ready") for m in models)  # noqa: E731
-        return command, triton.environment(), ready
+        base = f"http://127.0.0.1:{p.triton_http}/v2"
+        probe = Probe(urls=tuple(f"{base}/models/{m}/ready" for m in models))
+        return Component("triton", command, triton.environment(), probe)
 
     def gateway_environment(self) -> dict[str, str]:
         """One environment for both front ends: they read the same GATEWAY_* settings."""
@@ -162,45 +223,21 @@ class LocalStack:
             **self.gateway_env,
         }
 
-    def _gateway(self):
-        command = [sys.executable, "-m", "gateway"]
-        return (
-            command,
-            self.gateway_environment(),
-            lambda: http_ok(f"{self.urls['gateway']}/readyz"),
+    def _gateway(self) -> Component:
+        probe = Probe(urls=(f"{self.urls['gateway']}/readyz",))
+        return Component(
+            "gateway", [sys.executable, "-m", "gateway"], self.gateway_environment(), probe
         )
 
-    def _gateway_grpc(self):
+    def _gateway_grpc(self) -> Component:
         if not os.access(GATEWAY_GRPC_BINARY, os.X_OK):
             raise StackError(f"{GATEWAY_GRPC_BINARY} is not built: run `make gateway-grpc`")
-        ready = f"http://127.0.0.1:{self.ports.gateway_grpc_metrics}/readyz"
+        probe = Probe(urls=(f"http://127.0.0.1:{self.ports.gateway_grpc_metrics}/readyz",))
         # One Go thread: here it shares two cores with Triton and the HTTP gateway, and a miss then
         # crosses no CPUs inside it (p50 overhead over Triton 0.32-0.39 ms, 0.47-0.55 with two).
         env = {"GOMAXPROCS": "1", **self.gateway_environment()}
-        return [str(GATEWAY_GRPC_BINARY)], env, lambda: http_ok(ready)
+        return Component("gateway-grpc", [str(GATEWAY_GRPC_BINARY)], env, probe)
 
 
 def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _tcp_ready(port: int, probe: bytes, expect: bytes) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(probe)
-            return sock.recv(64).startswith(expect)
-    except OSError:
-        return False

@@ -3,7 +3,10 @@
 The canonical repository uses `platform: "onnxruntime_onnx"` for the official Triton image. The
 bundled server has only the python backend, so `derive_local_repository` writes a twin of each
 ONNX model: same name, tensors, max_batch_size, dynamic_batching, instance_group and parameters,
-with `backend: "python"` running the same model.onnx (linked, not copied) in ONNX Runtime.
+with `backend: "python"` running the same model.onnx (linked, not copied) in ONNX Runtime. The
+bundled server has no repository agents either: the `model_repository_agents` section (the
+checksum agent) is left out of every derived config, and the twin verifies the `fingerprint`
+itself when it loads.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from conversion import fingerprint as fingerprint_module
 from conversion.triton_config import read_config, write_config
 from localstack.errors import StackError
 
 TWIN_MODEL = Path(__file__).parent / "twin" / "model.py"
+FINGERPRINT_MODULE = Path(fingerprint_module.__file__)
 STUB_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -122,6 +127,9 @@ def derive_model(model_dir: Path, twin_dir: Path) -> bool:
         _write_onnx_twin(config, model_dir, twin_dir)
     else:
         shutil.copytree(model_dir, twin_dir, symlinks=True)
+        if config.HasField("model_repository_agents"):
+            config.ClearField("model_repository_agents")
+            write_config(config, twin_dir / "config.pbtxt")
     return True
 
 
@@ -130,6 +138,7 @@ def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:
     config.backend = "python"
     # The twin reads optimization.graph like the native backend; accelerators need a GPU.
     config.optimization.ClearField("execution_accelerators")
+    config.ClearField("model_repository_agents")  # the twin checks the fingerprint itself
     versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / "model.onnx").exists()]
     if not versions:
         raise StackError(f"model {model_dir.name}: no <version>/model.onnx in {model_dir}")
@@ -138,4 +147,5 @@ def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:
         twin_version.mkdir(parents=True)
         (twin_version / "model.onnx").symlink_to((version / "model.onnx").resolve())
         shutil.copyfile(TWIN_MODEL, twin_version / "model.py")
+        shutil.copyfile(FINGERPRINT_MODULE, twin_version / "fingerprint.py")
     write_config(config, twin_dir / "config.pbtxt")

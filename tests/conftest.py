@@ -5,17 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 from benchmarks.scrape import scrape, value
 from conversion.demo import build_missing
+from localstack.processes import wait_until
 from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Test stacks run on machines busy with other work (a `make up` stack under load, other suites):
+# a Redis command can take longer than the production default of 50 ms there, and a timeout
+# skips the cache for a second. The tests check what is cached, not that deadline.
+TEST_GATEWAY_ENV = {"GATEWAY_REDIS_TIMEOUT_MS": "1000"}
+Answer = TypeVar("Answer")
 
 
 def gateway_grpc_print_config(
@@ -87,19 +95,42 @@ class RunningStack:
 
     def triton_inferences_since(self, before: float, model: str = "digits") -> float:
         """Inferences since the count was `before`, once settled: Triton counts an inference after
-        sending its response, so a fast gateway can answer (and a test scrape) in between."""
-        deadline = time.monotonic() + 2
-        while self.triton_inferences(model) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)
-        return self.triton_inferences(model) - before
+        sending its response, so a fast gateway can answer (and a test scrape) in between. Waits
+        (30 s at most) for the count to change, then until two reads 0.2 s apart agree."""
+        wait_until(lambda: self.triton_inferences(model) != before, 30.0, interval_s=0.02)
+        count, deadline = self.triton_inferences(model), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.2)  # an observation window: settled once it counts nothing new
+            count, previous = self.triton_inferences(model), count
+            if count == previous:
+                break
+        return count - before
 
-    def predict(self, payload: dict, **kwargs) -> httpx.Response:
-        return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=30, **kwargs)
+    def predict(self, payload: dict, timeout: float = 30, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=timeout, **kwargs)
+
+
+def until_hit(
+    send: Callable[[], Answer], cache_state: Callable[[Answer], str], timeout_s: float = 10.0
+) -> Answer:
+    """Repeat `send` until `cache_state` of its answer is HIT, and return that answer.
+
+    An answer is stored behind its response: a repeat sent before the write landed joins the
+    finished call (answered from memory, as a MISS), so tests wait for the write, not a delay.
+    """
+    deadline = time.monotonic() + timeout_s
+    answer = send()
+    while cache_state(answer) != "HIT" and time.monotonic() < deadline:
+        time.sleep(0.01)
+        answer = send()
+    assert cache_state(answer) == "HIT", f"not cached after {timeout_s} s: {answer}"
+    return answer
 
 
 def start_stack(run_dir: Path, repository: Path, **gateway_env: str) -> RunningStack:
-    local = LocalStack(run_dir, repository, StackPorts.free(), gateway_env=gateway_env)
+    """A LocalStack on free ports, with TEST_GATEWAY_ENV under `gateway_env`; started."""
+    env = {**TEST_GATEWAY_ENV, **gateway_env}
+    local = LocalStack(run_dir, repository, StackPorts.free(), gateway_env=env)
     local.start()
     return RunningStack(local)
 

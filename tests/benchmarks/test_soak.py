@@ -7,13 +7,13 @@ import csv
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks import memory
 from benchmarks.memory import Sample, SoakLimits, soak_verdict
+from localstack.processes import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_sampler_writes_rss_of_a_process_and_its_children(tmp_path):
     child = subprocess.Popen(["sleep", "30"])
     try:
         with memory.RssSampler(os.getpid(), tmp_path / "rss.csv", interval_s=0.1) as sampler:
-            time.sleep(0.45)
+            assert wait_until(lambda: len(sampler.samples) >= 4, 30)
     finally:
         child.kill()
         child.wait()
@@ -180,6 +180,7 @@ def test_soak_against_a_host_without_the_gateway_pid_fails_for_want_of_samples(s
 
     assert done.returncode != 0
     soak = json.loads((out / "soak.json").read_text())
-    assert not soak["passed"] and "no gateway RSS samples" in soak["broken"][0]
+    assert not soak["passed"]  # on a busy machine "no request completed" in 2 s may come first
+    assert any("no gateway RSS samples" in reason for reason in soak["broken"]), soak["broken"]
     assert not (out / "gateway_rss.csv").exists()
     assert "not sampled" in (out / "summary.md").read_text()

@@ -38,3 +38,17 @@ def test_each_served_model_carries_the_sha256_of_its_file(digits_converted):
 def test_the_tensorrt_inputs_are_kept_next_to_the_model(digits_converted):
     model_dir = digits_converted.repository / "digits"
     assert (model_dir / "portable.onnx").exists() and (model_dir / "calibration.npz").exists()
+
+
+def test_each_onnx_model_names_the_checksum_agent_with_the_md5_of_its_file(digits_converted):
+    import hashlib
+
+    from conversion.triton_config import read_config
+
+    for name in ("digits", "digits_fp16", "digits_int8"):
+        model_dir = digits_converted.repository / name
+        md5 = hashlib.md5((model_dir / "1/model.onnx").read_bytes()).hexdigest()
+        for config_file in ("config.pbtxt", "configs/gpu.pbtxt"):
+            (agent,) = read_config(model_dir / config_file).model_repository_agents.agents
+            assert agent.name == "checksum"
+            assert dict(agent.parameters) == {"MD5:1/model.onnx": md5}

@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from conversion import minilm, tokenizer_model
+from conversion.fingerprint import FingerprintMismatch, version_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +52,35 @@ def test_the_serving_tokenizer_gives_the_same_embedding_as_the_conversion_tokeni
     assert np.allclose(
         padded, unpadded, atol=1e-5
     )  # padding to a bucket does not change the answer
+
+
+def model_args(version_dir, fingerprint: str) -> dict:
+    """What Triton's python backend passes to `initialize` (the keys this model reads)."""
+    config = {"parameters": {"fingerprint": {"string_value": fingerprint}}}
+    return {
+        "model_config": json.dumps(config),
+        "model_name": "minilm_tokenizer",
+        "model_repository": str(version_dir.parent),
+        "model_version": version_dir.name,
+    }
+
+
+def test_a_version_holds_the_model_its_fingerprint_module_and_the_tokenizer(tmp_path):
+    stamp = tokenizer_model.write_version(tmp_path / "1", minilm.tokenizer_file())
+    assert sorted(p.name for p in (tmp_path / "1").iterdir()) == [
+        "fingerprint.py",
+        "model.py",
+        "tokenizer.json",
+    ]
+    assert stamp == version_fingerprint(tmp_path / "1")
+    model = tokenizer_model.TritonPythonModel()
+    model.initialize(model_args(tmp_path / "1", stamp))
+    assert model.tokenizer.encode("hi").ids == [101, 7632, 102]
+
+
+def test_it_refuses_to_load_a_tokenizer_file_its_config_does_not_describe(tmp_path):
+    stamp = tokenizer_model.write_version(tmp_path / "1", minilm.tokenizer_file())
+    with (tmp_path / "1/tokenizer.json").open("a") as handle:
+        handle.write("\n")
+    with pytest.raises(FingerprintMismatch, match=r"model minilm_tokenizer.*re-run the converter"):
+        tokenizer_model.TritonPythonModel().initialize(model_args(tmp_path / "1", stamp))

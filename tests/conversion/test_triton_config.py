@@ -143,3 +143,20 @@ def test_every_minilm_variant_carries_the_vocabulary_range_of_its_token_ids(mini
             config = _parse(minilm_converted.repository / path)
             assert config.parameters["valid_range:input_ids"].string_value == "0,30521", path
             assert "valid_range:attention_mask" not in config.parameters
+
+
+def test_checksums_name_tritons_checksum_agent_in_the_format_of_its_readme():
+    spec = ModelConfigSpec(
+        name="m",
+        inputs=(Tensor("x", "float32", (4,)),),
+        outputs=(Tensor("y", "float32", (2,)),),
+        checksums={"1/model.onnx": "d726e132f91f16ebee703d96f6f73cb1"},
+    )
+    # github.com/triton-inference-server/checksum_repository_agent README, path relative to the
+    # model directory as in the server's qa/L0_repoagent_checksum
+    documented = parse(
+        'model_repository_agents { agents [ { name: "checksum", parameters { '
+        'key: "MD5:1/model.onnx", value: "d726e132f91f16ebee703d96f6f73cb1" } } ] }'
+    )
+    config = parse(render(build_config(spec)))
+    assert config.model_repository_agents == documented.model_repository_agents

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from localstack.processes import wait_until
+
 from .conftest import find_tool, free_port
 
 
@@ -94,8 +96,18 @@ class Prometheus:
         r = httpx.get(f"{self.base_url}/api/v1/targets", timeout=10).json()
         return {t["labels"]["job"]: t["health"] for t in r["data"]["activeTargets"]}
 
-    def wait_scrapes(self, n: int, interval_s: float) -> None:
-        time.sleep(n * interval_s + 0.5)
+    def scrapes(self) -> dict[str, float]:
+        """How many times Prometheus has scraped each job so far (its `up` samples)."""
+        series = self.query("count_over_time(up[1h])")
+        return {s["metric"]["job"]: float(s["value"][1]) for s in series}
+
+    def wait_scrapes(self, n: int, timeout_s: float = 60.0) -> None:
+        """Wait until every job was scraped `n` more times (a busy machine scrapes late)."""
+        before = self.scrapes()
+        if not wait_until(
+            lambda: all(self.scrapes().get(j, 0) >= c + n for j, c in before.items()), timeout_s
+        ):
+            raise TimeoutError(f"fewer than {n} scrapes of each job in {timeout_s} s: {before}")
 
 
 @contextlib.contextmanager

@@ -302,7 +302,7 @@ def live_prometheus(stack, tmp_path_factory):
             assert any(c.startswith("4") for c in codes), f"no client error answered: {codes}"
             assert grpc_codes.get("OK", 0) >= 60, f"gateway-grpc did not serve: {grpc_codes}"
             assert set(grpc_codes) - {"OK"}, f"no gRPC client error answered: {grpc_codes}"
-            prom.wait_scrapes(3, 1)
+            prom.wait_scrapes(3)
             yield prom
 
 

@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from conversion.triton_config import read_config
+from conversion.triton_config import read_config, write_config
 from localstack.errors import StackError
 from localstack.tritonserver import TritonInstallation, derive_local_repository
+from tests.conftest import REPO_ROOT
 
 
 def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_config(
@@ -30,6 +31,27 @@ def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_con
     assert model_link.is_symlink()
     assert model_link.resolve() == (model_repository / "digits/1/model.onnx").resolve()
     assert (tmp_path / "local/digits/1/model.py").exists()
+    assert (tmp_path / "local/digits/1/fingerprint.py").read_bytes() == (
+        REPO_ROOT / "conversion/fingerprint.py"
+    ).read_bytes()
+
+
+def test_the_checksum_agent_is_left_out_for_the_server_without_repository_agents(
+    model_repository, tmp_path
+):
+    source = tmp_path / "source"
+    for name in ("digits", "minilm_tokenizer"):
+        shutil.copytree(model_repository / name, source / name)
+        config = read_config(source / name / "config.pbtxt")
+        config.model_repository_agents.agents.add(name="checksum").parameters["MD5:1/x"] = "0"
+        write_config(config, source / name / "config.pbtxt")
+
+    derive_local_repository(source, tmp_path / "local")
+
+    for name in ("digits", "minilm_tokenizer"):
+        twin = read_config(tmp_path / "local" / name / "config.pbtxt")
+        assert not twin.HasField("model_repository_agents")
+        assert twin.parameters["fingerprint"].string_value
 
 
 def test_tensorrt_plans_are_left_out_and_other_models_copied_as_they_are(
