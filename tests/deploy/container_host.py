@@ -33,6 +33,7 @@ DEBIAN_BASE = "localhost/model-serving-standin/debian:bookworm"
 APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 TRITON_STANDIN_SOURCES = ("pyproject.toml", "README.md", "gateway", "conversion", "localstack")
 
 
@@ -40,11 +41,12 @@ class ContainerHostError(RuntimeError):
     """A podman step failed; the message holds the command and its output."""
 
 
-def podman(*args: str, timeout: float = 120, input: bytes | None = None) -> str:
+def podman(*args: str, timeout: float = 120) -> str:
     """Run `podman args...`; its stdout, or ContainerHostError with the output's tail."""
     proc = subprocess.run(
-        ["podman", *args], capture_output=True, timeout=timeout, input=input, check=False
-    )
+        ["podman", *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
     if proc.returncode != 0:
         raise ContainerHostError(
             f"$ podman {' '.join(args)}\nrc={proc.returncode}\n"
@@ -74,9 +76,6 @@ class Standins:
             tritonserver=services["triton"]["build"]["args"]["TRITON_IMAGE"],
             services={name: s["image"] for name, s in services.items() if "image" in s},
         )
-
-    def all(self) -> list[str]:
-        return [DEBIAN_BASE, self.python, self.tritonserver, *self.services.values()]
 
 
 def debian_mirror() -> str:
@@ -484,9 +483,6 @@ class HostState:
             for name in self.HELPERS
             for pid in sorted(processes_named(name) - self.helpers[name])
         ]
-
-
-CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 
 
 def container_rlimits() -> dict[str, int]:
