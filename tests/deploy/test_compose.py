@@ -267,12 +267,18 @@ def test_every_secret_is_read_from_the_consumers_own_volume_written_by_init(comp
         }, name
 
 
-def test_given_secrets_reach_init_only(compose, no_env_file):
-    """Given in the environment (or .env), a secret goes to `init`, which writes it for its readers:
-    nowhere else in the rendered stack; nothing is asked for when none is given."""
+@pytest.mark.parametrize("given_in", ["environment", ".env"])
+def test_given_secrets_reach_init_only(compose, no_env_file, tmp_path, given_in):
+    """Given in the environment or in .env, a secret goes to `init`, which writes it for its
+    readers: nowhere else in the rendered stack; nothing is asked for when none is given."""
     bare = render(compose, no_env_file)["services"]["init"]["environment"]
     assert all(bare[name] == "" for name in GIVEN)
-    cfg = render(compose, no_env_file, profiles=("loadtest",), env=GIVEN)
+    if given_in == ".env":
+        env_file = tmp_path / ".env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in GIVEN.items()))
+        cfg = render(compose, env_file, profiles=("loadtest",))
+    else:
+        cfg = render(compose, no_env_file, profiles=("loadtest",), env=GIVEN)
     init = cfg["services"].pop("init")
     assert {k: init["environment"][k] for k in GIVEN} == GIVEN
     rest = json.dumps(cfg)
