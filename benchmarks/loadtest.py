@@ -14,7 +14,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +22,9 @@ from rich.console import Console
 from benchmarks import memory
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
+# Locust runs from its own venv (`make loadtest` creates it from loadtests/requirements.txt): a current
+# Locust needs a newer geventhttpclient than tritonclient[http] in the project's venv allows.
+LOCUST = Path(__file__).resolve().parent.parent / ".venv-loadtest" / "bin" / "locust"
 console = Console(stderr=True)
 
 
@@ -30,9 +32,7 @@ def locust_command(
     host: str, users: int, spawn_rate: float, run_time: str, classes: list[str], out: Path
 ) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "locust",
+        str(LOCUST),
         "-f",
         str(LOCUSTFILE),
         "--headless",
@@ -74,6 +74,8 @@ def run(
     soak: bool = False,
     limits: memory.SoakLimits | None = None,
 ) -> int:
+    if not LOCUST.exists():
+        raise SystemExit(f"{LOCUST} not found: `make loadtest` creates .venv-loadtest")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or memory.SoakLimits()
@@ -120,7 +122,7 @@ def run(
         )
     try:
         command = locust_command(host, users, spawn_rate, run_time, classes, out)
-        console.log(" ".join(command[2:]))
+        console.log(" ".join(["locust", *command[1:]]))
         if sampler:
             sampler.start()
         try:

@@ -55,12 +55,15 @@ RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --no-create-home --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/venv /opt/venv
 COPY --from=gateway-grpc /out/gateway-grpc /usr/local/bin/gateway-grpc
+# GATEWAY_<NAME>_FILE -> GATEWAY_<NAME> (secrets as files: compose's init, Docker/Kubernetes secrets)
+COPY docker/env-from-files.sh /usr/local/bin/env-from-files
 USER 10001:10001
 WORKDIR /tmp
 # 8080 HTTP (python -m gateway); 8081 gRPC and 8082 /metrics, /healthz, /readyz (gateway-grpc)
 EXPOSE 8080 8081 8082
 # The slim image has no curl: probe /healthz with the standard library. This is the HTTP gateway's
 # check (the default entrypoint); a gateway-grpc container overrides it (compose: GET :8082/readyz).
+# gateway-grpc runs as `env-from-files gateway-grpc` (compose) or `gateway-grpc` (without _FILE settings).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import os,sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('GATEWAY_PORT','8080'), timeout=2).status == 200 else 1)"]
-ENTRYPOINT ["python", "-m", "gateway"]
+ENTRYPOINT ["env-from-files", "python", "-m", "gateway"]

@@ -2,13 +2,15 @@
 (every request a cache miss: Triton's dynamic batching) and a mix, over HTTP /predict and over
 KServe v2 gRPC through the gateway.
 
-Self-contained on purpose: the compose `loadtest` profile runs it in the stock locust image
-(no numpy, no project code). gRPC users need `tritonclient[grpc]`; without it they are skipped.
+Self-contained on purpose: no project code. The compose `loadtest` profile runs it in the loadtest
+image (docker/loadtest.Dockerfile), `make loadtest` from .venv-loadtest, both with
+loadtests/requirements.txt; gRPC users need `tritonclient[grpc]` (and numpy); without it they are skipped.
 
 Environment (all optional):
   LOCUST_MODEL          model for the scenarios (default digits; minilm_text etc. for text)
   LOCUST_GRPC_HOST      gateway gRPC address (default: --host's name, port 8081)
   LOCUST_API_KEY        sent as X-API-Key (HTTP) / x-api-key metadata (gRPC)
+  LOCUST_API_KEY_FILE   else the first key in this file (comma-separated; compose: written by `init`)
   LOCUST_ZIPF_SIZE      distinct inputs of the repeat scenario (default 64), LOCUST_ZIPF_S (1.1)
   LOCUST_MIX_REPEAT     share of repeat requests in the mix (default 0.7)
   LOCUST_SLO_P99_MS     p99 objective over all requests (default 250)
@@ -36,11 +38,22 @@ try:  # gRPC under gevent needs grpc's gevent integration before any channel is 
     grpc_gevent.init_gevent()
     import numpy as np
     import tritonclient.grpc as grpcclient
-except ImportError:  # the stock locust image: HTTP scenarios only
+except ImportError:  # without tritonclient[grpc]: HTTP scenarios only
     grpcclient = None
 
+
+def _api_key() -> str:
+    """LOCUST_API_KEY, else the first of the comma-separated keys in LOCUST_API_KEY_FILE, else ""."""
+    key = os.environ.get("LOCUST_API_KEY", "")
+    path = os.environ.get("LOCUST_API_KEY_FILE", "")
+    if key or not path:
+        return key
+    with open(path, encoding="utf-8") as keys:
+        return keys.read().strip().split(",")[0].strip()
+
+
 MODEL = os.environ.get("LOCUST_MODEL", "digits")
-API_KEY = os.environ.get("LOCUST_API_KEY", "")
+API_KEY = _api_key()
 ZIPF_SIZE = int(os.environ.get("LOCUST_ZIPF_SIZE", "64"))
 ZIPF_S = float(os.environ.get("LOCUST_ZIPF_S", "1.1"))
 MIX_REPEAT = float(os.environ.get("LOCUST_MIX_REPEAT", "0.7"))

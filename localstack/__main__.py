@@ -1,7 +1,10 @@
-"""`python -m localstack up|down|status`: the local stack in the background."""
+"""`python -m localstack up|down|status`: the local stack in the background; `serve-triton`: the
+bundled tritonserver in the foreground, as a container's `tritonserver`."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import typer
@@ -10,6 +13,7 @@ from rich.table import Table
 
 from localstack.errors import StackError
 from localstack.stack import SUPERVISOR, LocalStack, StackPorts
+from localstack.tritonserver import TritonInstallation, derive_local_repository
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -60,6 +64,34 @@ def status(run_dir: Path = RunDir) -> None:
     console.print(
         f"supervisor: running, pid {supervisor}" if supervisor else "supervisor: not running"
     )
+
+
+@app.command(
+    "serve-triton",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def serve_triton(ctx: typer.Context) -> None:
+    """Run the bundled tritonserver in the foreground with tritonserver's own arguments, serving the
+    given --model-repository through its python-backend twins (derived under the temp folder):
+    the stand-in for the official image's `tritonserver` where that image cannot be pulled."""
+    args = list(ctx.args)
+    flags = [i for i, arg in enumerate(args) if arg.split("=")[0] == "--model-repository"]
+    if len(flags) != 1:
+        console.print("[red]error:[/red] give exactly one --model-repository")
+        raise typer.Exit(2)
+    i = flags[0]
+    source = args[i].partition("=")[2] or (args.pop(i + 1) if i + 1 < len(args) else "")
+    run_dir = Path(tempfile.gettempdir()) / "triton"
+    try:
+        triton = TritonInstallation.locate()
+        derive_local_repository(Path(source), run_dir / "repository")
+    except StackError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    args[i] = f"--model-repository={run_dir / 'repository'}"
+    backends = triton.backend_directory(run_dir)
+    command = [str(triton.binary), *args, f"--backend-directory={backends}"]
+    os.execve(command[0], command, triton.environment())
 
 
 def _print_urls(stack: LocalStack) -> None:

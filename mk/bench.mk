@@ -7,6 +7,18 @@
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
 .PHONY: bench loadtest soak bench-gpu bench-gateway
 
+# Locust has its own venv: tritonclient[http] in .venv pins geventhttpclient<=2.0.2, which holds
+# Locust at 2.18.4; loadtests/requirements.txt (also the loadtest image's) has tritonclient[grpc] only.
+LOADTEST_VENV := .venv-loadtest
+LOADTEST_STAMP := $(LOADTEST_VENV)/.installed
+
+$(LOADTEST_STAMP): loadtests/requirements.txt
+	test -x $(LOADTEST_VENV)/bin/python || $(PYTHON) -m venv $(LOADTEST_VENV)
+	$(LOADTEST_VENV)/bin/python -m pip install --quiet --requirement loadtests/requirements.txt
+	touch $@
+
+install: $(LOADTEST_STAMP)
+
 BENCH_ARGS ?=
 LOADTEST_ARGS ?=
 LOADTEST_TIME ?= 30s
@@ -18,10 +30,10 @@ GPU_ARGS ?=
 bench: $(STAMP) ## Naive vs optimized, techniques, sweep, cost ranking -> reports/ (BENCH_ARGS=--tiny)
 	$(PY) -m benchmarks run $(BENCH_ARGS)
 
-loadtest: $(STAMP) ## Locust scenarios for LOADTEST_TIME: CSV + HTML + JSON + gateway RSS; non-zero exit on SLO breach
+loadtest: $(STAMP) $(LOADTEST_STAMP) ## Locust scenarios for LOADTEST_TIME: CSV + HTML + JSON + gateway RSS; non-zero exit on SLO breach
 	$(PY) -m benchmarks loadtest --run-time $(LOADTEST_TIME) --users $(LOADTEST_USERS) $(LOADTEST_ARGS)
 
-soak: $(STAMP) ## Mixed traffic for SOAK_TIME (default 10m): zero failures, steady gateway RSS, the SLO -> reports/soak-<time>/
+soak: $(STAMP) $(LOADTEST_STAMP) ## Mixed traffic for SOAK_TIME (default 10m): zero failures, steady gateway RSS, the SLO -> reports/soak-<time>/
 	$(PY) -m benchmarks loadtest --soak --run-time $(SOAK_TIME) --users $(LOADTEST_USERS) \
 		--classes MixedHttpUser $(SOAK_ARGS) $(LOADTEST_ARGS)
 

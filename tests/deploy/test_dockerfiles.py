@@ -26,7 +26,14 @@ def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_dockerfiles_exist():
     names = {p.name for p in DOCKERFILES}
-    assert {"gateway.Dockerfile", "triton.Dockerfile", "converter.Dockerfile"} <= names
+    assert {
+        "gateway.Dockerfile",
+        "triton.Dockerfile",
+        "converter.Dockerfile",
+        "init.Dockerfile",
+        "models.Dockerfile",
+        "loadtest.Dockerfile",
+    } <= names
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -68,7 +75,10 @@ def test_gateway_image():
     text = (DOCKER_DIR / "gateway.Dockerfile").read_text()
     assert re.search(r"(?m)^ARG PYTHON_IMAGE=python:3\.\d+\.\d+-slim", text), "pinned slim base"
     assert "HEALTHCHECK" in final_stage(text) and "/healthz" in text
-    assert 'ENTRYPOINT ["python", "-m", "gateway"]' in text
+    # GATEWAY_<NAME>_FILE settings (compose's secrets) are read before the gateway starts
+    assert 'ENTRYPOINT ["env-from-files", "python", "-m", "gateway"]' in text
+    assert "COPY docker/env-from-files.sh /usr/local/bin/env-from-files" in final_stage(text)
+    assert os.access(DOCKER_DIR / "env-from-files.sh", os.X_OK), "COPY keeps the mode: executable"
     assert "[conversion]" not in text, "the gateway image must not pull the heavy conversion extra"
 
 
@@ -92,6 +102,44 @@ def test_converter_image():
     assert "tensorrt-cu12==${TENSORRT_PY_VERSION}" in text and "TENSORRT_PY_VERSION=10.5.0" in text
 
 
+def test_models_image_builds_the_demo_models_offline_on_cpu_torch():
+    text = (DOCKER_DIR / "models.Dockerfile").read_text()
+    assert re.search(r"(?m)^ARG PYTHON_IMAGE=python:3\.\d+\.\d+-slim-bookworm$", text)
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    assert '"torch==${TORCH_VERSION}+cpu"' in text, "the CPU build, never PyPI's CUDA one"
+    assert 'pip install --no-compile "./[conversion]"' in text
+    env = env_of(re.sub(r"\\\n", " ", text))
+    assert env["HF_HUB_OFFLINE"] == "1", "the weights come in the image: no hub calls"
+    # a new named volume mounted on /models is created with the owner of the image's folder
+    assert "chown 1000:1000 /models" in text and re.search(r"(?m)^USER 1000:1000$", text)
+    assert 'ENTRYPOINT ["python", "-m", "conversion", "demo", "--repository", "/models"]' in text
+
+
+def test_init_image_owns_the_secret_mount_points_it_writes():
+    text = (DOCKER_DIR / "init.Dockerfile").read_text().replace("\\\n", " ")
+    folders = ["/run/secrets/gateway", "/run/secrets/redis", "/run/secrets/grafana",
+               "/run/secrets/loadtest"]  # fmt: skip
+    chown = re.search(r"chown 10003:10003 ([^&\n]*)", text)
+    assert chown and sorted(chown.group(1).split()) == sorted(folders)
+    assert re.search(r"(?m)^USER 10003:10003$", text)
+    assert "COPY docker/init_secrets.py" in text
+
+
+def test_loadtest_image_has_a_current_locust_and_tritonclient_grpc_only():
+    text = (DOCKER_DIR / "loadtest.Dockerfile").read_text()
+    assert "pip install --no-compile --requirement /opt/loadtest/requirements.txt" in text
+    assert 'ENTRYPOINT ["locust", "-f", "/opt/loadtest/locustfile.py"]' in text
+    reqs = [
+        line.split("#")[0].strip()
+        for line in (ROOT / "loadtests" / "requirements.txt").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    assert "tritonclient[grpc]==2.51.0" in reqs and not any("http" in r for r in reqs)
+    locust = next(r for r in reqs if r.startswith("locust=="))
+    major, minor = map(int, locust.removeprefix("locust==").split(".")[:2])
+    assert (major, minor) >= (2, 47), "the http extra held Locust at 2.18.4"
+
+
 def test_dockerignore_keeps_secrets_and_models_out():
     lines = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in (
@@ -101,6 +149,8 @@ def test_dockerignore_keeps_secrets_and_models_out():
         "model_repository/",
         "**/.git",
         "**/.venv",
+        "**/.venv-*",
+        ".run/",
         "tests/",
     ):
         assert entry in lines, entry

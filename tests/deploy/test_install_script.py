@@ -1,17 +1,22 @@
-"""scripts/install-deploy-tools.sh: shellcheck-clean, and idempotent (a run with everything present
-installs nothing and says so)."""
+"""The install scripts: shellcheck-clean; scripts/install-deploy-tools.sh idempotent (a run with
+everything present installs nothing and says so). scripts/install-podman.sh runs in every
+`make compose-test`, which needs what it installs."""
 
 from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from .conftest import ROOT, explain, find_tool, run
 
 SCRIPT = ROOT / "scripts" / "install-deploy-tools.sh"
+SHELL_SCRIPTS = [SCRIPT, ROOT / "scripts" / "install-podman.sh"]
 
 
-def test_shellcheck_clean():
-    proc = run([find_tool("shellcheck"), "--severity=style", str(SCRIPT)])
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_clean(script):
+    proc = run([find_tool("shellcheck"), "--severity=style", str(script)])
     assert proc.returncode == 0, explain(proc)
 
 
