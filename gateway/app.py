@@ -185,9 +185,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info = await service.model_info(body.model, body.version)
             request.state.model = info.name  # only known models become label values
             check_input_names(info, list(body.inputs))
+            booleans = _has_booleans(raw)
             try:
                 inputs = [
-                    tensor_from_values(name, info.inputs[name].datatype, values)
+                    tensor_from_values(name, info.inputs[name].datatype, values, None, booleans)
                     for name, values in body.inputs.items()
                 ]
             except TensorError as error:
@@ -202,13 +203,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _answer(request, _json(body_out), prediction)
 
     async def v2_infer(model: str, version: str, request: Request) -> Response:
+        """Triton's order: the model (a 404 whatever the body says), then the body's tensors."""
         require_api_key(request)
-        head, binary = split_body(await request_body(request), request.headers.get(HEADER_LENGTH))
-        call = infer_call(parsed(V2InferRequest, head), binary)
+        body = await request_body(request)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(model, version)
             request.state.model = info.name
+            head, binary = split_body(body, request.headers.get(HEADER_LENGTH))
+            call = infer_call(parsed(V2InferRequest, head), binary, _has_booleans(head))
             check_literal_overflow(head, call.inputs, json_values_of)
             check_json_outputs(info, call)
             prediction = await service.predict(info, call.inputs, call.outputs, call.parameters)
@@ -314,6 +317,11 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _has_booleans(body: bytes) -> bool:
+    """Whether a JSON body holds true or false anywhere (else numbers need no search for them)."""
+    return b"true" in body or b"false" in body
 
 
 def _json(content: Any) -> bytes:
