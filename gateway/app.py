@@ -37,7 +37,7 @@ from gateway.kserve import (
     split_body,
 )
 from gateway.kserve_routes import ModelName, VersionName, add_kserve_routes
-from gateway.limits import BodySizeLimit, RequestMetrics
+from gateway.limits import BodySizeLimit, RequestMetrics, too_large
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
 from gateway.tensors import TensorError, tensor_from_values
@@ -51,7 +51,8 @@ ERRORS = {
         400: "Invalid request (the message says what is wrong)",
         401: "Missing or invalid X-API-Key",
         404: "Unknown model or version",
-        413: "Request body too large (after decompression)",
+        413: "Request body too large (after decompression); the message names the ways past the "
+        "limit: binary tensor data, gRPC, or GATEWAY_MAX_BODY_BYTES",
         415: "Unsupported Content-Encoding (gzip, deflate and identity are)",
         429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
         502: "Triton failed the request",
@@ -130,7 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, grpc_port=settings.grpc_port
+    )
+    inflated_too_large = too_large(settings.max_body_bytes, settings.grpc_port, decompressed=True)
     app.add_middleware(RequestMetrics)
 
     def require_api_key(request: Request) -> None:
@@ -142,7 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_body(request: Request) -> bytes:
         """The body without its content coding (gzip, deflate), within the body limit."""
         return decoded_body(
-            await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
+            await request.body(),
+            request.headers.get("content-encoding"),
+            settings.max_body_bytes,
+            inflated_too_large,
         )
 
     def parsed(model: type[Body], data: bytes) -> Body:

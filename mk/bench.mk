@@ -5,7 +5,9 @@
 #   make soak                          the mixed scenario for SOAK_TIME (default 10m): zero failures,
 #                                      gateway RSS steady after warm-up (SOAK_ARGS: --max-rss-growth-pct ...)
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
-.PHONY: bench loadtest soak bench-gpu bench-gateway
+#   make perf-analyzer ARGS="..."      perf_analyzer (tritonclient 2.51's) with its libraries found,
+#                                      e.g. ARGS="-m digits -u 127.0.0.1:8080 -i http" (the gateway)
+.PHONY: bench loadtest soak bench-gpu bench-gateway perf-analyzer
 
 BENCH_ARGS ?=
 LOADTEST_ARGS ?=
@@ -14,6 +16,7 @@ LOADTEST_USERS ?= 16
 SOAK_TIME ?= 10m
 SOAK_ARGS ?=
 GPU_ARGS ?=
+ARGS ?=
 
 bench: $(STAMP) ## Naive vs optimized, techniques, sweep, cost ranking -> reports/ (BENCH_ARGS=--tiny)
 	$(PY) -m benchmarks run $(BENCH_ARGS)
@@ -30,3 +33,6 @@ bench-gpu: ## GPU script: FP32/FP16/INT8 x batch sizes + serving, JSON + Markdow
 
 bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's own cost: hit p50 and hits/s, miss overhead vs Triton direct
 	$(PY) -m benchmarks gateway $(GATEWAY_BENCH_ARGS)
+
+perf-analyzer: $(STAMP) ## Triton's perf_analyzer with its libraries found: ARGS="-m digits -u 127.0.0.1:8080 -i http"
+	@$(PY) -m benchmarks.perf $(ARGS)
