@@ -31,7 +31,7 @@ soak: $(STAMP) ## Mixed traffic for SOAK_TIME (default 10m): zero failures, stea
 bench-gpu: ## GPU script: FP32/FP16/INT8 x batch sizes + serving, JSON + Markdown (runs without the venv too)
 	PYTHONUNBUFFERED=1 $(if $(wildcard $(PY)),$(PY),python3) -m benchmarks gpu $(GPU_ARGS)
 
-bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's own cost: hit p50 and hits/s, miss overhead vs Triton direct
+bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's own cost: hit p50, hits/s, miss overhead vs Triton direct, perf_analyzer -i http
 	$(PY) -m benchmarks gateway $(GATEWAY_BENCH_ARGS)
 
 perf-analyzer: $(STAMP) ## Triton's perf_analyzer with its libraries found: ARGS="-m digits -u 127.0.0.1:8080 -i http"
