@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype("bool"),
@@ -95,9 +96,9 @@ def tensor_from_values(
         if datatype == "BYTES":
             array = _bytes_array(name, values)
         else:
-            if booleans and datatype != "BOOL" and any(isinstance(v, bool) for v in _flat(values)):
-                raise TensorError(f"input '{name}': {datatype} needs numbers, not true or false")
             array = _numbers(name, datatype, values)
+            if booleans and datatype != "BOOL" and _holds_booleans(values):
+                raise TensorError(f"input '{name}': {datatype} needs numbers, not true or false")
     except TensorError:
         raise
     except (ValueError, TypeError, OverflowError) as error:
@@ -112,12 +113,11 @@ def tensor_from_values(
     return Tensor(name, datatype, np.require(array, requirements="C"))
 
 
-def _flat(values: object):
-    if isinstance(values, list):
-        for item in values:
-            yield from _flat(item)
-    else:
-        yield values
+def _holds_booleans(values: object) -> bool:
+    """Whether JSON values hold true or false anywhere (numpy reads [true, 2] as [1, 2]); the
+    values are numbers by now, so their JSON holds those words only as booleans."""
+    written = orjson.dumps(values)
+    return b"true" in written or b"false" in written
 
 
 def _bytes_array(name: str, values: object) -> np.ndarray:
