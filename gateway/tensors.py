@@ -155,12 +155,14 @@ def _numbers(name: str, datatype: str, values: object) -> np.ndarray:
 
 
 def _exact_integers(name: str, datatype: str, values: object) -> np.ndarray:
-    """JSON integers numpy read as floats (one beyond int64, e.g. a UINT64 above 2**63), exactly."""
+    """Integral values numpy read as floats (JSON `2.0`, or an integer beyond int64 such as a
+    UINT64 above 2**63, which would lose its low bits as a float), as exact integers."""
     info = np.iinfo(DTYPES[datatype])
-    flat = np.array(values, dtype=object).ravel()
-    if any(not isinstance(v, int) or not info.min <= v <= info.max for v in flat):
+    objects = np.array(values, dtype=object)
+    exact = [int(v) for v in objects.ravel()]
+    if any(not info.min <= v <= info.max for v in exact):
         raise TensorError(f"input '{name}': values out of range for {datatype}")
-    return np.array(values, dtype=DTYPES[datatype])
+    return np.array(exact, dtype=DTYPES[datatype]).reshape(objects.shape)
 
 
 def _check_float_range(name: str, datatype: str, given: np.ndarray, converted: np.ndarray) -> None:

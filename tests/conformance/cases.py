@@ -575,6 +575,14 @@ def json_values() -> list[Case]:
             forms=("v2 binary", "raw", "typed"),
         ),
         Case(
+            "integral JSON numbers like 2.0 are the integers they name (Triton refuses them)",
+            README,
+            "echo_int32",
+            (x("INT32", (1, 2), json="[[1.0, 2.0]]"),),
+            forms=json_forms,
+            same_key_as="INT32 travels in every form that carries it",
+        ),
+        Case(
             "an integer datatype refuses fractions",
             README,
             "echo_int32",
