@@ -75,14 +75,26 @@ def gateway(
     ),
     miss_rounds: int = typer.Option(5, help="Runs of the paired miss client."),
     miss_calls: int = typer.Option(1000, help="Calls per target in each run of the miss client."),
+    http_requests: int = typer.Option(
+        2000, help="Requests per perf_analyzer -i http measurement (misses, hits)."
+    ),
 ) -> None:
-    """The gateway's own cost: hit latency and hits/s (HTTP), miss overhead against Triton direct (gRPC)."""
+    """The gateway's own cost: hit latency and hits/s (HTTP), miss overhead against Triton direct
+    (gRPC), perf_analyzer -i http misses and hits (binary and JSON)."""
     from benchmarks import gateway as gateway_bench
 
     out = out or Path("reports") / f"gateway-{_stamp()}"
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
     result = gateway_bench.run(
-        repository, out, counts, duration_s, sequential, pinned, miss_rounds, miss_calls
+        repository,
+        out,
+        counts,
+        duration_s,
+        sequential,
+        pinned,
+        miss_rounds,
+        miss_calls,
+        http_requests,
     )
     console.print(gateway_bench.markdown(result))
     console.print(f"report: {out / 'gateway.md'}")

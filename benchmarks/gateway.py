@@ -17,6 +17,12 @@ moved by up to 0.4 ms between targets). A target's overhead is the median over r
 paired difference with Triton direct; it still moves with the VM's own state between runs, so the
 report gives their range too.
 
+perf_analyzer over HTTP (`-i http`, the tritonclient 2.51 binary), once, on a fresh stack, at
+concurrency 1 for a fixed count of requests: Triton's own HTTP port and the gateway's, each
+request a new image (misses) as binary tensor data; the gateway with one image (hits) as binary
+data and as JSON, inputs and outputs alike (`--input-tensor-format`, `--output-tensor-format`).
+These are client-side latencies, perf_analyzer's own C++ client taking part of the 2 cores.
+
 Writes gateway.json and gateway.md.
 """
 
@@ -32,9 +38,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import loadgen, passthrough, wrk
+from benchmarks import loadgen, passthrough, perf, wrk
 from benchmarks.hardware import local_hardware
-from benchmarks.payloads import digits_body, unique_id
+from benchmarks.payloads import digits_body, digits_image, unique_id
 from benchmarks.scrape import scrape
 from localstack.probes import http_ok
 from localstack.processes import wait_until
@@ -210,6 +216,72 @@ def measure_misses(repository: Path, work: Path, rounds: int, calls: int = 1000)
     return {"rounds": rounds, "calls_per_target": calls, "rows": rows}
 
 
+def image_rows(work: Path, name: str, count: int) -> Path:
+    """perf_analyzer input data: `count` digits images no other run sends (one batch-1 row each)."""
+    rows = [
+        {"image": {"content": digits_image(unique_id()).ravel().tolist(), "shape": [1, 8, 8]}}
+        for _ in range(count)
+    ]
+    return perf.write_input_data(work / f"{name}.json", rows)
+
+
+def measure_perf_analyzer_http(repository: Path, work: Path, requests: int = 2000) -> dict:
+    """perf_analyzer -i http at concurrency 1, `requests` each: Triton direct and the gateway's
+    misses (a new image each) as binary data; the gateway's hits as binary data and as JSON."""
+    work.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(work / "stack-perf-http", repository, StackPorts.free())
+    stack.start()
+    try:
+        triton = f"127.0.0.1:{stack.ports.triton_http}"
+        gateway = f"127.0.0.1:{stack.ports.gateway_http}"
+        targets = {
+            "Triton HTTP direct, misses, binary": (
+                triton,
+                image_rows(work, "triton", requests),
+                "binary",
+            ),
+            "gateway HTTP, misses, binary": (
+                gateway,
+                image_rows(work, "misses", requests),
+                "binary",
+            ),
+            "gateway HTTP, hits, binary": (gateway, image_rows(work, "hit", 1), "binary"),
+            "gateway HTTP, hits, JSON": (gateway, work / "hit.json", "json"),
+        }
+        rows = []
+        for label, (url, data, tensor_format) in targets.items():
+            measured = perf.run(
+                "digits",
+                url,
+                1,
+                data,
+                work_dir=work / label.replace(" ", "-").replace(",", ""),
+                protocol="http",
+                # -x: hits leave Triton's statistics still, where perf_analyzer looks for the version
+                extra=[
+                    "-x",
+                    "1",
+                    "--request-count",
+                    str(requests),
+                    "--input-tensor-format",
+                    tensor_format,
+                    "--output-tensor-format",
+                    tensor_format,
+                ],
+            )
+            rows.append(
+                {
+                    "target": label,
+                    "p50_ms": measured.p50_ms,
+                    "p99_ms": measured.p99_ms,
+                    "throughput": measured.throughput,
+                }
+            )
+    finally:
+        stack.stop()
+    return {"requests": requests, "concurrency": 1, "rows": rows}
+
+
 def run(
     repository: Path,
     out: Path,
@@ -219,6 +291,7 @@ def run(
     pinned: bool = True,
     miss_rounds: int = 5,
     miss_calls: int = 1000,
+    http_requests: int = 2000,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,11 +300,13 @@ def run(
             for config in configurations(workers, pinned)
         ]
         misses = measure_misses(repository, Path(tmp), miss_rounds, miss_calls)
+        http = measure_perf_analyzer_http(repository, Path(tmp) / "perf-http", http_requests)
     result = {
         "model": "digits",
         "hardware": local_hardware()["description"],
         "rows": rows,
         "misses": misses,
+        "perf_analyzer_http": http,
     }
     (out / "gateway.json").write_text(json.dumps(result, indent=2))
     (out / "gateway.md").write_text(markdown(result))
@@ -279,4 +354,27 @@ def markdown(result: dict) -> str:
             f"| {r['target']} | {' / '.join(f(v, 3) for v in r['p50_ms'])} "
             f"| {f(r['overhead_p50_ms'], 3)} | {f(spread[0], 3) + ' to ' + f(spread[1], 3) if spread else '-'} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + perf_analyzer_lines(result.get("perf_analyzer_http"))) + "\n"
+
+
+def perf_analyzer_lines(http: dict | None) -> list[str]:
+    """The report's perf_analyzer -i http section (none for results recorded before it existed)."""
+    if not http:
+        return []
+    lines = [
+        "",
+        f"## perf_analyzer over HTTP (`-i http`, concurrency {http['concurrency']}, "
+        f"{http['requests']:,} requests each)",
+        "",
+        "Client-side latency (perf_analyzer's own client on the same 2 cores). Misses: a new image "
+        "per request; hits: one image. Binary: the binary tensor data extension both ways; JSON: "
+        "`--input-tensor-format json --output-tensor-format json`.",
+        "",
+        "| target | p50 ms | p99 ms | inferences/s |",
+        "|---|---|---|---|",
+    ]
+    for r in http["rows"]:
+        lines.append(
+            f"| {r['target']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['throughput']:,.0f} |"
+        )
+    return lines

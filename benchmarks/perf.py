@@ -1,9 +1,16 @@
-"""perf_analyzer (the tritonclient 2.51 wheel's binary) for the gRPC path.
+"""perf_analyzer (the tritonclient 2.51 wheel's binary), as the benchmarks run it and as users do.
 
 The binary needs `libcudart.so.12` and `libb64.so.0d`; the nvidia-pytriton wheel ships both under
 hashed names, so they are linked under their sonames into a private folder on LD_LIBRARY_PATH.
-Input data is a JSON file of many distinct requests (perf_analyzer cycles through them), so no
-cache anywhere can answer from memory.
+The benchmarks give it a JSON file of many distinct requests (perf_analyzer cycles through them),
+so no cache anywhere can answer from memory.
+
+Users run it with its libraries found, against Triton or the gateway, with perf_analyzer's own
+arguments (the first three are the same command):
+
+    make perf-analyzer ARGS="-m digits -u 127.0.0.1:8080 -i http"
+    python -m benchmarks.perf -m digits -u 127.0.0.1:8080 -i http
+    perf-analyzer -m digits -u 127.0.0.1:8081 -i grpc      # the console script (pip install)
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 SONAMES = {"libcudart.so.12": "libcudart-", "libb64.so.0d": "libb64-"}
 
@@ -56,6 +64,27 @@ def library_dir() -> Path:
     return target
 
 
+def environment() -> dict[str, str]:
+    """This process's environment with perf_analyzer's libraries first on LD_LIBRARY_PATH."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        filter(None, [str(library_dir()), env.get("LD_LIBRARY_PATH")])
+    )
+    return env
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Replace this process with perf_analyzer, its libraries found, given `argv` (default: this
+    command's arguments) unchanged. Exits 2 with one line when the binary or a library is missing."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        path, env = binary(), environment()
+    except PerfAnalyzerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    os.execve(path, [str(path), *args], env)
+
+
 @dataclass
 class PerfResult:
     model: str
@@ -89,7 +118,14 @@ def run(
     timeout_s: float = 120.0,
     work_dir: Path | None = None,
     extra: list[str] | None = None,
+    protocol: str = "grpc",
 ) -> PerfResult:
+    """One perf_analyzer measurement of `model` at `url` over `protocol` (grpc or http) at one
+    concurrency, cycling through `input_data`; its p50/p90/p95/p99 in ms and inferences/s.
+
+    Raises PerfAnalyzerError when it fails (after up to two retries with more trials when the
+    machine was too noisy for a stable measurement) or times out.
+    """
     work_dir = work_dir or Path(tempfile.mkdtemp())
     work_dir.mkdir(parents=True, exist_ok=True)
     report = work_dir / f"perf-{model}-c{concurrency}.csv"
@@ -100,7 +136,7 @@ def run(
         "-u",
         url,
         "-i",
-        "grpc",
+        protocol,
         "--concurrency-range",
         f"{concurrency}:{concurrency}",
         "-p",
@@ -115,10 +151,7 @@ def run(
         str(report),
         *(extra or []),
     ]
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        filter(None, [str(library_dir()), env.get("LD_LIBRARY_PATH")])
-    )
+    env = environment()
     for attempt in range(3):  # a loaded machine can fail the stability check: widen and retry
         try:
             done = subprocess.run(
@@ -150,3 +183,7 @@ def run(
         queue_us=us("Server Queue"),
         compute_us=us("Server Compute Infer"),
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -4,8 +4,8 @@ own definitions (gateway.errors, gateway.model_config), as a generated Go packag
     python gateway-grpc/messages.py OUTPUT.go      (build.sh runs it before `go vet`)
 
 Written once, in Python: Triton's message markers and what they map to, and the names of the
-config parameters the gateways read. Go tests (triton_test.go, validation_test.go) and Python
-tests (tests/gateway/test_errors.py) check the mapping against the same Triton messages.
+config parameters the gateways read. The conformance corpus (tests/conformance) holds both front
+ends to the same answers for the same Triton messages.
 """
 
 import json

@@ -37,7 +37,7 @@ from gateway.kserve import (
     split_body,
 )
 from gateway.kserve_routes import ModelName, VersionName, add_kserve_routes
-from gateway.limits import BodySizeLimit, RequestMetrics
+from gateway.limits import BodySizeLimit, RequestMetrics, too_large
 from gateway.service import Prediction, PredictionService
 from gateway.settings import Settings, get_settings
 from gateway.tensors import TensorError, tensor_from_values
@@ -51,7 +51,8 @@ ERRORS = {
         400: "Invalid request (the message says what is wrong)",
         401: "Missing or invalid X-API-Key",
         404: "Unknown model or version",
-        413: "Request body too large (after decompression)",
+        413: "Request body too large (after decompression); the message names the ways past the "
+        "limit: binary tensor data, gRPC, or GATEWAY_MAX_BODY_BYTES",
         415: "Unsupported Content-Encoding (gzip, deflate and identity are)",
         429: "Too many requests in flight, or the model's queue is full (see Retry-After)",
         502: "Triton failed the request",
@@ -130,7 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, grpc_port=settings.grpc_port
+    )
+    inflated_too_large = too_large(settings.max_body_bytes, settings.grpc_port, decompressed=True)
     app.add_middleware(RequestMetrics)
 
     def require_api_key(request: Request) -> None:
@@ -142,7 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_body(request: Request) -> bytes:
         """The body without its content coding (gzip, deflate), within the body limit."""
         return decoded_body(
-            await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
+            await request.body(),
+            request.headers.get("content-encoding"),
+            settings.max_body_bytes,
+            inflated_too_large,
         )
 
     def parsed(model: type[Body], data: bytes) -> Body:
@@ -185,9 +192,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info = await service.model_info(body.model, body.version)
             request.state.model = info.name  # only known models become label values
             check_input_names(info, list(body.inputs))
+            booleans = _has_booleans(raw)
             try:
                 inputs = [
-                    tensor_from_values(name, info.inputs[name].datatype, values)
+                    tensor_from_values(name, info.inputs[name].datatype, values, None, booleans)
                     for name, values in body.inputs.items()
                 ]
             except TensorError as error:
@@ -202,13 +210,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _answer(request, _json(body_out), prediction)
 
     async def v2_infer(model: str, version: str, request: Request) -> Response:
+        """Triton's order: the model (a 404 whatever the body says), then the body's tensors."""
         require_api_key(request)
-        head, binary = split_body(await request_body(request), request.headers.get(HEADER_LENGTH))
-        call = infer_call(parsed(V2InferRequest, head), binary)
+        body = await request_body(request)
         service = service_of(request)
         async with service.admitted():
             info = await service.model_info(model, version)
             request.state.model = info.name
+            head, binary = split_body(body, request.headers.get(HEADER_LENGTH))
+            call = infer_call(parsed(V2InferRequest, head), binary, _has_booleans(head))
             check_literal_overflow(head, call.inputs, json_values_of)
             check_json_outputs(info, call)
             prediction = await service.predict(info, call.inputs, call.outputs, call.parameters)
@@ -314,6 +324,11 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _has_booleans(body: bytes) -> bool:
+    """Whether a JSON body holds true or false anywhere (else numbers need no search for them)."""
+    return b"true" in body or b"false" in body
 
 
 def _json(content: Any) -> bytes:

@@ -17,7 +17,7 @@ import numpy as np
 
 from gateway.tensors import Tensor
 
-# Keys BLAKE2b (a tag every BLAKE2b offers, unlike personalization); gateway-grpc/key.go uses it too.
+# Keys BLAKE2b (a tag every BLAKE2b offers, unlike personalization); gateway-grpc/cache_key.go uses it too.
 KEY_TAG = b"tsgateway-v2"
 
 

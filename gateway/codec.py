@@ -33,7 +33,7 @@ def decode_outputs(data: bytes) -> dict[str, Tensor]:
         for name, datatype, shape, nbytes in orjson.loads(data[4:offset]):
             blob = data[offset : offset + nbytes]
             offset += nbytes
-            outputs[name] = tensor_from_raw(name, datatype, shape, blob)
+            outputs[name] = tensor_from_raw(name, datatype, shape, blob, "output")
     except (TypeError, struct.error) as error:  # a header of another shape; too short for one
         raise ValueError(f"cached value is malformed: {error}") from None
     if offset != len(data):

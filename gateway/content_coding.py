@@ -22,11 +22,13 @@ _WBITS = {"gzip": 31, "deflate": 15}
 ACCEPTED = {"Accept-Encoding": "gzip, deflate"}
 
 
-def decoded_body(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+def decoded_body(
+    body: bytes, content_encoding: str | None, max_bytes: int, too_large: str = ""
+) -> bytes:
     """The request body without its content coding, at most `max_bytes` long.
 
-    Raises GatewayError 415 for an unsupported coding, 413 past `max_bytes` once inflated,
-    400 for data that does not inflate.
+    Raises GatewayError 415 for an unsupported coding, 413 past `max_bytes` once inflated (with
+    the message `too_large`), 400 for data that does not inflate.
     """
     coding = (content_encoding or "identity").strip().lower()
     if coding == "identity":
@@ -41,7 +43,9 @@ def decoded_body(body: bytes, content_encoding: str | None, max_bytes: int) -> b
     except zlib.error as error:
         raise GatewayError(400, f"request body is not valid {coding} data: {error}") from None
     if len(inflated) > max_bytes:
-        raise GatewayError(413, f"request body larger than {max_bytes} bytes once decompressed")
+        raise GatewayError(
+            413, too_large or f"request body larger than {max_bytes} bytes once decompressed"
+        )
     if not inflater.eof:
         raise GatewayError(400, f"request body is not valid {coding} data: truncated")
     return inflated

@@ -59,6 +59,12 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
 
+def listed(names) -> str:
+    """Names as a message lists them, e.g. ['a', 'b']: each between single quotes, written as
+    given (gateway-grpc's listText writes the same; Python's repr would switch quotes)."""
+    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
+
+
 def from_triton(code: str, message: str) -> GatewayError:
     """Map a Triton gRPC status (e.g. 'StatusCode.INVALID_ARGUMENT') to the client's answer."""
     name = code.rsplit(".", 1)[-1]

@@ -18,14 +18,17 @@ import numpy as np
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.tensors import FLOAT_DATATYPES, Tensor
+from gateway.tensors import FLOAT_DATATYPES, Tensor, as_floats
 
 _TOKENS = {True: b"Infinity", False: b"-Infinity"}
 
 
 def json_values(array: np.ndarray, datatype: str) -> Any:
-    """Values ready for orjson (OPT_SERIALIZE_NUMPY): BYTES as strings, non-finite floats as
-    Triton's tokens (an `orjson.Fragment`), everything else the array itself."""
+    """Values ready for orjson (OPT_SERIALIZE_NUMPY): BYTES as strings, BF16 as the FP32 values
+    it holds, non-finite floats as Triton's tokens (an `orjson.Fragment`), everything else the
+    array itself."""
+    if datatype == "BF16":
+        return json_values(as_floats(Tensor("", datatype, array)), "FP32")
     if datatype == "BYTES":
         return (
             [item.decode("utf-8", "replace") for item in array.ravel()]
@@ -60,9 +63,10 @@ def check_literal_overflow(body: bytes, inputs: list[Tensor], values_of: Any) ->
     for tensor in suspects:
         for value in _numbers(values_of(document, tensor.name)):
             if _overflows(value, tensor.array.dtype):
+                shown = f"{value:g}" if isinstance(value, Decimal) else value  # 1e+309, as numpy
                 raise GatewayError(
                     400,
-                    f"input '{tensor.name}': value {value} is out of range for {tensor.datatype}",
+                    f"input '{tensor.name}': value {shown} is out of range for {tensor.datatype}",
                 )
 
 

@@ -23,16 +23,24 @@ import orjson
 from pydantic import BaseModel, Field
 
 from gateway.cache_key import canonical_bytes
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, listed
 from gateway.json_values import json_values
 from gateway.service import Prediction
-from gateway.tensors import Tensor, TensorError, tensor_from_raw, tensor_from_values
+from gateway.tensors import (
+    BINARY_ONLY,
+    Tensor,
+    TensorError,
+    json_refusal,
+    tensor_from_raw,
+    tensor_from_values,
+)
 from gateway.triton_client import ModelInfo
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-# Request parameters Triton honours and the gateway forwards (uint64 as Triton's HTTP reads them),
-# and the gateway's own; any other key is a 400 naming it.
-FORWARDED_PARAMETERS = ("priority", "timeout")
+# Request parameters Triton honours and the gateway forwards, with the bound of each (Triton's HTTP
+# reads priority as a uint64; timeout goes on to Triton's gRPC as an int64), and the gateway's
+# own; any other key is a 400 naming it.
+FORWARDED_PARAMETERS = {"priority": 2**64, "timeout": 2**63}
 REQUEST_PARAMETERS = ("binary_data_output", *FORWARDED_PARAMETERS)
 
 
@@ -110,13 +118,16 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
     return body[:length], memoryview(body)[length:]
 
 
-def infer_call(request: V2InferRequest, binary: memoryview) -> InferCall:
-    """The tensors and choices of a parsed request; GatewayError 400 for anything malformed."""
+def infer_call(request: V2InferRequest, binary: memoryview, booleans: bool = True) -> InferCall:
+    """The tensors and choices of a parsed request, read in Triton's order (request parameters,
+    inputs, requested outputs); GatewayError 400 for anything malformed. `booleans`: whether
+    the JSON holds `true` or `false` at all (when not, numbers need not be searched for them)."""
     binary_default, forwarded = _request_parameters(request.parameters or {})
+    inputs = _input_tensors(request.inputs, binary, booleans)
     outputs, binary_outputs = _requested_outputs(request.outputs)
     return InferCall(
         id=request.id,
-        inputs=_input_tensors(request.inputs, binary),
+        inputs=inputs,
         outputs=outputs,
         binary_default=binary_default,
         binary_outputs=binary_outputs,
@@ -131,16 +142,16 @@ def _request_parameters(parameters: dict[str, Any]) -> tuple[bool, dict[str, int
     if unknown:
         raise GatewayError(
             400,
-            f"request parameters {unknown} are not supported by the gateway; "
-            f"supported: {list(REQUEST_PARAMETERS)}",
+            f"request parameters {listed(unknown)} are not supported by the gateway; "
+            f"supported: {listed(REQUEST_PARAMETERS)}",
         )
     binary_default = parameters.get("binary_data_output", False)
     if not isinstance(binary_default, bool):
         raise GatewayError(400, "Unable to parse 'binary_data_output'")
     forwarded = {}
-    for key in FORWARDED_PARAMETERS:
+    for key, limit in FORWARDED_PARAMETERS.items():
         if key in parameters:
-            forwarded[key] = _unsigned(parameters[key], f"Unable to parse '{key}'")
+            forwarded[key] = _unsigned(parameters[key], f"Unable to parse '{key}'", limit)
     return binary_default, forwarded
 
 
@@ -160,7 +171,7 @@ def _requested_outputs(
     return [output.name for output in requested], binary
 
 
-def _input_tensors(inputs: list[V2Tensor], binary: memoryview) -> list[Tensor]:
+def _input_tensors(inputs: list[V2Tensor], binary: memoryview, booleans: bool) -> list[Tensor]:
     tensors, offset = [], 0
     for item in inputs:
         size = None
@@ -176,7 +187,7 @@ def _input_tensors(inputs: list[V2Tensor], binary: memoryview) -> list[Tensor]:
             )
         try:
             if size is None:
-                tensors.append(_json_tensor(item))
+                tensors.append(_json_tensor(item, booleans))
                 continue
             size = _unsigned(size, f"input '{item.name}': Unable to parse 'binary_data_size'")
             if offset + size > len(binary):
@@ -197,25 +208,22 @@ def _input_tensors(inputs: list[V2Tensor], binary: memoryview) -> list[Tensor]:
     return tensors
 
 
-def _json_tensor(item: V2Tensor) -> Tensor:
-    if item.datatype == "FP16":  # Triton's own message (src/http_server.cc, ReadDataFromJson)
-        raise GatewayError(
-            400,
-            "receiving FP16 data via JSON is not supported. Please use the binary data format "
-            f"for input {item.name}",
-        )
-    return tensor_from_values(item.name, item.datatype, item.data, item.shape)
+def _json_tensor(item: V2Tensor, booleans: bool) -> Tensor:
+    if item.datatype in BINARY_ONLY:  # Triton's own message (src/http_server.cc, ReadDataFromJson)
+        raise GatewayError(400, json_refusal(item.datatype, item.name))
+    return tensor_from_values(item.name, item.datatype, item.data, item.shape, booleans)
 
 
 def check_json_outputs(info: ModelInfo, call: InferCall) -> None:
-    """FP16 outputs can only be answered as binary data, as in Triton: refused before inferring."""
+    """FP16 and BF16 outputs can only be answered as binary data, as in Triton: refused before
+    inferring."""
     for name in call.outputs or info.outputs:
         output = info.outputs.get(name)
-        if output is not None and output.datatype == "FP16" and not call.binary(name):
+        if output is not None and output.datatype in BINARY_ONLY and not call.binary(name):
             raise GatewayError(
                 400,
-                "sending FP16 data via JSON is not supported. Please use the binary data format "
-                f"for output {name}",
+                f"sending {output.datatype} data via JSON is not supported. Please use the binary "
+                f"data format for output {name}",
             )
 
 
@@ -246,8 +254,9 @@ def json_values_of(document: dict[str, Any], name: str) -> Any:
     return next((i.get("data") for i in document.get("inputs", []) if i.get("name") == name), None)
 
 
-def _unsigned(value: Any, message: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _unsigned(value: Any, message: str, limit: int = 2**64) -> int:
+    """`value` as an integer in [0, limit); GatewayError 400 with `message` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
         raise GatewayError(400, message)
     return value
 
@@ -255,5 +264,6 @@ def _unsigned(value: Any, message: str) -> int:
 def _no_parameters(parameters: dict, where: str) -> None:
     if parameters:
         raise GatewayError(
-            400, f"{where}: parameters {sorted(parameters)} are not supported by the gateway"
+            400,
+            f"{where}: parameters {listed(sorted(parameters))} are not supported by the gateway",
         )

@@ -16,6 +16,7 @@ converted again changes the ensemble's keys even when the ensemble's config was 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from gateway.errors import GatewayError
 FINGERPRINT_PARAMETER = "fingerprint"
 VALID_RANGE_PREFIX = "valid_range:"
 ALLOW_EMPTY_PREFIX = "allow_empty:"
+_RANGE = re.compile(r"\s*([+-]?[0-9]+)\s*,\s*([+-]?[0-9]+)\s*")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parameter_values(config: dict[str, Any]) -> dict[str, str]:
@@ -60,14 +63,15 @@ def valid_ranges(config: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 
 def _bounds(value: str) -> tuple[int, int] | None:
-    parts = value.split(",")
-    if len(parts) != 2:
+    """(min, max) of "<min>,<max>": decimal integers within int64, spaces around each allowed,
+    min <= max (gateway-grpc's parseRange accepts exactly the same)."""
+    match = _RANGE.fullmatch(value)
+    if match is None:
         return None
-    try:
-        lowest, highest = int(parts[0]), int(parts[1])
-    except ValueError:
+    lowest, highest = int(match[1]), int(match[2])
+    if not INT64_MIN <= lowest <= highest <= INT64_MAX:
         return None
-    return (lowest, highest) if lowest <= highest else None
+    return lowest, highest
 
 
 def allow_empty(config: dict[str, Any]) -> frozenset[str]:

@@ -19,9 +19,9 @@ from gateway.cache import PredictionCache
 from gateway.cache_key import cache_key
 from gateway.coalescer import Coalescer
 from gateway.codec import decode_outputs, encode_outputs
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, listed
 from gateway.settings import Settings
-from gateway.tensors import FLOAT_DATATYPES, Tensor
+from gateway.tensors import FLOAT_DATATYPES, Tensor, as_floats
 from gateway.triton_client import ModelInfo, TritonPool
 from gateway.validation import validate_request
 
@@ -136,7 +136,9 @@ class PredictionService:
         expected = set(outputs or info.outputs)
         if set(result) != expected:
             raise GatewayError(
-                502, f"incomplete response from Triton: {sorted(result)} != {sorted(expected)}"
+                502,
+                f"incomplete response from Triton: {listed(sorted(result))} != "
+                f"{listed(sorted(expected))}",
             )
         if ttl > 0 and not all_finite(result.values()):
             metrics.CACHE_BYPASSED.labels(info.name, "non_finite").inc()
@@ -147,7 +149,9 @@ class PredictionService:
 
 
 def all_finite(tensors: Iterable[Tensor]) -> bool:
-    """True when no floating-point tensor holds NaN or +-Infinity."""
+    """True when no floating-point tensor (FP16, BF16, FP32, FP64) holds NaN or +-Infinity."""
     return all(
-        t.datatype not in FLOAT_DATATYPES or bool(np.isfinite(t.array).all()) for t in tensors
+        bool(np.isfinite(as_floats(t)).all())
+        for t in tensors
+        if t.datatype in FLOAT_DATATYPES or t.datatype == "BF16"
     )

@@ -1,19 +1,36 @@
-"""Gateway settings, read from `GATEWAY_*` environment variables (pydantic-settings)."""
+"""Gateway settings, read from `GATEWAY_*` environment variables (pydantic-settings).
+
+gateway-grpc reads the same variables alike (gateway-grpc/settings.go; tests/conformance pins both):
+names in upper case, spaces around a value dropped, integers and numbers in plain decimal (no
+`1_000`, no `60.0` for an integer, no `inf` or `nan`), lists comma-separated, per-model TTLs as a
+JSON object of integers.
+"""
 
 from __future__ import annotations
 
 import hmac
+import math
+import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AliasGenerator, Field, StrictInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None)
+    # The variable of each field is GATEWAY_ and its name in upper case, exactly (as os.LookupEnv
+    # finds it in gateway-grpc); fields are also set by name in code.
+    model_config = SettingsConfigDict(
+        env_file=None,
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=lambda name: f"GATEWAY_{name.upper()}"),
+        validate_by_name=True,
+    )
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8080, description="HTTP port.")
@@ -37,7 +54,7 @@ class Settings(BaseSettings):
     )
     cache_enabled: bool = Field(True, description="Master switch for the prediction cache.")
     cache_ttl_s: int = Field(3600, description="Time to live of a cached prediction.")
-    cache_model_ttl_s: dict[str, int] = Field(
+    cache_model_ttl_s: dict[str, StrictInt] = Field(
         {}, description='Per-model TTL as JSON, e.g. {"digits": 60}; 0 disables caching a model.'
     )
     cache_max_value_bytes: int = Field(1 << 20, description="Larger responses are not cached.")
@@ -55,11 +72,32 @@ class Settings(BaseSettings):
         [], description="Accepted X-API-Key values, comma-separated; empty = open."
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain(cls, value: Any, info) -> Any:
+        """Spaces around a value are dropped; numbers must be plain decimals (what Go parses)."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        kind = cls.model_fields[info.field_name].annotation
+        if kind is int and not INTEGER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a decimal integer")
+        if kind is float and not (NUMBER.fullmatch(value) and math.isfinite(float(value))):
+            raise ValueError(f"{value!r} is not a finite decimal number")
+        return value
+
     @field_validator("triton_url", "api_keys", "cpus", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("triton_url")
+    @classmethod
+    def _some_endpoint(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no endpoint given")
         return value
 
     def key_accepted(self, given: str) -> bool:

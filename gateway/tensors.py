@@ -1,4 +1,9 @@
-"""Tensors as the gateway handles them: a name, a Triton datatype and a numpy array."""
+"""Tensors as the gateway handles them: a name, a Triton datatype and a numpy array.
+
+Every Triton datatype is held in the numpy dtype of its little-endian bytes; BF16, which numpy
+lacks, as its 16-bit patterns (uint16). The messages are gateway-grpc's too (gateway-grpc/tensors.go,
+gateway-grpc/kserve.go); tests/conformance pins them for both.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype("bool"),
@@ -18,11 +24,16 @@ DTYPES: dict[str, np.dtype] = {
     "INT32": np.dtype("<i4"),
     "INT64": np.dtype("<i8"),
     "FP16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),  # bit patterns: bfloat16 is the upper half of a float32
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
     "BYTES": np.dtype("object"),
 }
-FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
+FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})  # numpy floats (BF16 aside)
+# Datatypes Triton's HTTP API takes only as binary data (src/http_server.cc, ReadDataFromJson).
+BINARY_ONLY = frozenset({"FP16", "BF16"})
+# An element count above this could overflow a byte count (gateway-grpc checks the same bound).
+MAX_ELEMENTS = (2**63 - 1) // 16
 
 
 class TensorError(ValueError):
@@ -40,51 +51,118 @@ class Tensor:
         return tuple(self.array.shape)
 
 
+def json_refusal(datatype: str, name: str) -> str:
+    """Triton's answer to a binary-only datatype sent as JSON values."""
+    return (
+        f"receiving {datatype} data via JSON is not supported. Please use the binary data "
+        f"format for input {name}"
+    )
+
+
+def element_count(where: str, shape: list[int] | tuple[int, ...]) -> int:
+    """The number of elements of `shape`; TensorError naming `where` (e.g. "input 'x'") for a
+    negative or overflowing shape."""
+    count = 1
+    for d in shape:
+        if not isinstance(d, int) or d < 0:
+            raise TensorError(f"{where}: shape {list(shape)} must be non-negative")
+        count *= d
+    if count > MAX_ELEMENTS:
+        raise TensorError(f"{where}: shape {list(shape)} is too large")
+    return count
+
+
 def tensor_from_values(
-    name: str, datatype: str, values: object, shape: list[int] | None = None
+    name: str,
+    datatype: str,
+    values: object,
+    shape: list[int] | None = None,
+    booleans: bool = True,
 ) -> Tensor:
-    """Build a tensor from JSON values (nested or flat with `shape`), checking type and size."""
+    """Build a tensor from JSON values (nested, or flat with `shape`), checking type and size.
+
+    Raises TensorError for an unknown or binary-only datatype, values that are not the
+    datatype's (fractions for integers, numbers for BOOL, non-strings for BYTES, and, unless
+    `booleans` is False because the body holds no `true`/`false`, true or false for numbers),
+    values beyond it, or values that do not fill `shape`.
+    """
     dtype = DTYPES.get(datatype)
     if dtype is None:
         raise TensorError(f"input '{name}': unknown datatype '{datatype}'")
+    if datatype == "BF16":
+        raise TensorError(json_refusal(datatype, name))
+    count = None if shape is None else element_count(f"input '{name}'", shape)
     try:
         if datatype == "BYTES":
-            array = np.array(values, dtype=object)
-            array = np.vectorize(_to_bytes, otypes=[object])(array) if array.size else array
+            array = _bytes_array(name, values)
         else:
-            try:
-                array = np.asarray(values)
-            except ValueError:
-                array = np.empty(0, dtype=object)
-            if array.dtype == object or array.dtype.kind in "USV":
-                raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
-            if (
-                dtype.kind in "iub"
-                and array.size
-                and array.dtype.kind == "f"
-                and (not np.all(np.isfinite(array)) or np.any(array != np.round(array)))
-            ):
-                raise TensorError(f"input '{name}': {datatype} needs integer values")
-            with np.errstate(over="ignore", invalid="ignore"):
-                converted = array.astype(dtype)
-            if dtype.kind in "iu" and array.size and not np.array_equal(converted, array):
-                raise TensorError(f"input '{name}': values out of range for {datatype}")
-            if dtype.kind == "f" and np.isinf(converted).any():  # one pass when all is well
-                _check_float_range(name, datatype, array, converted)
-            array = converted
-        if shape is not None:
-            if any(not isinstance(d, int) or d < 0 for d in shape):
-                raise TensorError(f"input '{name}': shape {shape} must be non-negative integers")
-            if int(np.prod(shape)) != array.size:
-                raise TensorError(
-                    f"input '{name}': {array.size} values do not fill shape {list(shape)}"
-                )
-            array = array.reshape(shape)
+            array = _numbers(name, datatype, values)
+            if booleans and datatype != "BOOL" and _holds_booleans(values):
+                raise TensorError(f"input '{name}': {datatype} needs numbers, not true or false")
     except TensorError:
         raise
     except (ValueError, TypeError, OverflowError) as error:
         raise TensorError(f"input '{name}': {error}") from None
-    return Tensor(name, datatype, np.ascontiguousarray(array))
+    if shape is not None:
+        if array.size != count:
+            raise TensorError(
+                f"input '{name}': {array.size} values do not fill shape {list(shape)}"
+            )
+        array = array.reshape(shape)
+    # C order (np.ascontiguousarray would turn a scalar into shape [1])
+    return Tensor(name, datatype, np.require(array, requirements="C"))
+
+
+def _holds_booleans(values: object) -> bool:
+    """Whether JSON values hold true or false anywhere (numpy reads [true, 2] as [1, 2]); the
+    values are numbers by now, so their JSON holds those words only as booleans."""
+    written = orjson.dumps(values)
+    return b"true" in written or b"false" in written
+
+
+def _bytes_array(name: str, values: object) -> np.ndarray:
+    array = np.array(values, dtype=object)
+    if not array.size:
+        return array
+    try:
+        return np.vectorize(_to_bytes, otypes=[object])(array)
+    except TypeError:
+        raise TensorError(f"input '{name}': BYTES values must be strings") from None
+
+
+def _numbers(name: str, datatype: str, values: object) -> np.ndarray:
+    """Numbers (or true/false for BOOL) as `datatype`; refuses what Triton's parser refuses."""
+    dtype = DTYPES[datatype]
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        array = np.empty(0, dtype=object)
+    if array.dtype == object or array.dtype.kind in "USV":
+        raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
+    if datatype == "BOOL" and array.size and array.dtype.kind != "b":
+        raise TensorError(f"input '{name}': BOOL needs true or false values")
+    if dtype.kind in "iu" and array.size and array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise TensorError(f"input '{name}': {datatype} needs integer values")
+        array = _exact_integers(name, datatype, values)  # integers beyond int64 read as floats
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype)
+    if dtype.kind in "iu" and array.size and not np.array_equal(converted, array):
+        raise TensorError(f"input '{name}': values out of range for {datatype}")
+    if dtype.kind == "f" and np.isinf(converted).any():  # one pass when all is well
+        _check_float_range(name, datatype, array, converted)
+    return converted
+
+
+def _exact_integers(name: str, datatype: str, values: object) -> np.ndarray:
+    """Integral values numpy read as floats (JSON `2.0`, or an integer beyond int64 such as a
+    UINT64 above 2**63, which would lose its low bits as a float), as exact integers."""
+    info = np.iinfo(DTYPES[datatype])
+    objects = np.array(values, dtype=object)
+    exact = [int(v) for v in objects.ravel()]
+    if any(not info.min <= v <= info.max for v in exact):
+        raise TensorError(f"input '{name}': values out of range for {datatype}")
+    return np.array(exact, dtype=DTYPES[datatype]).reshape(objects.shape)
 
 
 def _check_float_range(name: str, datatype: str, given: np.ndarray, converted: np.ndarray) -> None:
@@ -95,32 +173,42 @@ def _check_float_range(name: str, datatype: str, given: np.ndarray, converted: n
         raise TensorError(f"input '{name}': value {value} is out of range for {datatype}")
 
 
-def tensor_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> Tensor:
-    """A tensor from Triton's raw binary form (BYTES: 4-byte little-endian length per item)."""
+def tensor_from_raw(
+    name: str, datatype: str, shape: list[int], raw: bytes, role: str = "input"
+) -> Tensor:
+    """A tensor from Triton's raw binary form (BYTES: 4-byte little-endian length per item).
+
+    Raises TensorError naming the tensor as `role` ("input", or "output" for Triton's answers)
+    for an unknown datatype, a bad shape, or bytes that do not fill the shape.
+    """
+    where = f"{role} '{name}'"
+    count = element_count(where, shape)
+    if datatype == "BYTES":
+        return Tensor(name, datatype, _bytes_items(where, shape, count, raw))
     dtype = DTYPES.get(datatype)
     if dtype is None:
-        raise TensorError(f"input '{name}': unknown datatype '{datatype}'")
-    if any(d < 0 for d in shape):
-        raise TensorError(f"input '{name}': shape {shape} must be non-negative")
-    count = int(np.prod(shape))
-    if datatype == "BYTES":
-        items, offset = [], 0
-        while offset < len(raw):
-            if offset + 4 > len(raw):
-                raise TensorError(f"input '{name}': truncated BYTES element")
-            (length,) = struct.unpack_from("<I", raw, offset)
-            if offset + 4 + length > len(raw):
-                raise TensorError(f"input '{name}': truncated BYTES element")
-            items.append(raw[offset + 4 : offset + 4 + length])
-            offset += 4 + length
-        if len(items) != count:
-            raise TensorError(f"input '{name}': {len(items)} elements do not fill shape {shape}")
-        return Tensor(name, datatype, np.array(items, dtype=object).reshape(shape))
+        raise TensorError(f"{where}: unknown datatype '{datatype}'")
     if len(raw) != count * dtype.itemsize:
         raise TensorError(
-            f"input '{name}': {len(raw)} bytes, shape {shape} of {datatype} needs {count * dtype.itemsize}"
+            f"{where}: {len(raw)} bytes, shape {list(shape)} of {datatype} needs "
+            f"{count * dtype.itemsize}"
         )
     return Tensor(name, datatype, np.frombuffer(raw, dtype=dtype).reshape(shape))
+
+
+def _bytes_items(where: str, shape: list[int], count: int, raw: bytes) -> np.ndarray:
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise TensorError(f"{where}: truncated BYTES element")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        if offset + 4 + length > len(raw):
+            raise TensorError(f"{where}: truncated BYTES element")
+        items.append(raw[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    if len(items) != count:
+        raise TensorError(f"{where}: {len(items)} elements do not fill shape {list(shape)}")
+    return np.array(items, dtype=object).reshape(shape)
 
 
 def _to_bytes(value: object) -> bytes:
@@ -128,11 +216,11 @@ def _to_bytes(value: object) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode()
-    raise TensorError("BYTES values must be strings")
+    raise TypeError("BYTES values must be strings")
 
 
-def datatype_of(array: np.ndarray) -> str:
-    for name, dtype in DTYPES.items():
-        if array.dtype == dtype:
-            return name
-    raise TensorError(f"unsupported dtype {array.dtype}")
+def as_floats(tensor: Tensor) -> np.ndarray:
+    """A floating-point tensor's values as numpy floats (BF16's bit patterns widened to FP32)."""
+    if tensor.datatype == "BF16":
+        return (tensor.array.astype("<u4") << 16).view("<f4")
+    return tensor.array

@@ -256,7 +256,7 @@ class TritonPool:
             metrics.TRITON_DURATION.labels(info.name).observe(time.perf_counter() - started)
         try:
             return {
-                out.name: tensor_from_raw(out.name, out.datatype, list(out.shape), raw)
+                out.name: tensor_from_raw(out.name, out.datatype, list(out.shape), raw, "output")
                 for out, raw in zip(response.outputs, response.raw_output_contents, strict=True)
             }
         except (TensorError, ValueError) as error:
@@ -273,7 +273,10 @@ class TritonPool:
 
 
 def _tensor_info(tensor: dict) -> TensorInfo:
-    return TensorInfo(tensor["name"], tensor["datatype"], tuple(int(d) for d in tensor["shape"]))
+    # protobuf's JSON leaves an empty shape (a scalar) out
+    return TensorInfo(
+        tensor["name"], tensor["datatype"], tuple(int(d) for d in tensor.get("shape", ()))
+    )
 
 
 __all__ = ["GatewayError", "ModelInfo", "TensorInfo", "TritonPool"]

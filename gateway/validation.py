@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, listed
 from gateway.model_config import ALLOW_EMPTY_PREFIX, VALID_RANGE_PREFIX
 from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo
@@ -25,7 +25,8 @@ def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
     unknown = sorted(set(names) - set(info.inputs))
     if unknown:
         raise GatewayError(
-            400, f"model '{info.name}' has no input {unknown}; inputs: {sorted(info.inputs)}"
+            400,
+            f"model '{info.name}' has no input {listed(unknown)}; inputs: {listed(sorted(info.inputs))}",
         )
 
 
@@ -36,11 +37,12 @@ def validate_request(
     check_input_names(info, names)
     missing = sorted(set(info.inputs) - set(names))
     if missing:
-        raise GatewayError(400, f"model '{info.name}' needs input {missing}")
+        raise GatewayError(400, f"model '{info.name}' needs input {listed(missing)}")
     for name in outputs or ():
         if name not in info.outputs:
             raise GatewayError(
-                400, f"model '{info.name}' has no output '{name}'; outputs: {sorted(info.outputs)}"
+                400,
+                f"model '{info.name}' has no output '{name}'; outputs: {listed(sorted(info.outputs))}",
             )
     batch_sizes = set()
     for tensor in inputs:
@@ -58,7 +60,7 @@ def validate_request(
                 f"input '{tensor.name}': shape {list(tensor.shape)}, model expects {list(expected.shape)}"
                 + (" (first dimension = batch)" if info.max_batch_size else ""),
             )
-        if info.max_batch_size:
+        if info.max_batch_size and tensor.shape:  # no batch axis where metadata shows none
             batch_sizes.add(tensor.shape[0])
     if len(batch_sizes) > 1:
         raise GatewayError(400, f"inputs disagree on the batch size: {sorted(batch_sizes)}")

@@ -5,7 +5,9 @@
 #   make soak                          the mixed scenario for SOAK_TIME (default 10m): zero failures,
 #                                      gateway RSS steady after warm-up (SOAK_ARGS: --max-rss-growth-pct ...)
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
-.PHONY: bench loadtest soak bench-gpu bench-gateway
+#   make perf-analyzer ARGS="..."      perf_analyzer (tritonclient 2.51's) with its libraries found,
+#                                      e.g. ARGS="-m digits -u 127.0.0.1:8080 -i http" (the gateway)
+.PHONY: bench loadtest soak bench-gpu bench-gateway perf-analyzer
 
 # Locust has its own venv: tritonclient[http] in .venv pins geventhttpclient<=2.0.2, which holds
 # Locust at 2.18.4; loadtests/requirements.txt (also the loadtest image's) has tritonclient[grpc] only.
@@ -26,6 +28,7 @@ LOADTEST_USERS ?= 16
 SOAK_TIME ?= 10m
 SOAK_ARGS ?=
 GPU_ARGS ?=
+ARGS ?=
 
 bench: $(STAMP) ## Naive vs optimized, techniques, sweep, cost ranking -> reports/ (BENCH_ARGS=--tiny)
 	$(PY) -m benchmarks run $(BENCH_ARGS)
@@ -40,5 +43,8 @@ soak: $(STAMP) $(LOADTEST_STAMP) ## Mixed traffic for SOAK_TIME (default 10m): z
 bench-gpu: ## GPU script: FP32/FP16/INT8 x batch sizes + serving, JSON + Markdown (runs without the venv too)
 	PYTHONUNBUFFERED=1 $(if $(wildcard $(PY)),$(PY),python3) -m benchmarks gpu $(GPU_ARGS)
 
-bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's own cost: hit p50 and hits/s, miss overhead vs Triton direct
+bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's own cost: hit p50, hits/s, miss overhead vs Triton direct, perf_analyzer -i http
 	$(PY) -m benchmarks gateway $(GATEWAY_BENCH_ARGS)
+
+perf-analyzer: $(STAMP) ## Triton's perf_analyzer with its libraries found: ARGS="-m digits -u 127.0.0.1:8080 -i http"
+	@$(PY) -m benchmarks.perf $(ARGS)

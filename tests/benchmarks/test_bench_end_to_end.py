@@ -98,7 +98,7 @@ def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(
     done = make(
         "bench-gateway",
         f"GATEWAY_BENCH_ARGS=--out {out} --workers 1 --duration-s 1 "
-        "--sequential 20 --miss-rounds 1 --miss-calls 50",
+        "--sequential 20 --miss-rounds 1 --miss-calls 50 --http-requests 50",
     )
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -112,3 +112,11 @@ def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(
     assert all(len(row["p50_ms"]) == 1 and row["p50_ms"][0] > 0 for row in misses.values())
     assert misses["Python gRPC pass-through"]["overhead_p50_ms"] > 0  # a hop costs something
     assert "| overhead p50 ms (median) |" in (out / "gateway.md").read_text()
+    http = {row["target"]: row for row in result["perf_analyzer_http"]["rows"]}
+    assert set(http) == {
+        "Triton HTTP direct, misses, binary",
+        "gateway HTTP, misses, binary",
+        "gateway HTTP, hits, binary",
+        "gateway HTTP, hits, JSON",
+    }
+    assert all(row["throughput"] > 0 and row["p50_ms"] > 0 for row in http.values())

@@ -72,6 +72,38 @@ def test_the_report_has_a_hit_row_per_configuration_and_a_miss_row_per_target():
     assert "3,100" in text and "test cpu" in text and "with wrk" in text
     assert "| gateway-grpc | 2.800 / 3.100 | 0.350 | 0.300 to 0.400 |" in text
     assert "| Triton direct | 2.500 / 2.700 | - | - |" in text
+    assert "perf_analyzer" not in text  # a result recorded before the HTTP row existed
+
+
+def test_the_report_has_a_perf_analyzer_http_row_per_target():
+    http = {
+        "requests": 2000,
+        "concurrency": 1,
+        "rows": [
+            {
+                "target": "gateway HTTP, hits, binary",
+                "p50_ms": 0.41,
+                "p99_ms": 2.5,
+                "throughput": 2100.0,
+            },
+            {
+                "target": "gateway HTTP, hits, JSON",
+                "p50_ms": 0.52,
+                "p99_ms": 3.0,
+                "throughput": 1800.0,
+            },
+        ],
+    }
+    text = markdown(
+        {
+            "rows": [],
+            "misses": {"rounds": 0, "calls_per_target": 0, "rows": []},
+            "perf_analyzer_http": http,
+        }
+    )
+    assert "## perf_analyzer over HTTP (`-i http`, concurrency 1, 2,000 requests each)" in text
+    assert "| gateway HTTP, hits, binary | 0.410 | 2.500 | 2,100 |" in text
+    assert "| gateway HTTP, hits, JSON | 0.520 | 3.000 | 1,800 |" in text
 
 
 def test_a_targets_overhead_is_the_median_over_runs_of_its_paired_overhead(monkeypatch, tmp_path):

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import redis
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from benchmarks import perf
 from benchmarks.scrape import scrape, value
 from conversion.triton_config import read_config, write_config
 from tests.conftest import start_stack, until_hit
@@ -71,18 +71,6 @@ def test_an_http_and_a_grpc_request_with_the_same_tensor_share_one_cache_entry(s
     assert stack.triton_inferences_since(before) == 2  # one request of batch 2, once
 
 
-def test_tritonclient_pointed_at_the_gateway_works_unchanged(stack):
-    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
-    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
-    assert client.get_model_metadata("digits").inputs[0].name == "image"
-    assert client.get_model_config("digits").config.max_batch_size == 64
-    assert client.get_server_metadata().name == "triton"
-    result = client.infer(
-        "digits", [grpc_input(fresh_image())], outputs=[grpcclient.InferRequestedOutput("logits")]
-    )
-    assert result.as_numpy("logits").shape == (1, 10)
-
-
 def test_identical_concurrent_misses_make_one_triton_call(stack):
     body = payload(fresh_image())
     before_triton = stack.triton_inferences()
@@ -127,9 +115,43 @@ def test_client_mistakes_get_a_clear_4xx_and_nothing_is_cached(stack, body, stat
     assert cache.dbsize() == keys_before
 
 
-def test_a_body_over_the_limit_gets_413(stack):
+WAYS_OUT = ("binary data", "tritonclient.http", "gRPC", "GATEWAY_MAX_BODY_BYTES")
+
+
+def test_a_body_over_the_limit_gets_a_413_naming_the_ways_past_it(stack):
     response = httpx.post(f"{stack.gateway_url}/predict", content=b"[" * (9 << 20), timeout=30)
     assert response.status_code == 413
+    message = response.json()["error"]
+    assert message.startswith("request body larger than 8388608 bytes (GATEWAY_MAX_BODY_BYTES)")
+    assert all(way in message for way in WAYS_OUT)
+    assert f"port {stack.ports.gateway_grpc}" in message
+
+
+def test_a_batch_too_large_as_json_passes_as_binary_data_and_over_grpc(make_stack):
+    """Issue 15: the ways the 413 names work: a batch over the limit as JSON numbers fits as
+    binary data (about 4x smaller) and as raw gRPC bytes."""
+    stack = make_stack(GATEWAY_MAX_BODY_BYTES="40000")
+    images = fresh_image(64)
+    as_json = {
+        "inputs": [
+            {"name": "image", "shape": [64, 1, 8, 8], "datatype": "FP32", "data": images.tolist()}
+        ]
+    }
+    refused = httpx.post(f"{stack.gateway_url}/v2/models/digits/infer", json=as_json, timeout=30)
+    assert refused.status_code == 413, refused.text
+    assert all(way in refused.json()["error"] for way in WAYS_OUT)
+    json_size = len(refused.request.content)
+    assert json_size > 4 * images.nbytes  # "about 4x smaller" as binary data
+
+    http = httpclient.InferenceServerClient(stack.gateway_url.removeprefix("http://"))
+    binary = httpclient.InferInput("image", list(images.shape), "FP32")
+    binary.set_data_from_numpy(images, binary_data=True)
+    via_binary = http.infer("digits", [binary]).as_numpy("logits")
+    via_grpc = grpcclient.InferenceServerClient(stack.gateway_grpc_url).infer(
+        "digits", [grpc_input(images)]
+    )
+    assert via_binary.shape == (64, 10)
+    assert np.array_equal(via_grpc.as_numpy("logits"), via_binary)
 
 
 def test_malformed_grpc_requests_get_proper_status_codes(stack):
@@ -258,27 +280,6 @@ def test_a_stalled_triton_gives_504_and_in_flight_stays_bounded(make_stack):
     assert codes.count(504) >= 1 and codes.count(429) >= 1
     assert codes.count(504) <= 8  # never more than max_in_flight waiting on Triton at once
     assert value(scrape(stack.gateway_metrics_url), "gateway_in_flight_requests") == 0
-
-
-def test_perf_analyzer_measures_through_the_gateway(stack, tmp_path):
-    rows = [
-        {"image": {"content": fresh_image()[0].ravel().tolist(), "shape": [1, 8, 8]}}
-        for _ in range(50)
-    ]
-    data = perf.write_input_data(tmp_path / "input.json", rows)
-    # -x: with every repeat a cache hit, Triton's statistics do not move and perf_analyzer cannot
-    # tell the version from them; naming it works.
-    result = perf.run(
-        "digits",
-        stack.gateway_grpc_url,
-        2,
-        data,
-        window_ms=1000,
-        trials=3,
-        work_dir=tmp_path,
-        extra=["-x", "1"],
-    )
-    assert result.throughput > 0
 
 
 def token_request(ids: list[list[int]]) -> dict:

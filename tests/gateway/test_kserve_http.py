@@ -1,10 +1,10 @@
 """The KServe v2 HTTP protocol through the gateway, checked against the real tritonserver the stack
-runs (the same models): tritonclient.http unchanged, binary tensor data byte for byte, content
-codings, request parameters, metadata, config and statistics, one cache key for every form."""
+runs (the same models): binary tensor data byte for byte, content codings, request parameters,
+statistics, one cache key for every form. Clients (tritonclient.http, curl, perf_analyzer) are
+the interoperability matrix's: tests/gateway/test_interoperability.py."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import zlib
@@ -15,8 +15,6 @@ import pytest
 import redis
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-import tritonclient.http.aio as aioclient
-from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
 
@@ -29,70 +27,6 @@ def fresh_image(batch: int = 1) -> np.ndarray:
 
 def address(url: str) -> str:
     return url.removeprefix("http://")
-
-
-def http_input(image: np.ndarray, binary: bool, module=httpclient):
-    tensor = module.InferInput("image", list(image.shape), "FP32")
-    tensor.set_data_from_numpy(image, binary_data=binary)
-    return tensor
-
-
-OUTPUT_CHOICES = {"all outputs": None, "binary logits": True, "json logits": False}
-
-
-@pytest.mark.parametrize("binary_input", [True, False], ids=["binary input", "json input"])
-@pytest.mark.parametrize("outputs", OUTPUT_CHOICES.values(), ids=OUTPUT_CHOICES.keys())
-def test_tritonclient_http_infers_through_the_gateway_as_through_triton(
-    stack, binary_input, outputs
-):
-    image = fresh_image(2)
-    answers = []
-    for url in (stack.triton_http_url, stack.gateway_url):
-        client = httpclient.InferenceServerClient(address(url))
-        requested = (
-            None if outputs is None else [httpclient.InferRequestedOutput("logits", outputs)]
-        )
-        result = client.infer(
-            "digits", [http_input(image, binary_input)], outputs=requested, request_id="r-7"
-        )
-        assert result.get_response()["id"] == "r-7"
-        answers.append(result.as_numpy("logits"))
-    assert answers[0].shape == (2, 10) and np.array_equal(answers[0], answers[1])
-
-
-@pytest.mark.parametrize("binary_input", [True, False], ids=["binary input", "json input"])
-def test_the_aio_client_infers_through_the_gateway(stack, binary_input):
-    image = fresh_image()
-
-    async def infer(url: str) -> np.ndarray:
-        client = aioclient.InferenceServerClient(address(url))
-        try:
-            tensor = http_input(image, binary_input, aioclient)
-            return (await client.infer("digits", [tensor])).as_numpy("logits")
-        finally:
-            await client.close()
-
-    via_triton = asyncio.run(infer(stack.triton_http_url))
-    assert np.array_equal(asyncio.run(infer(stack.gateway_url)), via_triton)
-
-
-def test_tritonclient_http_health_and_metadata_calls_answer_as_triton_does(stack):
-    clients = [
-        httpclient.InferenceServerClient(address(url))
-        for url in (stack.triton_http_url, stack.gateway_url)
-    ]
-    for client in clients:
-        assert client.is_server_live() and client.is_server_ready()
-        assert client.is_model_ready("digits") and client.is_model_ready("digits", "1")
-        assert not client.is_model_ready("no_such_model")
-    triton, gateway = clients
-    assert gateway.get_server_metadata() == triton.get_server_metadata()
-    for model in ("digits", "minilm_int8", "minilm_int8_text"):
-        metadata = gateway.get_model_metadata(model)
-        assert metadata == triton.get_model_metadata(model)
-        assert all(isinstance(d, int) for d in metadata["inputs"][0]["shape"])
-        assert gateway.get_model_metadata(model, "1") == triton.get_model_metadata(model, "1")
-        assert gateway.get_model_config(model) == triton.get_model_config(model)
 
 
 def structure(value):
@@ -305,11 +239,3 @@ def test_a_json_literal_beyond_fp32_is_a_400_naming_the_input(stack, literal, tr
     assert gateway.status_code == 400
     assert gateway.json()["error"].startswith("input 'image': value 1")
     assert gateway.json()["error"].endswith("is out of range for FP32")
-
-
-def test_a_tritonclient_error_carries_the_gateways_message(stack):
-    client = httpclient.InferenceServerClient(address(stack.gateway_url))
-    wrong = httpclient.InferInput("image", [1, 64], "FP32")
-    wrong.set_data_from_numpy(np.zeros((1, 64), np.float32))
-    with pytest.raises(InferenceServerException, match="shape \\[1, 64\\]"):
-        client.infer("digits", [wrong])

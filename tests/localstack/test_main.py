@@ -11,8 +11,9 @@ import sys
 import httpx
 import pytest
 
+from localstack.probes import http_ok
 from localstack.processes import wait_until
-from localstack.stack import StackPorts, http_ok
+from localstack.stack import StackPorts
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +40,7 @@ func (e *endpoint) healthy() bool { return time.Now().UnixNano() >= e.unhealthyU
 
 // TritonPool sends calls round-robin to healthy Triton endpoints and fails over when one is
 // unreachable; long-lived gRPC connections do not balance behind a Kubernetes Service, so every
-// configured name is resolved to its addresses, again every 30 s (gateway/triton.py does the same).
+// configured name is resolved to its addresses, again every 30 s (gateway/triton_client.py does the same).
 type TritonPool struct {
 	targets   []string
 	timeout   time.Duration
@@ -196,63 +195,6 @@ func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interfac
 	return last
 }
 
-// fromTriton maps a Triton status to the gateway's answer, as gateway/errors.py's from_triton
-// does for HTTP, with the markers generated from it (package shared): queue rejections ->
-// RESOURCE_EXHAUSTED (429) with their metric reason, input faults ONNX Runtime reports ->
-// INVALID_ARGUMENT (400), unreachable -> UNAVAILABLE (503), ...
-func fromTriton(code codes.Code, message string) (error, string) {
-	lowered := strings.ToLower(message)
-	for _, rejection := range shared.QueueRejections {
-		if strings.Contains(lowered, rejection.Marker) {
-			return status.Error(codes.ResourceExhausted, rejection.Answer+": "+message), rejection.Reason
-		}
-	}
-	if isInputFault(code, lowered) {
-		return status.Error(codes.InvalidArgument, shared.InputFaultAnswer+": "+message), ""
-	}
-	switch code {
-	case codes.ResourceExhausted:
-		return status.Error(codes.ResourceExhausted, "model queue is full: "+message), ""
-	case codes.InvalidArgument, codes.NotFound:
-		return status.Error(code, message), ""
-	case codes.DeadlineExceeded:
-		return status.Error(codes.DeadlineExceeded, "inference deadline exceeded"), ""
-	case codes.Unavailable, codes.Canceled, codes.Unknown:
-		return status.Error(codes.Unavailable, "inference server unavailable: "+message), ""
-	}
-	return status.Errorf(codes.Internal, "inference server error (%s): %s", codeName(code), message), ""
-}
-
-// isInputFault: an INTERNAL or UNKNOWN error whose (lower-case) message names a fault of the input.
-func isInputFault(code codes.Code, lowered string) bool {
-	for _, faultCode := range shared.InputFaultCodes {
-		if codeName(code) != faultCode {
-			continue
-		}
-		for _, marker := range shared.InputFaults {
-			if strings.Contains(lowered, marker) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// codeName is a status code as Python's grpc names it (UNAVAILABLE), for messages and metric labels.
-func codeName(code codes.Code) string {
-	if code == codes.Canceled {
-		return "CANCELLED" // Python's spelling
-	}
-	var name strings.Builder
-	for i, r := range code.String() {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			name.WriteByte('_')
-		}
-		name.WriteRune(r)
-	}
-	return strings.ToUpper(strings.Replace(name.String(), "O_K", "OK", 1))
-}
-
 // TensorInfo is an input or output as the model's metadata declares it (-1: any size).
 type TensorInfo struct {
 	Datatype string
@@ -350,64 +292,6 @@ func (p *TritonPool) fingerprint(ctx context.Context, model string, config *kser
 	return combined, "", nil
 }
 
-func parameter(config *kserve.ModelConfig, key string) string {
-	if p := config.GetParameters()[key]; p != nil {
-		return p.StringValue
-	}
-	return ""
-}
-
-func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse, config *kserve.ModelConfig) (*ModelInfo, error) {
-	served := version
-	if served == "" {
-		best := int64(-1)
-		for _, v := range metadata.Versions {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > best {
-				best, served = n, v
-			}
-		}
-		if served == "" {
-			served = "1"
-		}
-	}
-	info := &ModelInfo{
-		Name: model, Version: served, MaxBatchSize: int64(config.GetMaxBatchSize()),
-		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
-		ValidRanges: map[string][2]int64{}, AllowEmpty: map[string]bool{}, fetched: time.Now(),
-	}
-	for _, t := range metadata.Inputs {
-		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
-	}
-	for _, t := range metadata.Outputs {
-		info.Outputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
-	}
-	for key, p := range config.GetParameters() {
-		if name := strings.TrimPrefix(key, shared.AllowEmptyPrefix); name != key {
-			info.AllowEmpty[name] = strings.ToLower(strings.TrimSpace(p.StringValue)) == "true"
-		}
-		if name := strings.TrimPrefix(key, shared.ValidRangePrefix); name != key {
-			bounds, ok := parseRange(p.StringValue)
-			if !ok {
-				return nil, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not '<min>,<max>' (inclusive integers)",
-					model, key, p.StringValue)
-			}
-			info.ValidRanges[name] = bounds
-		}
-	}
-	return info, nil
-}
-
-// parseRange reads "<min>,<max>" (inclusive integers, min <= max).
-func parseRange(value string) ([2]int64, bool) {
-	parts := strings.Split(value, ",")
-	if len(parts) != 2 {
-		return [2]int64{}, false
-	}
-	low, errLow := strconv.ParseInt(parts[0], 10, 64)
-	high, errHigh := strconv.ParseInt(parts[1], 10, 64)
-	return [2]int64{low, high}, errLow == nil && errHigh == nil && low <= high
-}
-
 // Infer runs one inference with canonical raw inputs and reads the outputs back; parameters are
 // the request's priority and timeout, passed on as the client gave them.
 func (p *TritonPool) Infer(ctx context.Context, info *ModelInfo, inputs []Tensor, outputs []string,
@@ -434,7 +318,7 @@ func (p *TritonPool) Infer(ctx context.Context, info *ModelInfo, inputs []Tensor
 	}
 	result := make([]Tensor, len(response.Outputs))
 	for i, out := range response.Outputs {
-		t, err := tensorFromRaw(out.Name, out.Datatype, out.Shape, response.RawOutputContents[i])
+		t, err := tensorFromRaw("output", out.Name, out.Datatype, out.Shape, response.RawOutputContents[i])
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "malformed response from Triton: %v", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type Config struct {
 	MaxBodyBytes  int            `json:"max_body_bytes"`
 	APIKeys       []string       `json:"api_keys"`
 }
+
+// decimalNumber is the syntax of a number setting in both gateways (gateway/settings.py's NUMBER).
+var decimalNumber = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
 
 func defaultConfig() Config {
 	return Config{
@@ -58,7 +62,13 @@ func configFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return func(v string) (e error) { *p, e = strconv.Atoi(v); return }
 	}
 	float := func(p *float64) func(string) error {
-		return func(v string) (e error) { *p, e = strconv.ParseFloat(v, 64); return }
+		return func(v string) (e error) {
+			if !decimalNumber.MatchString(v) { // no inf, nan, hex or underscores: what Python reads
+				return fmt.Errorf("%q is not a finite decimal number", v)
+			}
+			*p, e = strconv.ParseFloat(v, 64)
+			return
+		}
 	}
 	list := func(p *[]string) func(string) error {
 		return func(v string) error { *p = commaList(v); return nil }

@@ -1,0 +1,172 @@
+// KServe v2 gRPC inference requests read into the gateway's tensors, as gateway/kserve.py reads
+// KServe v2 HTTP ones: raw or typed contents, requested outputs, and the request parameters that
+// are forwarded to Triton (any other is refused, never dropped).
+package main
+
+import (
+	"encoding/binary"
+	"math"
+	"sort"
+
+	"gatewaygrpc/kserve"
+)
+
+// forwardedRequestParameters are the gRPC request parameters Triton 2.51 honours that leave a
+// unary answer as it is: priority and timeout, and triton_enable_empty_final_response, which
+// only shapes decoupled streams (perf_analyzer sends it on every gRPC request).
+var forwardedRequestParameters = []string{"priority", "timeout", "triton_enable_empty_final_response"}
+
+// forwardedParameters passes those on as given, after the checks Triton's gRPC server makes of
+// their types and values (src/grpc/infer_handler.cc, with its messages): a hit must refuse what a
+// miss would. Any other key is a client mistake naming it, as on HTTP. None is part of the key.
+func forwardedParameters(parameters map[string]*kserve.InferParameter) (map[string]*kserve.InferParameter, error) {
+	var unknown []string
+	for key, parameter := range parameters {
+		switch key {
+		case "priority":
+			if _, unsigned := parameter.ParameterChoice.(*kserve.InferParameter_Uint64Param); !unsigned {
+				signed, ok := parameter.ParameterChoice.(*kserve.InferParameter_Int64Param)
+				if !ok {
+					return nil, badRequest("invalid value type for 'priority' parameter, expected int64_param or uint64_param.")
+				}
+				if signed.Int64Param < 0 {
+					return nil, badRequest("invalid value for 'priority', expected value >= 0.")
+				}
+			}
+		case "timeout":
+			if _, ok := parameter.ParameterChoice.(*kserve.InferParameter_Int64Param); !ok {
+				return nil, badRequest("invalid value type for 'timeout' parameter, expected int64_param.")
+			}
+		case "triton_enable_empty_final_response":
+			if _, ok := parameter.ParameterChoice.(*kserve.InferParameter_BoolParam); !ok {
+				return nil, badRequest("invalid value type for 'triton_enable_empty_final_response' parameter, expected bool_param.")
+			}
+		default:
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, badRequest("request parameters %s are not supported by the gateway; supported: %s",
+			listText(unknown), listText(forwardedRequestParameters))
+	}
+	return parameters, nil
+}
+
+// tensorFromContents turns typed contents (int_contents, fp32_contents, ...) into canonical bytes.
+func tensorFromContents(input *kserve.ModelInferRequest_InferInputTensor) (Tensor, error) {
+	name, datatype, c := input.Name, input.Datatype, input.Contents
+	if c == nil {
+		c = &kserve.InferTensorContents{}
+	}
+	var data []byte
+	var count int
+	inRange := func(v, low, high int64) bool { return v >= low && v <= high }
+	switch datatype {
+	case "BOOL":
+		count = len(c.BoolContents)
+		for _, v := range c.BoolContents {
+			b := byte(0)
+			if v {
+				b = 1
+			}
+			data = append(data, b)
+		}
+	case "INT8", "INT16", "INT32":
+		size := itemSize[datatype]
+		bound := int64(1) << (8*size - 1)
+		count = len(c.IntContents)
+		for _, v := range c.IntContents {
+			if !inRange(int64(v), -bound, bound-1) {
+				return Tensor{}, badRequest("input '%s': values out of range for %s", name, datatype)
+			}
+			data = appendLittleEndian(data, uint64(v), size)
+		}
+	case "UINT8", "UINT16", "UINT32":
+		size := itemSize[datatype]
+		count = len(c.UintContents)
+		for _, v := range c.UintContents {
+			if !inRange(int64(v), 0, int64(1)<<(8*size)-1) {
+				return Tensor{}, badRequest("input '%s': values out of range for %s", name, datatype)
+			}
+			data = appendLittleEndian(data, uint64(v), size)
+		}
+	case "INT64":
+		count = len(c.Int64Contents)
+		for _, v := range c.Int64Contents {
+			data = binary.LittleEndian.AppendUint64(data, uint64(v))
+		}
+	case "UINT64":
+		count = len(c.Uint64Contents)
+		for _, v := range c.Uint64Contents {
+			data = binary.LittleEndian.AppendUint64(data, v)
+		}
+	case "FP32":
+		count = len(c.Fp32Contents)
+		for _, v := range c.Fp32Contents {
+			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+		}
+	case "FP64":
+		count = len(c.Fp64Contents)
+		for _, v := range c.Fp64Contents {
+			data = binary.LittleEndian.AppendUint64(data, math.Float64bits(v))
+		}
+	case "BYTES":
+		count = len(c.BytesContents)
+		for _, v := range c.BytesContents {
+			data = binary.LittleEndian.AppendUint32(data, uint32(len(v)))
+			data = append(data, v...)
+		}
+	default:
+		if _, known := itemSize[datatype]; !known {
+			return Tensor{}, badRequest("input '%s': unknown datatype '%s'", name, datatype)
+		}
+		return Tensor{}, badRequest("input '%s': datatype '%s' needs raw contents", name, datatype)
+	}
+	want, err := elements(input.Shape)
+	if err != nil {
+		return Tensor{}, badRequest("input '%s': %v", name, err)
+	}
+	if int64(count) != want {
+		return Tensor{}, badRequest("input '%s': %d values do not fill shape %s", name, count, shapeText(input.Shape))
+	}
+	return Tensor{name, datatype, input.Shape, data}, nil
+}
+
+// tensorsFromRequest reads a ModelInferRequest's inputs and requested outputs (nil: all).
+func tensorsFromRequest(request *kserve.ModelInferRequest) ([]Tensor, []string, error) {
+	raw := request.RawInputContents
+	if len(raw) > 0 && len(raw) != len(request.Inputs) {
+		return nil, nil, badRequest("raw_input_contents must hold one entry per input")
+	}
+	inputs := make([]Tensor, 0, len(request.Inputs))
+	for i, input := range request.Inputs {
+		if len(input.Parameters) > 0 {
+			return nil, nil, badRequest("input '%s': parameters %s are not supported by the gateway",
+				input.Name, listText(sortedKeys(input.Parameters)))
+		}
+		var tensor Tensor
+		var err error
+		if len(raw) > 0 {
+			if input.Contents != nil {
+				return nil, nil, badRequest("input '%s': contents and raw_input_contents are exclusive", input.Name)
+			}
+			tensor, err = tensorFromRaw("input", input.Name, input.Datatype, input.Shape, raw[i])
+		} else {
+			tensor, err = tensorFromContents(input)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		inputs = append(inputs, tensor)
+	}
+	var outputs []string
+	for _, output := range request.Outputs {
+		if len(output.Parameters) > 0 {
+			return nil, nil, badRequest("output '%s': parameters %s are not supported by the gateway",
+				output.Name, listText(sortedKeys(output.Parameters)))
+		}
+		outputs = append(outputs, output.Name)
+	}
+	return inputs, outputs, nil
+}

@@ -1,0 +1,74 @@
+// What the gateway reads from a model's metadata and config, as gateway/model_config.py reads it:
+// max_batch_size, the inputs and outputs, and the valid_range:<input> and allow_empty:<input>
+// parameters (the fingerprint is resolved by the Triton client: an ensemble needs its steps' configs).
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"gatewaygrpc/kserve"
+	"gatewaygrpc/shared"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func parameter(config *kserve.ModelConfig, key string) string {
+	if p := config.GetParameters()[key]; p != nil {
+		return p.StringValue
+	}
+	return ""
+}
+
+func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse, config *kserve.ModelConfig) (*ModelInfo, error) {
+	served := version
+	if served == "" {
+		best := int64(-1)
+		for _, v := range metadata.Versions {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > best {
+				best, served = n, v
+			}
+		}
+		if served == "" {
+			served = "1"
+		}
+	}
+	info := &ModelInfo{
+		Name: model, Version: served, MaxBatchSize: int64(config.GetMaxBatchSize()),
+		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
+		ValidRanges: map[string][2]int64{}, AllowEmpty: map[string]bool{}, fetched: time.Now(),
+	}
+	for _, t := range metadata.Inputs {
+		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
+	}
+	for _, t := range metadata.Outputs {
+		info.Outputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
+	}
+	for key, p := range config.GetParameters() {
+		if name := strings.TrimPrefix(key, shared.AllowEmptyPrefix); name != key {
+			info.AllowEmpty[name] = strings.ToLower(strings.TrimSpace(p.StringValue)) == "true"
+		}
+		if name := strings.TrimPrefix(key, shared.ValidRangePrefix); name != key {
+			bounds, ok := parseRange(p.StringValue)
+			if !ok {
+				return nil, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not '<min>,<max>' (inclusive integers)",
+					model, key, p.StringValue)
+			}
+			info.ValidRanges[name] = bounds
+		}
+	}
+	return info, nil
+}
+
+// parseRange reads "<min>,<max>": decimal integers within int64, spaces around each allowed,
+// min <= max (gateway/model_config.py accepts exactly the same).
+func parseRange(value string) ([2]int64, bool) {
+	parts := strings.Split(value, ",")
+	if len(parts) != 2 {
+		return [2]int64{}, false
+	}
+	low, errLow := strconv.ParseInt(strings.TrimSpace(parts[0]), 10, 64)
+	high, errHigh := strconv.ParseInt(strings.TrimSpace(parts[1]), 10, 64)
+	return [2]int64{low, high}, errLow == nil && errHigh == nil && low <= high
+}
