@@ -40,11 +40,52 @@ def latency_ms(
     budget_s: float = 0.5,
 ) -> dict[str, float]:
     """{batch size: median ms per batch} for the model at `path`."""
-    sess = session(path, threads)
-    out = {}
+    return latency_table({"model": path}, sample, batch_sizes, threads, budget_s)["model"]
+
+
+def latency_table(
+    paths: dict[str, Path],
+    sample: dict[str, np.ndarray],
+    batch_sizes: tuple[int, ...],
+    threads: int = 0,
+    budget_s: float = 0.5,
+    rounds: int = 2,
+) -> dict[str, dict[str, float]]:
+    """{model: {batch size: ms per batch}} of several models timed in turns, best round kept.
+
+    Each model gets `budget_s` per batch size, split over `rounds`; taking turns and keeping each
+    model's best round spreads a busy moment of a shared machine over all of them.
+    """
+    sessions = {name: session(path, threads) for name, path in paths.items()}
+    table: dict[str, dict[str, float]] = {name: {} for name in paths}
     for batch_size in batch_sizes:
         feed = tile_batch(sample, batch_size)
-        out[str(batch_size)] = round(
-            1000 * time_call(lambda feed=feed: sess.run(None, feed), 3, budget_s), 3
-        )
-    return out
+        for _ in range(rounds):
+            for name, sess in sessions.items():
+                seconds = time_call(lambda s=sess, f=feed: s.run(None, f), 3, budget_s / rounds)
+                best = table[name].get(str(batch_size), float("inf"))
+                table[name][str(batch_size)] = min(best, round(1000 * seconds, 3))
+    return table
+
+
+def too_slow(
+    kind: str, fp32_ms: dict[str, float], variant_ms: dict[str, float], noise_margin: float
+) -> str | None:
+    """Why a variant is not worth serving on this hardware, or None when it is.
+
+    INT8 trades accuracy for speed, so it must be faster than FP32 at the largest batch size;
+    another variant (FP16: kept for GPU hosts) only must not be slower than FP32 by more than
+    `noise_margin` at every measured batch size. Latencies are {batch size: ms}.
+    """
+    ratios = {b: variant_ms[b] / fp32_ms[b] for b in fp32_ms if fp32_ms[b] > 0 and b in variant_ms}
+    if not ratios:
+        return None
+    largest = max(ratios, key=int)
+    if kind.startswith("int8"):
+        if ratios[largest] >= 1.0:
+            return f"not faster than FP32 at batch {largest} ({ratios[largest]:.2f}x its latency)"
+        return None
+    if all(r > 1.0 + noise_margin for r in ratios.values()):
+        low, high = min(ratios.values()), max(ratios.values())
+        return f"slower than FP32 at every batch size ({low:.2f}-{high:.2f}x its latency)"
+    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from conversion.spec import TransformerHint
+from conversion.settings import TransformerHint
 
 LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -89,13 +89,21 @@ def transformers_optimize(source: Path, target: Path, hint: TransformerHint) -> 
     return {op: int(n) for op, n in model.get_fused_operator_statistics().items() if n}
 
 
-def optimize(
-    exported: Path, workdir: Path, hint: TransformerHint | None
-) -> tuple[Path, Path, OptimizationReport]:
-    """Return (portable base, EXTENDED-optimized FP32, report).
+@dataclass(frozen=True)
+class Optimized:
+    """`base`: portable (transformer-fused or BASIC-optimized), what FP16 and INT8 start from;
+    `fp32`: `base` optimized at EXTENDED, the served FP32 model; `report`: what changed."""
 
-    The base (transformer-fused, or BASIC-optimized) feeds quantization and FP16 conversion: the
-    quantizers know Attention but not CPU-only fusions such as FusedConv.
+    base: Path
+    fp32: Path
+    report: OptimizationReport
+
+
+def optimize(exported: Path, workdir: Path, hint: TransformerHint | None) -> Optimized:
+    """Optimize `exported` into `workdir/base.onnx` and `workdir/fp32.onnx`.
+
+    The base feeds quantization and FP16 conversion: the quantizers know Attention but not
+    CPU-only fusions such as FusedConv.
     """
     report = OptimizationReport(before=op_counts(exported))
     base = workdir / "base.onnx"
@@ -105,4 +113,4 @@ def optimize(
         ort_offline(exported, base, "basic")
     optimized = ort_offline(base, workdir / "fp32.onnx", "extended")
     report.after = op_counts(optimized)
-    return base, optimized, report
+    return Optimized(base, optimized, report)

@@ -26,10 +26,13 @@ class StepError(RuntimeError):
 
 
 def describe(error: BaseException) -> str:
-    """The cause in one line: the exception type and its first message line."""
+    """The cause in one line: the exception type and its first message line.
+
+    A foreign library's line is cut at 300 characters; this package's own messages are kept whole.
+    """
     text = str(error).strip().splitlines()
     first = text[0] if text else ""
-    if len(first) > 300:
+    if len(first) > 300 and not type(error).__module__.startswith("conversion"):
         first = first[:300] + "..."
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 

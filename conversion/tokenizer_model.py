@@ -1,6 +1,7 @@
 """Triton python-backend model: BYTES `text` [1] -> INT64 `input_ids`, `attention_mask` [-1].
 
-Copied as `<repo>/<model>_tokenizer/1/model.py` next to `tokenizer.json`. Each request is padded
+Copied as `<repo>/<model>_tokenizer/1/model.py` next to any Hugging Face `tokenizer.json`
+(config parameters: `buckets`, e.g. "16,32,64,128", and `pad_id`). Each request is padded
 to the smallest length bucket (16/32/64/128) that holds its longest sentence, so requests of one
 bucket have equal shapes and Triton's dynamic batcher can batch them for the encoder.
 Needs `tokenizers` in the stub's Python (the local stack's venv; pip-installed in the image).
@@ -21,11 +22,12 @@ def bucket_for(length, buckets=BUCKETS):
     return buckets[-1]
 
 
-def encode(tokenizer, texts, buckets=BUCKETS):
-    """Token ids and attention mask of `texts`, padded to the bucket of the longest one."""
+def encode(tokenizer, texts, buckets=BUCKETS, pad_id=0):
+    """Token ids (`pad_id` after the text) and attention mask of `texts`, INT64 [len(texts),
+    bucket], padded to the bucket of the longest one (truncated at the largest bucket)."""
     encodings = tokenizer.encode_batch(list(texts))
     length = bucket_for(max((len(e.ids) for e in encodings), default=1), buckets)
-    ids = np.zeros((len(texts), length), dtype=np.int64)
+    ids = np.full((len(texts), length), pad_id, dtype=np.int64)
     mask = np.zeros((len(texts), length), dtype=np.int64)
     for row, encoding in enumerate(encodings):
         n = min(len(encoding.ids), length)
@@ -48,6 +50,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.buckets = tuple(int(b) for b in parameters.get("buckets", "16,32,64,128").split(","))
+        self.pad_id = int(parameters.get("pad_id", "0"))
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         self.tokenizer = load_tokenizer(
             os.path.join(version_dir, "tokenizer.json"), self.buckets[-1]
@@ -63,7 +66,7 @@ class TritonPythonModel:
                 texts = [
                     t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw
                 ]
-                ids, mask = encode(self.tokenizer, texts, self.buckets)
+                ids, mask = encode(self.tokenizer, texts, self.buckets, self.pad_id)
                 responses.append(
                     pb_utils.InferenceResponse(
                         output_tensors=[

