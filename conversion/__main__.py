@@ -79,6 +79,36 @@ def _settings(
     )
 
 
+def _hf_conversion(
+    name: str,
+    folder: Path,
+    calibration: Path,
+    validation: Path,
+    batch_size: int,
+    transformer: str | None,
+    settings: Settings,
+) -> Conversion:
+    """An `hf:` folder brings its own tensors, task, tokenizer and data reader."""
+    from conversion import huggingface
+    from conversion.pipeline import Conversion
+
+    loaded = huggingface.load(folder, fuse_attention=transformer is not None)
+    hint = (
+        loaded.transformer if transformer in (None, "auto") else TransformerHint.parse(transformer)
+    )
+    return Conversion(
+        name=name,
+        source=loaded.module,
+        inputs=loaded.inputs,
+        outputs=loaded.outputs,
+        task=loaded.task,
+        calibration=loaded.read(calibration, batch_size),
+        validation=loaded.read(validation, batch_size),
+        settings=replace(settings, transformer=hint),
+        text=loaded.text,
+    )
+
+
 def _conversion(
     model: str,
     name: str,
@@ -91,8 +121,7 @@ def _conversion(
     transformer: str | None,
     settings: Settings,
 ) -> Conversion:
-    """The Conversion the arguments describe (an `hf:` folder brings its own tensors and data)."""
-    from conversion import huggingface
+    """The Conversion the arguments describe; SpecError/ValueError name a wrong argument."""
     from conversion.pipeline import Conversion
 
     if model.startswith("hf:"):
@@ -100,25 +129,16 @@ def _conversion(
             raise SpecError(
                 "an hf: model has its own inputs and outputs: leave out --input/--output"
             )
-        loaded = huggingface.load(Path(model[3:]), fuse_attention=transformer is not None)
-        if transformer not in (None, "auto"):
-            loaded.transformer = TransformerHint.parse(transformer)
-        return Conversion(
-            name=name,
-            source=loaded.module,
-            inputs=loaded.inputs,
-            outputs=loaded.outputs,
-            task=loaded.task,
-            calibration=loaded.read(calibration, batch_size),
-            validation=loaded.read(validation, batch_size),
-            settings=replace(settings, transformer=loaded.transformer),
-            text=loaded.text,
+        folder = Path(model.removeprefix("hf:"))
+        return _hf_conversion(
+            name, folder, calibration, validation, batch_size, transformer, settings
         )
     if transformer == "auto":
         raise SpecError(
             "--transformer auto reads an hf: model's config; give model_type,heads,hidden"
         )
     task = task or DEFAULT_TASK
+    hint = TransformerHint.parse(transformer) if transformer else None
     return Conversion(
         name=name,
         source=Path(model) if model.endswith(".onnx") else model,
@@ -127,9 +147,7 @@ def _conversion(
         task=task,
         calibration=Dataset.load_npz(calibration, batch_size),
         validation=Dataset.load_npz(validation, batch_size),
-        settings=replace(
-            settings, transformer=TransformerHint.parse(transformer) if transformer else None
-        ),
+        settings=replace(settings, transformer=hint),
     )
 
 

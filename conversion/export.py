@@ -147,6 +147,16 @@ def resized(
     return out, size
 
 
+def _frozen(axis: str, size: int, why: str, inputs: list[InputSpec], warned: list[str]) -> str:
+    where = [
+        f"input '{s.name}' axis {i}" for s in inputs for i, a in s.dynamic_axes.items() if a == axis
+    ]
+    return (
+        f"the exported graph froze axis '{axis}' ({', '.join(where)}): at {axis}={size} {why}; "
+        f"{FROZEN_CAUSE}. Tracer warnings: {'; '.join(warned) or 'none'}"
+    )
+
+
 def prove_dynamic_axes(
     model: NamedModel,
     onnx_path: Path,
@@ -181,16 +191,6 @@ def prove_dynamic_axes(
         except Exception as error:
             why = f"ONNX Runtime fails: {describe(error)}"
         if why:
-            where = [
-                f"input '{s.name}' axis {i}"
-                for s in inputs
-                for i, a in s.dynamic_axes.items()
-                if a == axis
-            ]
-            said = "; ".join(tracer_warnings) or "none"
-            raise ExportError(
-                f"the exported graph froze axis '{axis}' ({', '.join(where)}): at {axis}={size} "
-                f"{why}; {FROZEN_CAUSE}. Tracer warnings: {said}"
-            )
+            raise ExportError(_frozen(axis, size, why, inputs, tracer_warnings))
         proven[axis] = size
     return proven

@@ -1,8 +1,9 @@
 """Accuracy-aware INT8: the fewest nodes to keep in FP32 for an INT8 variant to pass the gate.
 
-1. Sensitivity: each quantizable node alone is kept in FP32 and the model's distance to FP32
-   measured on a sample of the validation set (the nodes whose FP32 fallback helps most are
-   the most sensitive).
+1. Sensitivity: each quantizable node alone is quantized (all others FP32) and the model's
+   distance to FP32 measured on a sample of the validation set: the nodes that do the most
+   harm alone are the most sensitive. (Keeping one node at a time in FP32 instead misses a
+   tensor whose producer and consumer both hurt: either one alone still quantizes it.)
 2. Greedy: the most sensitive nodes are kept in FP32 in growing prefixes (1, 2, 4, ...) until a
    model passes the full gate, then the smallest passing prefix is found by bisection.
 Both phases run within a time budget (sensitivity takes at most `SENSITIVITY_SHARE` of it); the
@@ -34,13 +35,13 @@ class SearchResult:
     kept_fp32: tuple[str, ...] = ()
     path: Path | None = None
     verdict: Verdict | None = None
-    sensitivity: dict[str, float] = field(default_factory=dict)  # node -> distance with it FP32
+    sensitivity: dict[str, float] = field(default_factory=dict)  # node -> distance, it alone INT8
     trials: int = 0
     elapsed_s: float = 0.0
     exhausted: bool = False  # the budget ran out before the search finished
 
     def as_dict(self) -> dict:
-        ranked = sorted(self.sensitivity.items(), key=lambda kv: kv[1])
+        ranked = sorted(self.sensitivity.items(), key=lambda kv: -kv[1])
         return {
             "kind": self.kind,
             "kept_fp32": list(self.kept_fp32),
@@ -48,7 +49,7 @@ class SearchResult:
             "trials": self.trials,
             "elapsed_s": round(self.elapsed_s, 1),
             "budget_exhausted": self.exhausted,
-            "most_sensitive": [{"node": n, "distance_with_node_fp32": d} for n, d in ranked[:10]],
+            "most_sensitive": [{"node": n, "distance_alone_int8": d} for n, d in ranked[:10]],
         }
 
 
@@ -67,12 +68,12 @@ class _Clock:
 def rank(
     nodes: list[str], build: Build, distance: Distance, clock: _Clock, progress: Callable
 ) -> dict[str, float]:
-    """{node: distance to FP32 with that node alone in FP32}, until the sensitivity share ends."""
+    """{node: distance to FP32 with that node alone in INT8}, until the sensitivity share ends."""
     scores = {}
     for node in nodes:
         if clock.out(SENSITIVITY_SHARE):
             break
-        path = build((node,))
+        path = build(tuple(n for n in nodes if n != node))
         scores[node] = distance(path)
         path.unlink(missing_ok=True)
         progress(note=f"sensitivity {len(scores)}/{len(nodes)}")
@@ -92,7 +93,7 @@ def search(
     clock = _Clock(budget_s)
     result = SearchResult(kind)
     result.sensitivity = rank(nodes, build, distance, clock, progress)
-    order = sorted(nodes, key=lambda n: result.sensitivity.get(n, math.inf))  # stable: unranked
+    order = sorted(nodes, key=lambda n: -result.sensitivity.get(n, -math.inf))  # unranked last
     failed, passed = 0, None  # prefix lengths known to fail / to pass
     size = 1
     while nodes and not clock.out():

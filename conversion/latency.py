@@ -49,7 +49,7 @@ def latency_table(
     batch_sizes: tuple[int, ...],
     threads: int = 0,
     budget_s: float = 0.5,
-    rounds: int = 2,
+    rounds: int = 3,
 ) -> dict[str, dict[str, float]]:
     """{model: {batch size: ms per batch}} of several models timed in turns, best round kept.
 
@@ -74,8 +74,9 @@ def too_slow(
     """Why a variant is not worth serving on this hardware, or None when it is.
 
     INT8 trades accuracy for speed, so it must be faster than FP32 at the largest batch size;
-    another variant (FP16: kept for GPU hosts) only must not be slower than FP32 by more than
-    `noise_margin` at every measured batch size. Latencies are {batch size: ms}.
+    another variant (FP16: kept for GPU hosts) must not be slower than FP32 by more than
+    `noise_margin` in the median over the measured batch sizes (one busy moment of a shared
+    machine moves one batch size, not the median). Latencies are {batch size: ms}.
     """
     ratios = {b: variant_ms[b] / fp32_ms[b] for b in fp32_ms if fp32_ms[b] > 0 and b in variant_ms}
     if not ratios:
@@ -85,7 +86,8 @@ def too_slow(
         if ratios[largest] >= 1.0:
             return f"not faster than FP32 at batch {largest} ({ratios[largest]:.2f}x its latency)"
         return None
-    if all(r > 1.0 + noise_margin for r in ratios.values()):
-        low, high = min(ratios.values()), max(ratios.values())
-        return f"slower than FP32 at every batch size ({low:.2f}-{high:.2f}x its latency)"
+    median = float(np.median(list(ratios.values())))
+    if median > 1.0 + noise_margin:
+        each = ", ".join(f"b{b} {r:.2f}x" for b, r in ratios.items())
+        return f"slower than FP32 here ({each} its latency; median {median:.2f}x)"
     return None

@@ -558,6 +558,19 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
     )
 
 
+def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversion) -> None:
+    """`<model>/portable.onnx` and `calibration.npz`: what `python -m conversion tensorrt` builds
+    plans from; plans of an earlier export are removed (stale now)."""
+    for precision in ("fp16", "int8"):
+        remove(repository, f"{conversion.name}_trt_{precision}")
+    model_dir = repository / conversion.name
+    shutil.copyfile(exported.path, model_dir / "portable.onnx")
+    size = conversion.settings.quantization.calibration_batch_size
+    batches = conversion.calibration.equal_shaped(size)
+    arrays = {f"{i}/{name}": array for i, b in enumerate(batches) for name, array in b.items()}
+    np.savez(model_dir / "calibration.npz", **arrays)
+
+
 def publish_all(
     chosen: dict[str, str | None],
     results: dict[str, VariantResult],
@@ -566,8 +579,8 @@ def publish_all(
     repository: Path,
     steps: Steps,
 ) -> list[str]:
-    """Step 'publish': chosen variants -> Triton models (and text ensembles); the others and
-    stale TensorRT plans are removed; the export and calibration batches kept for TensorRT."""
+    """Step 'publish': chosen variants -> Triton models (and text ensembles); the others are
+    removed; returns the served names."""
     served: list[str] = []
     with steps.step("publish", total=len(chosen) + 1) as advance:
         spec = model_config(conversion, exported, results["fp32"].path)
@@ -589,17 +602,7 @@ def publish_all(
                 results[kind].served_as = name
                 served.append(name)
             advance()
-        for precision in ("fp16", "int8"):  # plans of an earlier export are stale now
-            remove(repository, f"{conversion.name}_trt_{precision}")
-        model_dir = repository / conversion.name
-        shutil.copyfile(exported.path, model_dir / "portable.onnx")  # what TensorRT builds from
-        calibration = conversion.calibration.equal_shaped(
-            conversion.settings.quantization.calibration_batch_size
-        )
-        np.savez(
-            model_dir / "calibration.npz",
-            **{f"{i}/{k}": v for i, b in enumerate(calibration) for k, v in b.items()},
-        )
+        keep_for_tensorrt(repository, exported, conversion)
         if conversion.text is not None:
             served += write_text_models(repository, conversion.name, list(served), conversion.text)
         advance()

@@ -54,8 +54,8 @@ class LatencySettings:
 
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     budget_s: float = 0.5  # per model and batch size
-    # A variant slower than FP32 by more than this share at every batch size is built and
-    # reported but not served: numbers move 10-20 % between runs on a shared 2-core machine.
+    # A variant slower than FP32 by more than this share (median over the batch sizes) is built
+    # and reported but not served: numbers move 10-20 % between runs on a shared 2-core machine.
     noise_margin: float = 0.25
     serve_slower: bool = False
 

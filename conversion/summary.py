@@ -52,6 +52,25 @@ def _export_lines(report: Report) -> list[str]:
     return lines
 
 
+def _mixed_lines(report: Report) -> list[str]:
+    """What an INT8 model found by the search keeps in FP32, and its speed against the fully
+    quantized kind and FP32."""
+    lines = []
+    fp32 = report.results["fp32"].latency_ms
+    for kind, result in report.results.items():
+        if not kind.endswith("_mixed"):
+            continue
+        base = kind.removesuffix("_mixed")
+        full = report.results[base].latency_ms
+        cost = ", ".join(
+            f"b{b} {ms:.2f} ms ({ms / full[b]:.2f}x {base}, {ms / fp32[b]:.2f}x fp32)"
+            for b, ms in result.latency_ms.items()
+            if b in full and b in fp32
+        )
+        lines.append(f"  {kind} keeps FP32: {', '.join(result.kept_fp32)}; speed: {cost}")
+    return lines
+
+
 def print_report(report: Report, console: Console) -> None:
     """Print the report of one conversion (widened to 150 columns off a terminal)."""
     if not console.is_terminal and console.width < 150:
@@ -82,16 +101,8 @@ def print_report(report: Report, console: Console) -> None:
             _verdict(result),
         )
     console.print(table)
-    for kind, result in report.results.items():
-        if kind.endswith("_mixed"):
-            base = report.results[kind.removesuffix("_mixed")].latency_ms
-            cost = ", ".join(
-                f"b{b} {ms:.2f} ms ({ms / base[b]:.2f}x {kind.removesuffix('_mixed')}, "
-                f"{ms / report.results['fp32'].latency_ms[b]:.2f}x fp32)"
-                for b, ms in result.latency_ms.items()
-                if b in base
-            )
-            console.print(f"  {kind} keeps FP32: {', '.join(result.kept_fp32)}; speed: {cost}")
+    for line in _mixed_lines(report):
+        console.print(line)
     tried = any(k.startswith("int8") for k in report.results)
     int8 = report.int8_selected or ("none served" if tried else "not requested")
     console.print(

@@ -68,13 +68,16 @@ def int8_dynamic(
     source: Path, target: Path, per_channel: bool = True, keep_fp32: tuple[str, ...] = ()
 ) -> Path:
     """Weights INT8 (per channel); activations quantized at run time (no calibration)."""
+    # quantize_dynamic first rewrites each Gemm as MatMul `<name>_MatMul` + Add, then matches
+    # nodes_to_exclude against the new names.
+    exclude = [name for node in keep_fp32 for name in (node, f"{node}_MatMul")]
     with _quiet_root_logger():
         quantize_dynamic(
             str(source),
             str(target),
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
-            nodes_to_exclude=list(keep_fp32),
+            nodes_to_exclude=exclude,
             # needed for models fused by the transformers optimizer (their value infos lack types)
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )

