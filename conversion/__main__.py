@@ -79,36 +79,6 @@ def _settings(
     )
 
 
-def _hf_conversion(
-    name: str,
-    folder: Path,
-    calibration: Path,
-    validation: Path,
-    batch_size: int,
-    transformer: str | None,
-    settings: Settings,
-) -> Conversion:
-    """An `hf:` folder brings its own tensors, task, tokenizer and data reader."""
-    from conversion import huggingface
-    from conversion.pipeline import Conversion
-
-    loaded = huggingface.load(folder, fuse_attention=transformer is not None)
-    hint = (
-        loaded.transformer if transformer in (None, "auto") else TransformerHint.parse(transformer)
-    )
-    return Conversion(
-        name=name,
-        source=loaded.module,
-        inputs=loaded.inputs,
-        outputs=loaded.outputs,
-        task=loaded.task,
-        calibration=loaded.read(calibration, batch_size),
-        validation=loaded.read(validation, batch_size),
-        settings=replace(settings, transformer=hint),
-        text=loaded.text,
-    )
-
-
 def _conversion(
     model: str,
     name: str,
@@ -129,10 +99,11 @@ def _conversion(
             raise SpecError(
                 "an hf: model has its own inputs and outputs: leave out --input/--output"
             )
+        from conversion import huggingface
+
         folder = Path(model.removeprefix("hf:"))
-        return _hf_conversion(
-            name, folder, calibration, validation, batch_size, transformer, settings
-        )
+        data = (calibration, validation, batch_size)
+        return huggingface.conversion(name, folder, *data, transformer, settings)
     if transformer == "auto":
         raise SpecError(
             "--transformer auto reads an hf: model's config; give model_type,heads,hidden"

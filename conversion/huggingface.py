@@ -26,17 +26,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from conversion import tokenizer_model
-from conversion.settings import TransformerHint
+from conversion.settings import Settings, TransformerHint
 from conversion.spec import Dataset, InputSpec, OutputSpec, SpecError
 from conversion.text_serving import TextServing
+
+if TYPE_CHECKING:
+    from conversion.pipeline import Conversion
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -99,7 +103,9 @@ class HFModel:
     task: str
     transformer: TransformerHint | None
     text: TextServing | None
-    read: Callable[[Path, int], Dataset]  # (text file or image folder, batch size) -> Dataset
+    # (text file or image folder, batch size, one shape for all batches) -> Dataset; the
+    # calibration set needs one shape, validation batches are padded to their bucket as served
+    read: Callable[[Path, int, bool], Dataset]
 
 
 def _auto_class(architecture: str):
@@ -168,7 +174,7 @@ def _text_model(folder, config, model, outputs, task, hint) -> HFModel:
     )
     tokenizer = tokenizer_model.load_tokenizer(str(tokenizer_file), text.buckets[-1])
 
-    def read(path: Path, batch_size: int) -> Dataset:
+    def read(path: Path, batch_size: int, one_shape: bool = False) -> Dataset:
         if not path.is_file():
             raise SpecError(f"{path}: a text model reads a text file, one sample a line")
         lines = [line for line in path.read_text().splitlines() if line.strip()]
@@ -177,10 +183,14 @@ def _text_model(folder, config, model, outputs, task, hint) -> HFModel:
         split = [line.split("\t", 1) if "\t" in line else [None, line] for line in lines]
         texts, labels = [s[1] for s in split], _labels([s[0] for s in split], config, path)
         order = sorted(range(len(texts)), key=lambda i: len(tokenizer.encode(texts[i]).ids))
+        longest = len(tokenizer.encode(texts[order[-1]]).ids)
+        buckets = (
+            (tokenizer_model.bucket_for(longest, text.buckets),) if one_shape else text.buckets
+        )
         batches = []
         for start in range(0, len(order), batch_size):  # padded to their bucket, as served
             rows = [texts[i] for i in order[start : start + batch_size]]
-            ids, mask = tokenizer_model.encode(tokenizer, rows, text.buckets, text.pad_id)
+            ids, mask = tokenizer_model.encode(tokenizer, rows, buckets, text.pad_id)
             batches.append({"input_ids": ids, "attention_mask": mask})
         return Dataset(batches, None if labels is None else labels[order])
 
@@ -194,7 +204,7 @@ def _image_model(folder, config, model, outputs, task, hint) -> HFModel:
 
     processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
 
-    def read(path: Path, batch_size: int) -> Dataset:
+    def read(path: Path, batch_size: int, one_shape: bool = False) -> Dataset:
         if not path.is_dir():
             raise SpecError(f"{path}: an image model reads a folder of images")
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -215,3 +225,35 @@ def _image_model(folder, config, model, outputs, task, hint) -> HFModel:
         )
 
     return HFModel(model, (), outputs, task, hint, None, read)  # inputs: from the pixels
+
+
+def conversion(
+    name: str,
+    folder: Path,
+    calibration: Path,
+    validation: Path,
+    batch_size: int,
+    transformer: str | None,
+    settings: Settings,
+) -> Conversion:
+    """The Conversion of `--model hf:FOLDER`: the folder's tensors, task, tokenizer and data.
+
+    `transformer`: None (no fusion), "auto" (hint from config.json, eager attention) or an
+    explicit `model_type,num_heads,hidden_size`.
+    """
+    from conversion.pipeline import Conversion
+
+    loaded = load(folder, fuse_attention=transformer is not None)
+    explicit = transformer not in (None, "auto")
+    hint = TransformerHint.parse(transformer) if explicit else loaded.transformer
+    return Conversion(
+        name=name,
+        source=loaded.module,
+        inputs=loaded.inputs,
+        outputs=loaded.outputs,
+        task=loaded.task,
+        calibration=loaded.read(calibration, batch_size, True),
+        validation=loaded.read(validation, batch_size),
+        settings=replace(settings, transformer=hint),
+        text=loaded.text,
+    )

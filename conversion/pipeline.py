@@ -532,7 +532,7 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
     graph = onnx.load(str(fp32), load_external_data=False).graph
     found = {o.name: o.type.tensor_type for o in graph.output}
     outputs = tuple(
-        Tensor(
+        Tensor.batched(
             o.name,
             onnx.helper.tensor_dtype_to_np_dtype(found[o.name].elem_type).name,
             tuple(
@@ -543,7 +543,7 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
     )
     return ModelConfigSpec(
         name=conversion.name,
-        inputs=tuple(Tensor(s.name, s.dtype, s.triton_dims) for s in exported.inputs),
+        inputs=tuple(Tensor.batched(s.name, s.dtype, s.triton_dims) for s in exported.inputs),
         outputs=outputs,
         max_batch_size=opts.max_batch_size,
         batching=Batching(opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size),
@@ -552,7 +552,7 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
         graph_optimization_level=opts.graph_level,
         warmup_batch_sizes=opts.warmup_batch_sizes,
         warmup_dims={
-            s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims)
+            s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims) or (1,)
             for s in exported.inputs
         },
     )

@@ -30,11 +30,21 @@ FINGERPRINT_PARAMETER = "fingerprint"
 
 @dataclass(frozen=True)
 class Tensor:
-    """One input or output, without the batch dimension (Triton adds it from max_batch_size)."""
+    """One input or output, without the batch dimension (Triton adds it from max_batch_size).
+
+    `reshape`: the shape the model sees when it differs from `dims` (Triton's `reshape`).
+    """
 
     name: str
     dtype: str
     dims: tuple[int, ...]
+    reshape: tuple[int, ...] | None = None
+
+    @classmethod
+    def batched(cls, name: str, dtype: str, dims: tuple[int, ...]) -> Tensor:
+        """A tensor of a batching model; one of shape [batch] alone is declared `dims: [1]`
+        with `reshape: { shape: [] }`, since Triton wants non-empty dims (model_config.proto)."""
+        return cls(name, dtype, dims) if dims else cls(name, dtype, (1,), reshape=())
 
     def to_proto_type(self) -> int:
         return _DATATYPES[np.dtype(self.dtype)]
@@ -97,9 +107,15 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
     if spec.backend:
         config.backend = spec.backend
     for tensor in spec.inputs:
-        config.input.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+        entry = config.input.add(
+            name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims
+        )
+        _reshape(entry, tensor)
     for tensor in spec.outputs:
-        config.output.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+        entry = config.output.add(
+            name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims
+        )
+        _reshape(entry, tensor)
     if spec.batching is not None:
         batching = config.dynamic_batching
         batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
@@ -137,6 +153,12 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
     for batch_size in spec.warmup_batch_sizes:
         _add_warmup(config, spec, batch_size)
     return config
+
+
+def _reshape(entry: mc.ModelInput | mc.ModelOutput, tensor: Tensor) -> None:
+    if tensor.reshape is not None:
+        entry.reshape.SetInParent()  # an empty shape is a scalar per batch row
+        entry.reshape.shape.extend(tensor.reshape)
 
 
 def _add_warmup(config: mc.ModelConfig, spec: ModelConfigSpec, batch_size: int) -> None:

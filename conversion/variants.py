@@ -160,17 +160,26 @@ def int8_static(
     return target
 
 
-def explain_failure(error: BaseException, kind: str, model: Path) -> str:
-    """A builder's or loader's error, the node it names (if any) and what to try next."""
+def failing_node(text: str, model: Path) -> onnx.NodeProto | None:
+    """The node an error message points at: one it names; else the compute node that takes a
+    tensor it names (a weight, a bias, an activation); else the node that makes that tensor."""
     graph = onnx.load(str(model), load_external_data=False).graph
-    text = str(error)
     words = set(re.findall(r"[\w./:\-]+", text))
-    node = next((n for n in graph.node if n.name and n.name in words), None)
-    if node is None:  # a tensor name: the node that produces it
-        node = next((n for n in graph.node if set(n.output) & words), None)
-    options = "--calibration-method minmax, " if kind == "int8_static" else ""
-    fix = f"leave {kind} out of --variants, or try {options}--keep-fp32 <node>"
-    if node is not None:
-        fix = f"try --keep-fp32 '{node.name}' (keeps that {node.op_type} in FP32), or leave {kind} out of --variants"
-        return f"{describe(error)} (at node '{node.name}', {node.op_type}); {fix}"
-    return f"{describe(error)}; {fix}"
+    named = [n for n in graph.node if n.name and n.name in words]
+    consumers = [n for n in graph.node if n.op_type in QUANTIZABLE and set(n.input) & words]
+    producers = [n for n in graph.node if set(n.output) & words]
+    return next(iter(named + consumers + producers), None)
+
+
+def explain_failure(error: BaseException, kind: str, model: Path) -> str:
+    """A builder's or loader's error, the node it points at (if any) and what to try next."""
+    node = failing_node(str(error), model)
+    if node is None:
+        method = "--calibration-method minmax, " if kind == "int8_static" else ""
+        return (
+            f"{describe(error)}; leave {kind} out of --variants, or try {method}--keep-fp32 <node>"
+        )
+    return (
+        f"{describe(error)} (at node '{node.name}', {node.op_type}); try --keep-fp32 "
+        f"'{node.name}' (keeps that {node.op_type} in FP32), or leave {kind} out of --variants"
+    )

@@ -282,7 +282,9 @@ def test_the_published_config_has_every_output_with_its_graph_dims_and_dtype(tmp
 
     _converted(zoo.SERVED[-1], tmp_path)
     config = read_config(tmp_path / "repo" / "mixed_dtypes" / "config.pbtxt")
-    assert [(i.name, list(i.dims)) for i in config.input] == [("features", [4]), ("category", [])]
+    assert [(i.name, list(i.dims)) for i in config.input] == [("features", [4]), ("category", [1])]
+    assert config.input[1].HasField("reshape") and list(config.input[1].reshape.shape) == []
+    assert not config.input[0].HasField("reshape")
     assert [(o.name, list(o.dims)) for o in config.output] == [("output", [3])]
 
 

@@ -223,6 +223,8 @@ class Case:
     outputs: tuple[str, ...] = ()  # --output specs; empty: inferred from what forward returns
     refused: str | None = None  # the message of a refused conversion
     max_deviation: float | None = None  # gate bound (regression outputs need one)
+    # How a user calls the model by hand: (model, tensors by name) -> outputs by served name.
+    expect: Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
     @property
     def name(self) -> str:
@@ -266,30 +268,55 @@ def _branchy_data(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
     return {"x": x}
 
 
+def _tuple(model: nn.Module, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    score, logits = model(t["x"])
+    return {"score": score, "logits": logits}
+
+
 SERVED = [
     Case(
         "swapped_inputs",
         _tokens,
         inputs=("attention_mask:int64:batch,sequence", "input_ids:int64:batch,sequence"),
+        expect=lambda m, t: {"output": m(t["input_ids"], t["attention_mask"])},
     ),
-    Case("keyword_only", lambda rng, n: _floats(rng, n, x=(4,), scale=(1,))),
-    Case("kwargs", lambda rng, n: _floats(rng, n, age=(1,), income=(5,))),
-    Case("dict_input", lambda rng, n: _floats(rng, n, x=(4,), bias=(3,))),
+    Case(
+        "keyword_only",
+        lambda rng, n: _floats(rng, n, x=(4,), scale=(1,)),
+        expect=lambda m, t: {"output": m(t["x"], scale=t["scale"])},
+    ),
+    Case(
+        "kwargs",
+        lambda rng, n: _floats(rng, n, age=(1,), income=(5,)),
+        expect=lambda m, t: {"output": m(age=t["age"], income=t["income"])},
+    ),
+    Case(
+        "dict_input",
+        lambda rng, n: _floats(rng, n, x=(4,), bias=(3,)),
+        expect=lambda m, t: {"output": m({"x": t["x"], "bias": t["bias"]})},
+    ),
     Case(
         "dict_output",
         lambda rng, n: _floats(rng, n, x=(4,)),
         outputs=("logits:classification", "embedding:embedding"),
+        expect=lambda m, t: dict(m(t["x"])),
     ),
-    Case("hf_output", lambda rng, n: _floats(rng, n, x=(4,))),
+    Case(
+        "hf_output",
+        lambda rng, n: _floats(rng, n, x=(4,)),
+        expect=lambda m, t: {"logits": m(t["x"]).logits},
+    ),
     Case(
         "tuple_output",
         lambda rng, n: _floats(rng, n, x=(4,)),
         outputs=("score:regression:batch,1", "logits:classification:batch,3"),
         max_deviation=1e-3,
+        expect=_tuple,
     ),
     Case(
         "mixed_dtypes",
         lambda rng, n: {**_floats(rng, n, features=(4,)), "category": rng.integers(0, 10, n)},
+        expect=lambda m, t: {"output": m(t["features"], t["category"])},
     ),
 ]
 
