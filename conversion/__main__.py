@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from conversion.progress import StepError
 from conversion.settings import (
@@ -31,7 +32,7 @@ err = Console(stderr=True)
 
 
 def _fail(error: Exception) -> None:
-    err.print(f"[red bold]conversion failed[/]: {error}")
+    err.print(f"[red bold]conversion failed[/]: {escape(str(error))}")
     raise typer.Exit(code=1)
 
 
@@ -245,7 +246,7 @@ def tensorrt(
         err.print(f"no converted model (with a manifest.json) in {repository}")
     for name, outcome in results.items():
         if isinstance(outcome, str):
-            err.print(f"[yellow]{name}: TensorRT skipped[/]: {outcome}")
+            err.print(f"[yellow]{name}: TensorRT skipped[/]: {escape(outcome)}")
         else:
             err.print(f"{name}: built {', '.join(outcome)}")
 

@@ -42,6 +42,7 @@ class InputBinding:
     dict_parameter: str | None = None
 
     def call(self, model: torch.nn.Module, feed: Mapping[str, torch.Tensor]) -> Any:
+        """Call `model` with `feed` ({input name: tensor}) as this binding says; returns what forward returns."""
         if self.dict_parameter is not None:
             return model(dict(feed))
         args = [feed[name] for name in self.positional]
@@ -106,6 +107,7 @@ class OutputBinding:
     selectors: tuple[Selector, ...]
 
     def select(self, result: Any) -> tuple[torch.Tensor, ...]:
+        """The served outputs, in `outputs` order, out of what forward returned."""
         return tuple(result if key is None else result[key] for key in self.selectors)
 
 
@@ -207,9 +209,11 @@ class NamedModel(torch.nn.Module):
 
     @property
     def output_names(self) -> list[str]:
+        """The served output names, in export order."""
         return [o.name for o in self.outputs.outputs]
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Tensors in `input_names` order -> the served outputs in `output_names` order."""
         feed = dict(zip(self.input_names, tensors, strict=True))
         return self.outputs.select(self.inputs.call(self.model, feed))
 

@@ -106,12 +106,14 @@ def minilm_conversion(sizes: Sizes = FULL) -> Conversion:
 
 
 def build_digits(repository: Path, seed: int = 0, sizes: Sizes = FULL) -> Report:
+    """Convert the digits demo into `repository` (trains the CNN first); print and return the report."""
     report = convert(digits_conversion(sizes, seed), repository, console)
     _summary(report)
     return report
 
 
 def build_minilm(repository: Path, sizes: Sizes = FULL) -> Report:
+    """Convert the MiniLM demo into `repository` with its tokenizer and text ensembles."""
     report = convert(minilm_conversion(sizes), repository, console)
     _summary(report)
     return report

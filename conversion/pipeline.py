@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from rich.markup import escape
 
 from conversion import gate, int8_search, latency, optimize, variants
 from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_forward
@@ -57,6 +58,7 @@ class Conversion:
     text: TextServing | None = None
 
     def describe_source(self) -> str:
+        """The source as the manifest names it: module class, factory reference or ONNX path."""
         if isinstance(self.source, torch.nn.Module):
             return type(self.source).__name__
         return str(self.source)
@@ -91,9 +93,11 @@ class VariantResult:
 
     @property
     def passed(self) -> bool:
+        """Built, judged, and no output rejected."""
         return self.error is None and self.verdict is not None and self.verdict.passed
 
     def as_dict(self) -> dict:
+        """The manifest entry of this variant (size in bytes, metrics per output, ms per batch)."""
         if self.size_bytes is None and self.path and self.path.exists():
             self.size_bytes = self.path.stat().st_size
         return {
@@ -126,6 +130,7 @@ class Report:
 
     @property
     def export_max_deviation(self) -> float | None:
+        """Max |ONNX Runtime - PyTorch| on the sample rows; None for an ONNX source."""
         return self.exported.max_deviation
 
 
@@ -150,6 +155,7 @@ def load_factory(reference: str) -> torch.nn.Module:
 
 
 def is_onnx_file(source: Source) -> bool:
+    """True when the source is a path to an .onnx file (not a module or a factory)."""
     return isinstance(source, (str, Path)) and str(source).endswith(".onnx")
 
 
@@ -233,7 +239,7 @@ def export_model(
         path = workdir / "exported.onnx"
         warned = export_onnx(named, sample, path, axes, settings.opset)
         for warning in warned:  # shown, not silenced: a frozen axis starts here
-            steps.console.print(f"[yellow]{conversion.name}: TracerWarning[/] {warning}")
+            steps.console.print(f"[yellow]{conversion.name}: TracerWarning[/] {escape(warning)}")
         advance()
     exported = Exported(path, inputs, named.outputs.outputs, tracer_warnings=warned)
     with steps.step("compare with pytorch", total=2) as advance:
@@ -412,20 +418,27 @@ def judge_all(
     return fp32
 
 
-def time_variants(results: dict[str, VariantResult], conversion: Conversion, steps: Steps) -> None:
-    """Step 'latency': ms per batch size of every built variant in ONNX Runtime here, timed in
-    turns (latency.latency_table)."""
+def time_variants(
+    results: dict[str, VariantResult],
+    conversion: Conversion,
+    steps: Steps,
+    kinds: list[str] | None = None,
+) -> None:
+    """Step 'latency': ms per batch size of the built variants (`kinds`: those only, timed in
+    turns with FP32 and their fully quantized kind) in ONNX Runtime here (latency_table)."""
     settings = conversion.settings.latency
-    paths = {k: r.path for k, r in results.items() if r.error is None and r.path is not None}
-    with steps.step("latency", total=1) as advance:
+    built = [k for k, r in results.items() if r.error is None and r.path is not None]
+    timed = kinds or built
+    together = dict.fromkeys(["fp32", *(k.removesuffix("_mixed") for k in timed), *timed])
+    paths = {k: results[k].path for k in together if k in built}
+    label = "latency" if kinds is None else f"{', '.join(kinds)} latency"
+    with steps.step(label, total=1) as advance:
+        sample = conversion.validation.batches[0]
         table = latency.latency_table(
-            paths,
-            conversion.validation.batches[0],
-            settings.batch_sizes,
-            budget_s=settings.budget_s,
+            paths, sample, settings.batch_sizes, budget_s=settings.budget_s
         )
-        for kind, values in table.items():
-            results[kind].latency_ms = values
+        for kind in timed:
+            results[kind].latency_ms = table[kind]
         advance()
 
 
@@ -476,14 +489,20 @@ def search_int8(
     workdir: Path,
     steps: Steps,
 ) -> list[int8_search.SearchResult]:
-    """Step '<kind> search': for each INT8 kind that failed the gate, the fewest nodes to keep in
-    FP32 for it to pass, within the budget; a passing model joins the results as `<kind>_mixed`
-    """
+    """Step '<kind> search': for each INT8 kind that failed the gate but is faster than FP32
+    (or with serve_slower), the fewest nodes to keep in FP32 for it to pass, within the budget; a passing model joins
+    the results as `<kind>_mixed` (timed with FP32 and its kind)."""
     budget = conversion.settings.quantization.search_budget_s
     failed = [k for k in INT8_KINDS if k in results and results[k].error is None]
     failed = [k for k in failed if not results[k].passed]
+    settings = conversion.settings.latency
     found = []
     for kind in failed if budget > 0 else []:
+        fp32_ms, kind_ms = results["fp32"].latency_ms, results[kind].latency_ms
+        slow = latency.too_slow(kind, fp32_ms, kind_ms, settings.noise_margin)
+        if slow and not settings.serve_slower:  # FP32 nodes would make it slower still
+            steps.skip(f"{kind} search", f"fully quantized it is already {slow}")
+            continue
         kept = results[kind].kept_fp32
         with steps.step(f"{kind} search") as advance:
             args = (fp32, optimized, exported, conversion, workdir, kept)
@@ -493,9 +512,9 @@ def search_int8(
         found.append(result)
         if result.path is not None:
             mixed = f"{kind}_mixed"
-            results[mixed] = VariantResult(
-                mixed, result.path, result.verdict, kept_fp32=kept + result.kept_fp32
-            )
+            kept_all = kept + result.kept_fp32
+            results[mixed] = VariantResult(mixed, result.path, result.verdict, kept_fp32=kept_all)
+            time_variants(results, conversion, steps, [mixed])
     return found
 
 
@@ -639,8 +658,8 @@ def convert(
             optimized = optimize_graph(exported, conversion, workdir, steps)
             results = build_variants(optimized, conversion, workdir, steps)
             fp32 = judge_all(results, exported, conversion, steps)
-            searches = search_int8(results, fp32, optimized, exported, conversion, workdir, steps)
             time_variants(results, conversion, steps)
+            searches = search_int8(results, fp32, optimized, exported, conversion, workdir, steps)
             chosen = choose(results, conversion)
             served = publish_all(chosen, results, exported, conversion, repository, steps)
             manifest = repository / conversion.name / "manifest.json"

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -65,6 +66,7 @@ class Steps:
 
     @contextmanager
     def step(self, name: str, total: int = 1) -> Iterator[Callable[..., None]]:
+        """A progress bar for one step; yields `advance(amount=1, note=None)`. Any exception leaves as StepError naming the step."""
         task = self.progress.add_task(f"{self.label}: {name}", total=max(total, 1), note="")
 
         def advance(amount: int = 1, note: str | None = None) -> None:
@@ -83,7 +85,8 @@ class Steps:
         self.progress.update(task, completed=max(total, 1))
 
     def skip(self, name: str, reason: str) -> None:
+        """Record and show a step that did not run, with the reason."""
         self.skipped[name] = reason
         self.progress.add_task(
-            f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {reason}"
+            f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {escape(reason)}"
         )

@@ -44,6 +44,7 @@ def parse_dims(text: str, where: str) -> Dims:
 
 
 def format_dims(dims: Dims) -> str:
+    """("batch", 1, 8, 8) -> "batch,1,8,8", as the command line writes dims."""
     return ",".join(map(str, dims))
 
 
@@ -83,6 +84,7 @@ class InputSpec:
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
+        """{axis index: name} of the dynamic axes, as torch.onnx.export takes them."""
         return {i: d for i, d in enumerate(self.dims) if isinstance(d, str)}
 
     @property
@@ -165,6 +167,7 @@ class Dataset:
 
     @property
     def input_names(self) -> list[str]:
+        """The input names of the first batch (every batch has the same)."""
         return list(self.batches[0]) if self.batches else []
 
     @classmethod
@@ -174,6 +177,7 @@ class Dataset:
         batch_size: int = BATCH_SIZE,
         labels: np.ndarray | None = None,
     ) -> Dataset:
+        """Cut {input name: array with rows first} into batches of `batch_size` rows."""
         count = len(next(iter(arrays.values())))
         batches = [
             {name: a[start : start + batch_size] for name, a in arrays.items()}

@@ -4,6 +4,7 @@ each output's metric and absolute value, latency, gate verdict and what is serve
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from conversion.gate import headline
@@ -25,9 +26,9 @@ def _quality(result: VariantResult) -> str:
 def _verdict(result: VariantResult) -> str:
     info = result.as_dict()
     if not info["passed"]:
-        return "[red]REJECT: " + "; ".join(info["reasons"])
+        return "[red]REJECT: " + escape("; ".join(info["reasons"]))
     if result.not_served:
-        return f"[yellow]pass, not served: {result.not_served}"
+        return f"[yellow]pass, not served: {escape(result.not_served)}"
     return "[green]pass"
 
 
@@ -40,7 +41,7 @@ def _export_lines(report: Report) -> list[str]:
             f"  export: max |onnxruntime - pytorch| = {exported.max_deviation:.3g}; "
             f"dynamic axes proven at a second size: {axes}"
         )
-    lines += [f"  [yellow]tracer warning[/]: {w}" for w in exported.tracer_warnings]
+    lines += [f"  [yellow]tracer warning[/]: {escape(w)}" for w in exported.tracer_warnings]
     for search in report.searches:
         kept = ", ".join(search.kept_fp32) or "-"
         outcome = "passed" if search.path else "nothing passed"
@@ -97,7 +98,7 @@ def print_report(report: Report, console: Console) -> None:
             _fmt(info["size_bytes"] / 1e6 if info["size_bytes"] else None, 1),
             _quality(result),
             _fmt(deviation, 3),
-            *(_fmt(lat.get(b), 2) for b in ("1", "8", "32")),
+            *(f"{lat[b]:.3g}" if b in lat else "" for b in ("1", "8", "32")),
             _verdict(result),
         )
     console.print(table)
@@ -110,4 +111,4 @@ def print_report(report: Report, console: Console) -> None:
         f"served models: {', '.join(report.served)}; manifest: {report.manifest}"
     )
     for step, reason in report.skipped.items():
-        console.print(f"  [yellow]{step} skipped[/]: {reason}")
+        console.print(f"  [yellow]{step} skipped[/]: {escape(reason)}")

@@ -16,6 +16,7 @@ BUCKETS = (16, 32, 64, 128)
 
 
 def bucket_for(length, buckets=BUCKETS):
+    """The smallest bucket that holds `length` tokens (the largest one when none does)."""
     for bucket in buckets:
         if length <= bucket:
             return bucket
@@ -37,6 +38,7 @@ def encode(tokenizer, texts, buckets=BUCKETS, pad_id=0):
 
 
 def load_tokenizer(path, max_length=BUCKETS[-1]):
+    """A `tokenizers.Tokenizer` from a tokenizer.json at `path`, unpadded, truncating at `max_length`."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(path)
@@ -46,7 +48,10 @@ def load_tokenizer(path, max_length=BUCKETS[-1]):
 
 
 class TritonPythonModel:
+    """The python-backend model (Triton python_backend's TritonPythonModel interface)."""
+
     def initialize(self, args):
+        """Read the buckets and padding id from the config, load <version>/tokenizer.json."""
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.buckets = tuple(int(b) for b in parameters.get("buckets", "16,32,64,128").split(","))
@@ -57,6 +62,7 @@ class TritonPythonModel:
         )
 
     def execute(self, requests):
+        """One response per request: its texts tokenized to its own bucket; an error answers that request only."""
         import triton_python_backend_utils as pb_utils
 
         responses = []

@@ -47,6 +47,7 @@ class Tensor:
         return cls(name, dtype, dims) if dims else cls(name, dtype, (1,), reshape=())
 
     def to_proto_type(self) -> int:
+        """The ModelConfig DataType of `dtype` (e.g. TYPE_FP32); KeyError for an unknown dtype."""
         return _DATATYPES[np.dtype(self.dtype)]
 
     @classmethod
@@ -194,9 +195,11 @@ def parse(text: str) -> mc.ModelConfig:
 
 
 def write_config(config: mc.ModelConfig, path: Path) -> None:
+    """Write `config` as config.pbtxt text at `path` (folders made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(config))
 
 
 def read_config(path: Path) -> mc.ModelConfig:
+    """Parse the config.pbtxt at `path`; text_format.ParseError on an unknown field."""
     return parse(path.read_text())

@@ -109,12 +109,15 @@ class BatchReader(CalibrationDataReader):
         self._iter = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next batch, or None when done (the CalibrationDataReader interface)."""
         return next(self._iter, None)
 
     def rewind(self) -> None:
+        """Start again from the first batch."""
         self._iter = iter(self._batches)
 
     def set_range(self, start_index: int, end_index: int) -> None:
+        """Serve batches [start_index, end_index) only (quantize_static's CalibStridedMinMax)."""
         self._iter = iter(self._batches[start_index:end_index])
 
     def __len__(self) -> int:

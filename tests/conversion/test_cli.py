@@ -249,3 +249,52 @@ def test_the_cli_defaults_are_the_settings_defaults():
     assert defaults["min_cosine"] == GateSettings.min_mean_cosine
     assert defaults["serve_slower"] == LatencySettings.serve_slower
     assert defaults["max_batch_size"] == ServingOptions.max_batch_size
+
+
+def test_a_refusal_prints_the_declared_dims_in_their_brackets(tmp_path):
+    """rich would read `[batch,3]` as markup and drop it: messages are printed escaped."""
+    np.savez(tmp_path / "d.npz", x=np.zeros((16, 4), np.float32))
+    args = ["convert", "--model", "tests.conversion.zoo:tuple_output", "--name", "two"]
+    args += ["--output", "logits:batch,3", "--output", "score:batch,1"]
+    args += ["--calibration", str(tmp_path / "d.npz"), "--validation", str(tmp_path / "d.npz")]
+    result = run_cli(*args, "--repository", str(tmp_path / "repo"))
+    assert result.returncode == 1
+    assert (
+        "output 'logits' (tuple position 0): declared [batch,3], got [4, 1]; output 'score' "
+        "(tuple position 1): declared [batch,1], got [4, 3]" in result.said
+    )
+
+
+def test_an_hf_folder_is_served_with_its_tokenizer_and_text_ensembles(tmp_path):
+    from tests.conversion import zoo
+
+    folder = zoo.bert_classifier_folder(tmp_path / "bert")
+    calibration = zoo.text_file(tmp_path / "c.txt", 32, seed=1)
+    validation = zoo.text_file(tmp_path / "v.txt", 32, seed=2, labels=("negative", "positive"))
+    args = ["convert", "--model", f"hf:{folder}", "--name", "reviews", "--variants", ""]
+    args += ["--calibration", str(calibration), "--validation", str(validation)]
+    result = run_cli(*args, "--transformer", "auto", "--repository", str(tmp_path / "repo"))
+    assert result.returncode == 0, result.stderr
+    assert "fusions: Attention x2" in result.said
+    assert "served models: reviews, reviews_tokenizer, reviews_text" in result.said
+    assert (tmp_path / "repo" / "reviews_text" / "config.pbtxt").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--model", "hf:some/folder", "--input", "x:float32:batch,4"],
+            "an hf: model has its own inputs and outputs: leave out --input/--output",
+        ),
+        (
+            ["--model", "tests.conversion.factories:digits_untrained", "--transformer", "auto"],
+            "--transformer auto reads an hf: model's config",
+        ),
+    ],
+)
+def test_arguments_that_do_not_fit_an_hf_folder_are_refused(tmp_path, extra, message):
+    args = ["convert", "--name", "m", "--calibration", "c.npz", "--validation", "v.npz", *extra]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert f"step 'read arguments' failed: {message}" in result.said

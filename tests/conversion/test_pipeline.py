@@ -199,7 +199,12 @@ def test_nodes_the_user_keeps_in_fp32_stay_fp32(tmp_path):
 
 
 def test_a_failing_int8_variant_gets_the_fewest_fp32_nodes_that_make_it_pass(tmp_path):
-    _, report = _converted(zoo.OUTLIER, tmp_path, quantization={"variants": ("int8_static",)})
+    _, report = _converted(
+        zoo.OUTLIER,
+        tmp_path,
+        quantization={"variants": ("int8_static",)},
+        latency={"serve_slower": True},  # INT8 is no faster than FP32 on a model this small
+    )
     assert not report.results["int8_static"].passed
     (search,) = report.searches
     assert search.kept_fp32 == ("/model/wide/Gemm", "/model/head/Gemm")
@@ -208,6 +213,14 @@ def test_a_failing_int8_variant_gets_the_fewest_fp32_nodes_that_make_it_pass(tmp
     manifest = json.loads((tmp_path / "repo" / "outlier" / "manifest.json").read_text())
     assert manifest["int8_search"][0]["kept_fp32"] == list(search.kept_fp32)
     assert manifest["variants"]["int8_static_mixed"]["kept_fp32"] == list(search.kept_fp32)
+
+
+def test_an_int8_kind_already_slower_than_fp32_is_not_searched(tmp_path):
+    _, report = _converted(zoo.OUTLIER, tmp_path, quantization={"variants": ("int8_static",)})
+    assert report.searches == []
+    assert report.skipped["int8_static search"].startswith(
+        "fully quantized it is already not faster than FP32"
+    )
 
 
 def test_without_a_search_budget_a_failing_int8_variant_is_only_rejected(tmp_path):

