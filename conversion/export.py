@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,7 +85,7 @@ def export_onnx(
 
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failing run is reported by the caller, not logged twice
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -147,6 +148,16 @@ def resized(
     return out, size
 
 
+def ort_failure(error: BaseException) -> str:
+    """ONNX Runtime's failure in a few words: the node and the last sentence of its message
+    (e.g. `Reshape node '/model/Reshape': Input shape:{3,2,4}, requested shape:{4,8}`)."""
+    text = str(error).strip()
+    node = re.search(r"running (\S+) node\. Name:'([^']*)'", text)
+    if node is None:
+        return describe(error)
+    return f"{node.group(1)} node '{node.group(2)}': {text.rsplit('. ', 1)[-1]}"
+
+
 def _frozen(axis: str, size: int, why: str, inputs: list[InputSpec], warned: list[str]) -> str:
     where = [
         f"input '{s.name}' axis {i}" for s in inputs for i, a in s.dynamic_axes.items() if a == axis
@@ -189,7 +200,7 @@ def prove_dynamic_axes(
             )
             why = deviation(expected, actual, *tolerance)[1]
         except Exception as error:
-            why = f"ONNX Runtime fails: {describe(error)}"
+            why = f"ONNX Runtime fails: {ort_failure(error)}"
         if why:
             raise ExportError(_frozen(axis, size, why, inputs, tracer_warnings))
         proven[axis] = size
