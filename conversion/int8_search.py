@@ -1,10 +1,14 @@
-"""Accuracy-aware INT8: the fewest nodes to keep in FP32 for an INT8 variant to pass the gate.
+"""Accuracy-aware INT8: the fewest layers to keep in FP32 for an INT8 variant to pass the gate.
 
-1. Sensitivity: each quantizable node alone is quantized (all others FP32) and the model's
+The units searched are layers (`conversion.variants.layers`: a Conv/Gemm/MatMul/Attention node
+with the quantized nodes after it), named by their compute node; the search itself only sees
+names, so its logic is tested on fakes.
+
+1. Sensitivity: each layer alone is quantized (all others FP32) and the model's
    distance to FP32 measured on a sample of the validation set: the nodes that do the most
    harm alone are the most sensitive. (Keeping one node at a time in FP32 instead misses a
    tensor whose producer and consumer both hurt: either one alone still quantizes it.)
-2. Greedy: the most sensitive nodes are kept in FP32 in growing prefixes (1, 2, 4, ...) until a
+2. Greedy: the most sensitive layers are kept in FP32 in growing prefixes (1, 2, 4, ...) until a
    model passes the full gate, then the smallest passing prefix is found by bisection.
 Both phases run within a time budget (sensitivity takes at most `SENSITIVITY_SHARE` of it); the
 result says what stayed FP32, how many models were tried and whether the budget ran out.

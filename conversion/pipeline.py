@@ -32,6 +32,7 @@ from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor
 
 INT8_KINDS = ("int8_dynamic", "int8_static")
+SEARCH_SAMPLE_ROWS = 16  # rows the INT8 search ranks layers on (the full gate decides)
 # served name suffix and the ORT-TensorRT precision of its configs/gpu.pbtxt
 SERVED = {"fp32": ("", "FP16"), "fp16": ("_fp16", "FP16"), "int8": ("_int8", "FP16")}
 
@@ -453,25 +454,26 @@ def search_one(
     budget_s: float,
     advance,
 ) -> int8_search.SearchResult:
-    """int8_search.search for one INT8 kind: distance on the first validation batch, the full
-    gate on the whole validation set (against FP32)."""
+    """int8_search.search for one INT8 kind over its layers (variants.layers): distance on the
+    first SEARCH_SAMPLE_ROWS validation rows, the full gate on the whole validation set."""
     outputs, validation = exported.outputs, conversion.validation
-    sample = Dataset(validation.batches[:1])
+    sample = Dataset([{n: a[:SEARCH_SAMPLE_ROWS] for n, a in validation.batches[0].items()}])
     sample_fp32 = gate.run(optimized.fp32, sample, outputs)
+    members = {k: v for k, v in variants.layers(optimized.base, kind).items() if k not in kept}
     trial = iter(range(1_000_000))
 
     def build(keep: tuple[str, ...]) -> Path:
+        nodes = tuple(n for layer in keep for n in members[layer])
         target = workdir / f"{kind}_search_{next(trial)}.onnx"
-        return build_variant(kind, optimized.base, target, conversion, keep)
+        return build_variant(kind, optimized.base, target, conversion, nodes)
 
     def judge(path: Path) -> gate.Verdict:
         values = gate.metrics(outputs, fp32, gate.run(path, validation, outputs), validation.labels)
         return gate.judge(kind, outputs, values, conversion.settings.gate)
 
-    nodes = [n for n in variants.quantizable_nodes(optimized.base) if n not in kept]
     return int8_search.search(
         kind,
-        nodes,
+        list(members),
         build,
         distance=lambda path: gate.distance(gate.run(path, sample, outputs), sample_fp32),
         judge=judge,
@@ -496,19 +498,22 @@ def search_int8(
     failed = [k for k in INT8_KINDS if k in results and results[k].error is None]
     failed = [k for k in failed if not results[k].passed]
     settings = conversion.settings.latency
-    found = []
+    searched = []
     for kind in failed if budget > 0 else []:
         fp32_ms, kind_ms = results["fp32"].latency_ms, results[kind].latency_ms
         slow = latency.too_slow(kind, fp32_ms, kind_ms, settings.noise_margin)
         if slow and not settings.serve_slower:  # FP32 nodes would make it slower still
             steps.skip(f"{kind} search", f"fully quantized it is already {slow}")
-            continue
+        else:
+            searched.append(kind)
+    found = []
+    for kind in searched:
         kept = results[kind].kept_fp32
         with steps.step(f"{kind} search") as advance:
             args = (fp32, optimized, exported, conversion, workdir, kept)
-            result = search_one(kind, *args, budget / len(failed), advance)
+            result = search_one(kind, *args, budget / len(searched), advance)
             verdict = "pass" if result.path else "none passed"
-            advance(note=f"{len(result.kept_fp32)} node(s) kept FP32: {verdict}")
+            advance(note=f"{len(result.kept_fp32)} layer(s) kept FP32: {verdict}")
         found.append(result)
         if result.path is not None:
             mixed = f"{kind}_mixed"

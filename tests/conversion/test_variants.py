@@ -139,3 +139,23 @@ def test_strided_minmax_calibration_gives_the_ranges_of_all_batches(digits_conve
     ranges = json.loads(cache.read_text())["data"]
     assert ranges["image"]["highest"]["data"] == [7.0]  # from the fifth batch
     assert ranges["image"]["lowest"]["data"] == [0.0]
+
+
+def test_a_layer_is_its_compute_node_with_the_quantized_nodes_after_it(tmp_path):
+    """The INT8 search keeps whole layers in FP32: a Gemm kept alone would leave its
+    activation quantized."""
+    from conversion.pipeline import convert
+    from conversion.variants import layers
+    from tests.conversion import zoo
+    from tests.conversion.conftest import quiet_console
+
+    convert(zoo.OUTLIER.conversion(), tmp_path / "repo", quiet_console(), workdir=tmp_path / "w")
+    static = layers(tmp_path / "w" / "base.onnx", "int8_static")
+    assert static == {
+        "/model/stem/Gemm": ["/model/stem/Gemm", "/model/Relu"],
+        "/model/wide/Gemm": ["/model/wide/Gemm"],
+        "/model/head/Gemm": ["/model/head/Gemm"],
+    }
+    assert layers(tmp_path / "w" / "base.onnx", "int8_dynamic")["/model/stem/Gemm"] == [
+        "/model/stem/Gemm"
+    ]
