@@ -32,6 +32,13 @@ def _verdict(result: VariantResult) -> str:
     return "[green]pass"
 
 
+def _names(names: tuple[str, ...] | list[str], shown: int = 6) -> str:
+    """At most `shown` names, then how many more (the manifest lists them all)."""
+    more = len(names) - shown
+    listed = ", ".join(names[:shown]) or "-"
+    return f"{listed}, ... (+{more} more in the manifest)" if more > 0 else listed
+
+
 def _export_lines(report: Report) -> list[str]:
     exported = report.exported
     lines = []
@@ -43,12 +50,12 @@ def _export_lines(report: Report) -> list[str]:
         )
     lines += [f"  [yellow]tracer warning[/]: {escape(w)}" for w in exported.tracer_warnings]
     for search in report.searches:
-        kept = ", ".join(search.kept_fp32) or "-"
         outcome = "passed" if search.path else "nothing passed"
         budget = ", budget ran out" if search.exhausted else ""
         lines.append(
-            f"  {search.kind} search: {outcome} with {len(search.kept_fp32)} node(s) kept FP32 "
-            f"({kept}); {search.trials} models tried in {search.elapsed_s:.0f} s{budget}"
+            f"  {search.kind} search: {outcome} with {len(search.kept_fp32)} of "
+            f"{len(search.sensitivity)} ranked layer(s) kept FP32 ({_names(search.kept_fp32)}); "
+            f"{search.trials} models tried in {search.elapsed_s:.0f} s{budget}"
         )
     return lines
 
@@ -68,7 +75,7 @@ def _mixed_lines(report: Report) -> list[str]:
             for b, ms in result.latency_ms.items()
             if b in full and b in fp32
         )
-        lines.append(f"  {kind} keeps FP32: {', '.join(result.kept_fp32)}; speed: {cost}")
+        lines.append(f"  {kind} keeps FP32: {_names(result.kept_fp32)}; speed: {cost}")
     return lines
 
 

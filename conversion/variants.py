@@ -31,12 +31,14 @@ CALIBRATION_METHODS = {
     "percentile": CalibrationMethod.Percentile,
 }
 QUANTIZABLE = ("Conv", "Gemm", "MatMul", "Attention")
-# MinMax: each calibration batch's ranges are merged as soon as it has run ("CalibStridedMinMax"
-# of 1 batch) instead of holding every activation of every batch until the end: EfficientNet-
-# Lite1 at 240 px peaked at 5.9 GB RSS converting with 4 batches of 16 images held at once.
-# Not "CalibMaxIntermediateOutputs": onnxruntime 1.32 drops the batches it holds when it
-# reaches that count.
-MINMAX_BATCHES_IN_MEMORY = 1
+# MinMax: the calibration rows go through the calibrator MINMAX_ROWS at a time and each chunk's
+# ranges are merged before the next ("CalibStridedMinMax" of one chunk), instead of holding
+# every activation of every row until the end: EfficientNet-Lite1 at 240 px holds ~140 MB of
+# activations per image (6.2 GB peak RSS calibrating batches of 32, from 1.6 GB before). Min and max do not depend
+# on how rows are grouped. Not "CalibMaxIntermediateOutputs": onnxruntime 1.32 drops the
+# batches it holds when it reaches that count. Entropy and percentile keep every row's
+# activations (histograms over all of them).
+MINMAX_ROWS = 4
 
 
 @contextlib.contextmanager
@@ -178,7 +180,12 @@ def int8_static(
         raise ValueError("static quantization needs at least one calibration batch")
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     if method == "minmax":
-        extra["CalibStridedMinMax"] = MINMAX_BATCHES_IN_MEMORY
+        extra["CalibStridedMinMax"] = 1
+        batches = [
+            {name: array[start : start + MINMAX_ROWS] for name, array in batch.items()}
+            for batch in batches
+            for start in range(0, len(next(iter(batch.values()))), MINMAX_ROWS)
+        ]
     with _quiet_root_logger():
         quantize_static(
             str(source),

@@ -14,11 +14,18 @@ def test_an_fp16_variant_within_the_margin_in_the_median_is_served():
     assert too_slow("fp16", FP32, {"1": 1.1, "8": 4.4, "32": 16.0}, 0.25) is None
 
 
-def test_an_int8_variant_must_be_faster_than_fp32_at_the_largest_batch():
-    assert too_slow("int8_dynamic", FP32, {"1": 0.5, "8": 2.0, "32": 10.5}, 0.25) == (
-        "not faster than FP32 at batch 32 (1.05x its latency)"
+def test_an_int8_variant_must_be_faster_than_fp32_beyond_the_margin():
+    assert too_slow("int8_dynamic", FP32, {"1": 0.5, "8": 3.6, "32": 9.0}, 0.25) == (
+        "not faster than FP32 here (b1 0.50x, b8 0.90x, b32 0.90x its latency; median 0.90x)"
     )
-    assert too_slow("int8_static_mixed", FP32, {"1": 2.0, "8": 5.0, "32": 9.0}, 0.25) is None
+    assert too_slow("int8_static_mixed", FP32, {"1": 2.0, "8": 3.0, "32": 7.0}, 0.25) is None
+
+
+def test_one_lucky_batch_size_does_not_make_an_int8_variant_fast():
+    """EfficientNet-Lite1 with 56 of 65 layers in FP32, timed on a loaded machine."""
+    fp32 = {"1": 8.534, "8": 752.04, "32": 1524.169}
+    mixed = {"1": 77.237, "8": 484.448, "32": 1446.958}
+    assert too_slow("int8_static_mixed", fp32, mixed, 0.25).endswith("median 0.95x)")
 
 
 def test_without_latencies_nothing_is_too_slow():
