@@ -420,26 +420,19 @@ def judge_all(
 
 
 def time_variants(
-    results: dict[str, VariantResult],
-    conversion: Conversion,
-    steps: Steps,
-    kinds: list[str] | None = None,
+    results: dict[str, VariantResult], conversion: Conversion, steps: Steps, label: str = "latency"
 ) -> None:
-    """Step 'latency': ms per batch size of the built variants (`kinds`: those only, timed in
-    turns with FP32 and their fully quantized kind) in ONNX Runtime here (latency_table)."""
+    """Step 'latency': ms per batch size of every built variant in ONNX Runtime here, timed in
+    turns in one table (latency.latency_table), so their ratios to FP32 come from one run."""
     settings = conversion.settings.latency
-    built = [k for k, r in results.items() if r.error is None and r.path is not None]
-    timed = kinds or built
-    together = dict.fromkeys(["fp32", *(k.removesuffix("_mixed") for k in timed), *timed])
-    paths = {k: results[k].path for k in together if k in built}
-    label = "latency" if kinds is None else f"{', '.join(kinds)} latency"
+    paths = {k: r.path for k, r in results.items() if r.error is None and r.path is not None}
     with steps.step(label, total=1) as advance:
         sample = conversion.validation.batches[0]
         table = latency.latency_table(
             paths, sample, settings.batch_sizes, budget_s=settings.budget_s
         )
-        for kind in timed:
-            results[kind].latency_ms = table[kind]
+        for kind, values in table.items():
+            results[kind].latency_ms = values
         advance()
 
 
@@ -493,7 +486,7 @@ def search_int8(
 ) -> list[int8_search.SearchResult]:
     """Step '<kind> search': for each INT8 kind that failed the gate but is faster than FP32
     (or with serve_slower), the fewest nodes to keep in FP32 for it to pass, within the budget; a passing model joins
-    the results as `<kind>_mixed` (timed with FP32 and its kind)."""
+    the results as `<kind>_mixed`."""
     budget = conversion.settings.quantization.search_budget_s
     failed = [k for k in INT8_KINDS if k in results and results[k].error is None]
     failed = [k for k in failed if not results[k].passed]
@@ -519,7 +512,6 @@ def search_int8(
             mixed = f"{kind}_mixed"
             kept_all = kept + result.kept_fp32
             results[mixed] = VariantResult(mixed, result.path, result.verdict, kept_fp32=kept_all)
-            time_variants(results, conversion, steps, [mixed])
     return found
 
 
@@ -665,6 +657,8 @@ def convert(
             fp32 = judge_all(results, exported, conversion, steps)
             time_variants(results, conversion, steps)
             searches = search_int8(results, fp32, optimized, exported, conversion, workdir, steps)
+            if any(s.path for s in searches):  # one table again, the mixed models with the rest
+                time_variants(results, conversion, steps, "latency with the search's models")
             chosen = choose(results, conversion)
             served = publish_all(chosen, results, exported, conversion, repository, steps)
             manifest = repository / conversion.name / "manifest.json"
