@@ -81,20 +81,9 @@ def test_a_folder_without_config_or_tokenizer_is_refused(bert_folder, tmp_path):
 
 
 def test_a_token_classifier_serves_logits_per_token(tmp_path):
-    from transformers import BertConfig, BertForTokenClassification
-
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=5,
-        architectures=["BertForTokenClassification"],
-    )
-    BertForTokenClassification(config).save_pretrained(tmp_path)
-    shutil.copyfile(minilm.tokenizer_file(), tmp_path / "tokenizer.json")
-    loaded = huggingface.load(tmp_path)
+    labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+    folder = zoo.bert_classifier_folder(tmp_path, "BertForTokenClassification", labels)
+    loaded = huggingface.load(folder)
     assert loaded.outputs == (OutputSpec("logits", "classification", ("batch", "sequence", 5)),)
 
 

@@ -363,27 +363,31 @@ REFUSED = [
 OUTLIER = Case("outlier", lambda rng, n: _floats(rng, n, x=(4,)))
 
 
-def bert_classifier_folder(folder: Path) -> Path:
-    """A 2-layer BERT sequence classifier (random weights, 3 labels) saved with MiniLM's
-    tokenizer.json, as `save_pretrained` writes it: what `--model hf:FOLDER` reads."""
-    from transformers import BertConfig, BertForSequenceClassification
+def bert_classifier_folder(
+    folder: Path,
+    architecture: str = "BertForSequenceClassification",
+    labels: tuple[str, ...] = ("negative", "neutral", "positive"),
+) -> Path:
+    """A 2-layer BERT classifier (random weights; sequence or token classification) saved with
+    MiniLM's tokenizer.json, as `save_pretrained` writes it: what `--model hf:FOLDER` reads."""
+    import transformers
 
     from conversion import minilm
 
     torch.manual_seed(0)
-    config = BertConfig(
+    config = transformers.BertConfig(
         vocab_size=30522,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
-        num_labels=3,
-        id2label={0: "negative", 1: "neutral", 2: "positive"},
-        label2id={"negative": 0, "neutral": 1, "positive": 2},
-        architectures=["BertForSequenceClassification"],
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        architectures=[architecture],
     )
-    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    getattr(transformers, architecture)(config).eval().save_pretrained(folder)
     shutil.copyfile(minilm.tokenizer_file(), folder / "tokenizer.json")
     return folder
 
