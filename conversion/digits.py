@@ -31,6 +31,7 @@ class DigitsCNN(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """FP32 [batch, 1, 8, 8] pixels in [0, 1] -> FP32 [batch, 10] logits."""
         return self.classifier(self.features(image))
 
 
@@ -77,4 +78,5 @@ def train(data: DigitsData, seed: int = 0, epochs: int = 30, batch_size: int = 6
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose argmax of `logits` [rows, classes] equals `labels` [rows]."""
     return float(np.mean(np.argmax(logits, axis=1) == labels))

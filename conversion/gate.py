@@ -1,50 +1,110 @@
-"""The accuracy gate: each variant against the FP32 reference on the held-out validation set."""
+"""The accuracy gate: every output of a model judged on the held-out validation set.
+
+Each variant is judged against the FP32 ONNX model, and the FP32 ONNX model against PyTorch on
+the same data, called by name: an output that is swapped or mislabelled, or an export that
+matched PyTorch on the sample rows only, fails there. The metric follows each output's task:
+
+* classification: top-1 agreement with the reference and, with labels, accuracy and its drop;
+* embedding: mean and min cosine, and nearest-neighbour ranking agreement;
+* regression: mean and max absolute deviation;
+* integer outputs (ids, argmax): the share of rows equal to the reference.
+Every output also records its max |candidate - reference|.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from conversion.spec import Dataset, Gate
+from conversion.settings import GateSettings
+from conversion.spec import Dataset, OutputSpec, SpecError
+
+RANKING_ROWS = 4096  # nearest-neighbour agreement on at most this many rows (an N x N matrix)
 
 
 def session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    """An ORT CPU session (ENABLE_ALL online, `threads` intra-op threads, 0 = ORT's default)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run(path: Path, dataset: Dataset, progress=None) -> list[np.ndarray]:
-    """All outputs over the dataset's batches, concatenated along the batch axis."""
-    sess = session(path)
-    chunks: list[list[np.ndarray]] = []
+def rows(task: str, array: np.ndarray) -> np.ndarray:
+    """What a metric compares: [rows, last axis] for classification and embedding (a token
+    classifier's [batch, sequence, labels] gives one row per token), flat values for regression."""
+    if task == "regression" or array.ndim < 2:
+        return array.reshape(-1)
+    return array.reshape(-1, array.shape[-1])
+
+
+Outputs = dict[str, np.ndarray]
+
+
+def collect(
+    call: Callable[[dict[str, np.ndarray]], Mapping[str, np.ndarray]],
+    dataset: Dataset,
+    outputs: tuple[OutputSpec, ...],
+    progress: Callable[[], None] | None = None,
+) -> Outputs:
+    """Every output of `call` over the dataset's batches, as rows, concatenated by name."""
+    chunks: dict[str, list[np.ndarray]] = {o.name: [] for o in outputs}
     for batch in dataset.batches:
-        chunks.append([np.asarray(o, dtype=np.float32) for o in sess.run(None, batch)])
+        answer = call(batch)
+        for output in outputs:
+            chunks[output.name].append(rows(output.task, np.asarray(answer[output.name])))
         if progress:
             progress()
-    return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+    return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
 
-@dataclass
-class Verdict:
-    """Metrics of one variant and whether it passed; `reasons` says why not."""
+def run(
+    path: Path,
+    dataset: Dataset,
+    outputs: tuple[OutputSpec, ...],
+    progress: Callable[[], None] | None = None,
+) -> Outputs:
+    """The ONNX model's outputs over the dataset (see `collect`)."""
+    sess = session(path)
+    names = [o.name for o in outputs]
+    return collect(
+        lambda b: dict(zip(names, sess.run(names, b), strict=True)), dataset, outputs, progress
+    )
 
-    variant: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    passed: bool = True
-    reasons: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+def check_labels(
+    outputs: tuple[OutputSpec, ...], reference: Outputs, labels: np.ndarray | None
+) -> None:
+    """Labels must fit every classification output: one per row, each below its class count.
+
+    Raises SpecError naming the output otherwise (a mislabelled or swapped output shows here).
+    """
+    if labels is None:
+        return
+    for output in outputs:
+        values = reference[output.name]
+        if output.task != "classification" or not np.issubdtype(values.dtype, np.floating):
+            continue
+        if len(labels) != len(values):
+            raise SpecError(
+                f"validation has {len(labels)} labels, output '{output.name}' has {len(values)} rows"
+            )
+        classes = values.shape[1] if values.ndim == 2 else 1
+        if labels.min() < 0 or labels.max() >= classes:
+            raise SpecError(
+                f"validation labels go from {labels.min()} to {labels.max()}, but output "
+                f"'{output.name}' has {classes} classes: is it the classification output? "
+                f"(mark other outputs :regression or :embedding)"
+            )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1)
-    b = b.reshape(len(b), -1)
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
@@ -55,57 +115,122 @@ def _nearest(embeddings: np.ndarray) -> np.ndarray:
     return np.argmax(similarity, axis=1)
 
 
-def metrics(
-    task: str, reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None
+def output_metrics(
+    task: str, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None
 ) -> dict[str, float]:
-    ref, got = reference[0], candidate[0]
-    out = {
-        "max_abs_deviation": float(
-            max(np.max(np.abs(r - c)) for r, c in zip(reference, candidate, strict=True))
-        ),
-    }
-    if task == "classification":
+    """The metrics of one output (rows from `rows`) against its reference."""
+    gap = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
+    out = {"max_abs_deviation": float(np.max(gap)) if gap.size else 0.0}
+    if not np.issubdtype(reference.dtype, np.floating):
+        equal = (reference == candidate).reshape(len(reference), -1).all(axis=1)
+        out["exact_agreement"] = float(np.mean(equal))
+    elif task == "classification":
+        ref, got = reference.reshape(len(reference), -1), candidate.reshape(len(candidate), -1)
         out["top1_agreement"] = float(np.mean(np.argmax(ref, 1) == np.argmax(got, 1)))
         if labels is not None:
             out["reference_accuracy"] = float(np.mean(np.argmax(ref, 1) == labels))
             out["accuracy"] = float(np.mean(np.argmax(got, 1) == labels))
             out["accuracy_drop"] = out["reference_accuracy"] - out["accuracy"]
     elif task == "embedding":
-        cosine = _cosine(ref, got)
+        cosine = _cosine(reference, candidate)
         out["mean_cosine"] = float(np.mean(cosine))
         out["min_cosine"] = float(np.min(cosine))
-        if len(ref) > 2:
-            out["ranking_agreement"] = float(np.mean(_nearest(ref) == _nearest(got)))
+        if 2 < len(reference) <= RANKING_ROWS:
+            agree = _nearest(reference) == _nearest(candidate)
+            out["ranking_agreement"] = float(np.mean(agree))
+    else:
+        out["mean_abs_deviation"] = float(np.mean(gap)) if gap.size else 0.0
     return out
 
 
-def judge(variant: str, task: str, values: dict[str, float], gate: Gate) -> Verdict:
-    verdict = Verdict(variant, values)
-    if variant == "fp32":
-        return verdict  # the reference
+def metrics(
+    outputs: tuple[OutputSpec, ...],
+    reference: Outputs,
+    candidate: Outputs,
+    labels: np.ndarray | None,
+) -> dict[str, dict[str, float]]:
+    """{output name: its metrics} for every output."""
+    return {
+        o.name: output_metrics(o.task, reference[o.name], candidate[o.name], labels)
+        for o in outputs
+    }
+
+
+@dataclass
+class Verdict:
+    """Per-output metrics of one model against its reference, and why it failed (if it did)."""
+
+    variant: str
+    reference: str  # "fp32" for variants, "pytorch" for the FP32 ONNX model
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when no output gave a reason to reject."""
+        return not self.reasons
+
+
+def _reasons(task: str, values: Mapping[str, float], gate: GateSettings) -> list[str]:
+    found = []
     if not all(np.isfinite(v) for v in values.values()):
-        verdict.reasons.append("non-finite outputs")
-    if task == "classification":
-        drop = values.get("accuracy_drop")
-        if drop is None:  # no labels: agreement with FP32 stands in for accuracy
-            drop = 1.0 - values["top1_agreement"]
-        if drop > gate.max_accuracy_drop + 1e-9:
-            verdict.reasons.append(
-                f"accuracy drop {drop * 100:.2f} points > {gate.max_accuracy_drop * 100:.2f}"
-            )
-    elif task == "embedding":
+        found.append("non-finite outputs")
+    limit = gate.max_accuracy_drop
+    if "exact_agreement" in values and 1 - values["exact_agreement"] > limit + 1e-9:
+        found.append(f"exact agreement {values['exact_agreement']:.2%} < {1 - limit:.2%}")
+    elif task == "classification" and "top1_agreement" in values:
+        drop = values.get("accuracy_drop", 1.0 - values["top1_agreement"])
+        what = "accuracy drop" if "accuracy_drop" in values else "top-1 disagreement"
+        if drop > limit + 1e-9:
+            found.append(f"{what} {drop * 100:.2f} points > {limit * 100:.2f}")
+    elif task == "embedding" and "mean_cosine" in values:
         if values["mean_cosine"] < gate.min_mean_cosine:
-            verdict.reasons.append(
-                f"mean cosine {values['mean_cosine']:.4f} < {gate.min_mean_cosine}"
-            )
+            found.append(f"mean cosine {values['mean_cosine']:.4f} < {gate.min_mean_cosine}")
         agreement = values.get("ranking_agreement")
         if agreement is not None and agreement < gate.min_ranking_agreement:
-            verdict.reasons.append(
-                f"ranking agreement {agreement:.3f} < {gate.min_ranking_agreement}"
-            )
-    if gate.max_abs_deviation is not None and values["max_abs_deviation"] > gate.max_abs_deviation:
-        verdict.reasons.append(
-            f"max deviation {values['max_abs_deviation']:.4g} > {gate.max_abs_deviation}"
-        )
-    verdict.passed = not verdict.reasons
-    return verdict
+            found.append(f"ranking agreement {agreement:.3f} < {gate.min_ranking_agreement}")
+    bound = gate.max_abs_deviation
+    if bound is not None and values["max_abs_deviation"] > bound:
+        found.append(f"max deviation {values['max_abs_deviation']:.4g} > {bound}")
+    return found
+
+
+def judge(
+    variant: str,
+    outputs: tuple[OutputSpec, ...],
+    values: dict[str, dict[str, float]],
+    gate: GateSettings,
+    reference: str = "fp32",
+) -> Verdict:
+    """Apply the gate to every output; each reason starts with the output's name."""
+    reasons = [
+        f"{o.name}: {reason}" for o in outputs for reason in _reasons(o.task, values[o.name], gate)
+    ]
+    return Verdict(variant, reference, values, reasons)
+
+
+def headline(values: Mapping[str, float]) -> str:
+    """One output's metric and absolute value in a few words, e.g. `acc 98.89% (-0.19)`."""
+    if "accuracy" in values:
+        change = (values["accuracy"] - values["reference_accuracy"]) * 100
+        return f"acc {values['accuracy']:.2%} ({change:+.2f})"
+    if "top1_agreement" in values:
+        return f"top-1 agree {values['top1_agreement']:.2%}"
+    if "mean_cosine" in values:
+        rank = values.get("ranking_agreement")
+        ranked = f" rank {rank:.3f}" if rank is not None else ""
+        return f"cos {values['mean_cosine']:.4f}/{values['min_cosine']:.3f}{ranked}"
+    if "exact_agreement" in values:
+        return f"equal {values['exact_agreement']:.2%}"
+    return f"mean dev {values.get('mean_abs_deviation', 0):.3g}"
+
+
+def distance(candidate: Outputs, reference: Outputs) -> float:
+    """How far `candidate` is from `reference`: the sum over outputs of the mean squared error
+    relative to the reference's mean square (0 = equal). The INT8 search ranks nodes by it."""
+    total = 0.0
+    for name, ref in reference.items():
+        want = ref.astype(np.float64)
+        got = candidate[name].astype(np.float64)
+        total += float(np.mean((got - want) ** 2) / (np.mean(want**2) + 1e-12))
+    return total

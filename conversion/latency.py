@@ -40,11 +40,52 @@ def latency_ms(
     budget_s: float = 0.5,
 ) -> dict[str, float]:
     """{batch size: median ms per batch} for the model at `path`."""
-    sess = session(path, threads)
-    out = {}
+    return latency_table({"model": path}, sample, batch_sizes, threads, budget_s)["model"]
+
+
+def latency_table(
+    paths: dict[str, Path],
+    sample: dict[str, np.ndarray],
+    batch_sizes: tuple[int, ...],
+    threads: int = 0,
+    budget_s: float = 0.5,
+    rounds: int = 3,
+) -> dict[str, dict[str, float]]:
+    """{model: {batch size: ms per batch}} of several models timed in turns, best round kept.
+
+    Each model gets `budget_s` per batch size, split over `rounds`; taking turns and keeping each
+    model's best round spreads a busy moment of a shared machine over all of them.
+    """
+    sessions = {name: session(path, threads) for name, path in paths.items()}
+    table: dict[str, dict[str, float]] = {name: {} for name in paths}
     for batch_size in batch_sizes:
         feed = tile_batch(sample, batch_size)
-        out[str(batch_size)] = round(
-            1000 * time_call(lambda feed=feed: sess.run(None, feed), 3, budget_s), 3
-        )
-    return out
+        for _ in range(rounds):
+            for name, sess in sessions.items():
+                seconds = time_call(lambda s=sess, f=feed: s.run(None, f), 3, budget_s / rounds)
+                best = table[name].get(str(batch_size), float("inf"))
+                table[name][str(batch_size)] = min(best, round(1000 * seconds, 3))
+    return table
+
+
+def too_slow(
+    kind: str, fp32_ms: dict[str, float], variant_ms: dict[str, float], noise_margin: float
+) -> str | None:
+    """Why a variant is not worth serving on this hardware, or None when it is.
+
+    Judged on the median of its latency ratios to FP32 over the measured batch sizes (one busy
+    moment of a shared machine moves one batch size, not the median). INT8 trades accuracy for
+    speed, so it must be faster than FP32 beyond the margin (median <= 1 / (1 + margin));
+    another variant (FP16: kept for GPU hosts) only must not be slower beyond it (median <=
+    1 + margin). Latencies are {batch size: ms}.
+    """
+    ratios = {b: variant_ms[b] / fp32_ms[b] for b in fp32_ms if fp32_ms[b] > 0 and b in variant_ms}
+    if not ratios:
+        return None
+    median = float(np.median(list(ratios.values())))
+    each = ", ".join(f"b{b} {r:.2f}x" for b, r in ratios.items())
+    if kind.startswith("int8") and median > 1.0 / (1.0 + noise_margin):
+        return f"not faster than FP32 here ({each} its latency; median {median:.2f}x)"
+    if not kind.startswith("int8") and median > 1.0 + noise_margin:
+        return f"slower than FP32 here ({each} its latency; median {median:.2f}x)"
+    return None

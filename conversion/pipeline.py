@@ -1,115 +1,143 @@
-"""The conversion pipeline: source -> ONNX -> optimized FP32 -> FP16 / INT8 -> gate -> repository.
+"""The conversion pipeline as steps: data -> export -> optimize -> variants -> gate -> latency ->
+INT8 search -> publish -> TensorRT.
 
-Each step runs under its own progress bar (conversion.progress.Steps); a failure raises
-StepError naming the step. Variants that fail the accuracy gate are not served, and a stale
-copy from an earlier run is removed. `<repo>/<name>/manifest.json` records everything.
+`convert(conversion, repository)` runs each step under its own progress bar (conversion.progress)
+and returns a `Report`; a failing step raises StepError naming it. Each step is a function of a
+typed input and output (`Exported`, `optimize.Optimized`, `VariantResult`, ...). Variants that
+fail the accuracy gate, or that are slower than FP32 here, are built and reported but not served,
+and a stale copy from an earlier run is removed. `<repo>/<name>/manifest.json` records all of it.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import platform
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+from rich.markup import escape
 
-from conversion import gate, latency, optimize, variants
-from conversion.export import check_against_torch, export_onnx
+from conversion import gate, int8_search, latency, optimize, variants
+from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_forward
+from conversion.export import check_against_torch, export_onnx, prove_dynamic_axes
 from conversion.input_ranges import index_ranges
-from conversion.progress import StepError, Steps
+from conversion.progress import StepError, Steps, describe
 from conversion.repository import publish, remove
-from conversion.spec import (
-    Dataset,
-    Gate,
-    InputSpec,
-    ServingOptions,
-    SpecError,
-    TensorRTShapes,
-    TransformerHint,
-)
+from conversion.settings import Settings
+from conversion.spec import DEFAULT_TASK, DTYPES, TASKS, Dataset, InputSpec, OutputSpec, SpecError
+from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor
 
 INT8_KINDS = ("int8_dynamic", "int8_static")
-ALL_VARIANTS = ("fp16", *INT8_KINDS)
+SEARCH_SAMPLE_ROWS = 16  # rows the INT8 search ranks layers on (the full gate decides)
 # served name suffix and the ORT-TensorRT precision of its configs/gpu.pbtxt
 SERVED = {"fp32": ("", "FP16"), "fp16": ("_fp16", "FP16"), "int8": ("_int8", "FP16")}
 
+Source = torch.nn.Module | str | Path  # a module, "package.module:factory", or an .onnx file
+
 
 @dataclass
-class Job:
-    """Everything one conversion needs. Give `model` (or `factory`) or `onnx_file`."""
+class Conversion:
+    """Everything one conversion needs: what to convert, its data and its settings.
+
+    `inputs`/`outputs` left empty are inferred: inputs from the validation arrays (or the ONNX
+    graph), outputs from what `forward` returns (or the graph), each with `task`.
+    `text`: serve a tokenizer in front of the model (`<name>_tokenizer`, `<served>_text`).
+    """
 
     name: str
-    inputs: list[InputSpec]
-    output_names: list[str]
+    source: Source
     calibration: Dataset
     validation: Dataset
-    task: str = "classification"
-    model: torch.nn.Module | None = None
-    factory: str | None = None  # "package.module:function" returning an nn.Module
-    onnx_file: Path | None = None
-    gate: Gate = field(default_factory=Gate)
-    transformer: TransformerHint | None = None
-    variants: tuple[str, ...] = ALL_VARIANTS
-    calibration_method: str = "minmax"
-    calibration_batch_size: int = 16
-    static_per_channel: bool = True
-    static_op_types: list[str] | None = None
-    static_keep_first_last: bool = False  # keep the first and last compute layers in FP32
-    serving: ServingOptions = field(default_factory=ServingOptions)
-    bench_batch_sizes: tuple[int, ...] = (1, 8, 32)
-    bench_budget_s: float = 0.5
-    tensorrt_shapes: TensorRTShapes = field(default_factory=TensorRTShapes)
-    tolerance: tuple[float, float] = (1e-4, 1e-3)  # export check: atol, rtol
-    build_tensorrt: bool = True
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    task: str = DEFAULT_TASK
+    settings: Settings = field(default_factory=Settings)
+    text: TextServing | None = None
+
+    def describe_source(self) -> str:
+        """The source as the manifest names it: module class, factory reference or ONNX path."""
+        if isinstance(self.source, torch.nn.Module):
+            return type(self.source).__name__
+        return str(self.source)
+
+
+@dataclass
+class Exported:
+    """The exported graph, the tensors it serves, and what the export checks found."""
+
+    path: Path
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    max_deviation: float | None = None  # ORT vs PyTorch on the sample rows
+    tracer_warnings: list[str] = field(default_factory=list)
+    axes_proven: dict[str, int] = field(default_factory=dict)  # dynamic axis -> second size run
+    torch_outputs: gate.Outputs | None = None  # PyTorch over the validation set, by output
 
 
 @dataclass
 class VariantResult:
+    """One built variant: its file, verdict, latency, and whether (and as what) it is served."""
+
     kind: str
     path: Path | None = None
     verdict: gate.Verdict | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
     served_as: str | None = None
     error: str | None = None
+    not_served: str | None = None  # why a variant that passed is not served
     size_bytes: int | None = None
+    kept_fp32: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Built, judged, and no output rejected."""
+        return self.error is None and self.verdict is not None and self.verdict.passed
 
     def as_dict(self) -> dict:
+        """The manifest entry of this variant (size in bytes, metrics per output, ms per batch)."""
         if self.size_bytes is None and self.path and self.path.exists():
             self.size_bytes = self.path.stat().st_size
         return {
             "served_as": self.served_as,
             "size_bytes": self.size_bytes,
             "metrics": self.verdict.metrics if self.verdict else {},
-            "passed": bool(self.verdict and self.verdict.passed and not self.error),
+            "judged_against": self.verdict.reference if self.verdict else None,
+            "passed": self.passed,
             "reasons": (self.verdict.reasons if self.verdict else [])
             + ([self.error] if self.error else []),
+            "not_served": self.not_served,
+            "kept_fp32": list(self.kept_fp32),
             "latency_ms": self.latency_ms,
         }
 
 
 @dataclass
 class Report:
+    """What a conversion did; `manifest` is the JSON file that records it."""
+
     name: str
-    results: dict[str, VariantResult]
+    exported: Exported
     optimization: optimize.OptimizationReport
+    results: dict[str, VariantResult]
     int8_selected: str | None
     served: list[str]
     manifest: Path
     skipped: dict[str, str]
-    export_max_deviation: float | None = None
+    searches: list[int8_search.SearchResult] = field(default_factory=list)
+
+    @property
+    def export_max_deviation(self) -> float | None:
+        """Max |ONNX Runtime - PyTorch| on the sample rows; None for an ONNX source."""
+        return self.exported.max_deviation
 
 
 def load_factory(reference: str) -> torch.nn.Module:
-    """Import `package.module:function` and call it."""
+    """Import `package.module:function` and call it; SpecError says what is missing."""
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
         raise SpecError(f"model '{reference}': expected package.module:factory")
@@ -128,280 +156,529 @@ def load_factory(reference: str) -> torch.nn.Module:
     return model.eval()
 
 
-def output_dims(path: Path, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Triton dims of each output (batch axis dropped, symbolic axes -1) read from the graph."""
-    graph = onnx.load(str(path), load_external_data=False).graph
-    found = {}
-    for output in graph.output:
-        dims = output.type.tensor_type.shape.dim
-        found[output.name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims[1:])
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise SpecError(f"the model has no output {missing}; its outputs are {sorted(found)}")
-    return {n: found[n] for n in names}
+def is_onnx_file(source: Source) -> bool:
+    """True when the source is a path to an .onnx file (not a module or a factory)."""
+    return isinstance(source, (str, Path)) and str(source).endswith(".onnx")
 
 
-def check_inputs(job: Job, path: Path) -> None:
-    """The input spec must name the ONNX graph's inputs, and the datasets must fit it."""
+def resolve_inputs(conversion: Conversion) -> tuple[InputSpec, ...]:
+    """The declared inputs, else the ONNX graph's, else inferred from a validation row."""
+    if conversion.inputs:
+        return conversion.inputs
+    if is_onnx_file(conversion.source) and Path(conversion.source).exists():
+        return graph_inputs(Path(conversion.source))
+    return tuple(InputSpec.infer(n, a) for n, a in conversion.validation.head(1).items())
+
+
+def check_data(conversion: Conversion, steps: Steps) -> tuple[InputSpec, ...]:
+    """Steps 'check calibration data', 'check validation data': every batch of both datasets
+    fits the input specs (declared or inferred), which are returned."""
+    tasks = {o.task for o in conversion.outputs} or {conversion.task}
+    if not tasks <= set(TASKS):
+        raise SpecError(f"task {sorted(tasks - set(TASKS))} is not one of {list(TASKS)}")
+    if "regression" in tasks and conversion.settings.gate.max_abs_deviation is None:
+        raise SpecError("task 'regression' needs --max-deviation (the only gate it has)")
+    if not conversion.validation.batches:
+        raise SpecError("the validation dataset is empty")
+    inputs = resolve_inputs(conversion)
+    if not conversion.inputs:
+        steps.console.print(f"{conversion.name}: inputs {' '.join(map(str, inputs))} (inferred)")
+    want = sorted(s.name for s in inputs)
+    datasets = (("calibration", conversion.calibration), ("validation", conversion.validation))
+    for label, dataset in datasets:
+        with steps.step(f"check {label} data", total=len(dataset.batches)) as advance:
+            if not dataset.batches:
+                raise SpecError(f"the {label} dataset is empty")
+            for batch in dataset.batches:
+                if sorted(batch) != want:
+                    raise SpecError(
+                        f"{label} batch has inputs {sorted(batch)}, the spec says {want}"
+                    )
+                for spec in inputs:
+                    spec.check(batch[spec.name], f"{label} data")
+                advance()
+    return inputs
+
+
+def bind(
+    model: torch.nn.Module, inputs: tuple[InputSpec, ...], conversion: Conversion
+) -> NamedModel:
+    """Inputs by name to forward's parameters, outputs by key or checked position (or inferred)."""
+    sample = conversion.validation.head(conversion.settings.export.sample_rows)
+    names = [s.name for s in inputs]
+    binding = bind_inputs(model, names)
+    try:
+        with torch.no_grad():
+            result = binding.call(model, {n: torch.from_numpy(sample[n]) for n in names})
+    except Exception as error:
+        raise SpecError(
+            f"{describe_forward(model)} does not accept the inputs "
+            f"{' '.join(map(str, inputs))}: {describe(error)}"
+        ) from error
+    rows = len(sample[names[0]])
+    return NamedModel(
+        model, names, binding, bind_outputs(result, conversion.outputs, conversion.task, rows)
+    )
+
+
+def export_model(
+    conversion: Conversion, inputs: tuple[InputSpec, ...], workdir: Path, steps: Steps
+) -> Exported:
+    """Steps 'load model', 'export', 'compare with pytorch', 'pytorch reference'."""
+    with steps.step("load model"):
+        source = conversion.source
+        model = source if isinstance(source, torch.nn.Module) else load_factory(str(source))
+    settings = conversion.settings.export
+    sample = conversion.validation.head(settings.sample_rows)
+    with steps.step("export", total=2) as advance:
+        named = bind(model.eval(), inputs, conversion)
+        if not conversion.outputs:
+            shown = " ".join(map(str, named.outputs.outputs))
+            steps.console.print(f"{conversion.name}: outputs {shown} (inferred)")
+        advance()
+        axes = {s.name: s.dynamic_axes for s in inputs}
+        axes.update({name: {0: "batch"} for name in named.output_names})
+        path = workdir / "exported.onnx"
+        warned = export_onnx(named, sample, path, axes, settings.opset)
+        for warning in warned:  # shown, not silenced: a frozen axis starts here
+            steps.console.print(f"[yellow]{conversion.name}: TracerWarning[/] {escape(warning)}")
+        advance()
+    exported = Exported(path, inputs, named.outputs.outputs, tracer_warnings=warned)
+    with steps.step("compare with pytorch", total=2) as advance:
+        tolerance = (settings.atol, settings.rtol)
+        exported.max_deviation = check_against_torch(named, path, sample, *tolerance)
+        advance(note=f"max |ort - torch| = {exported.max_deviation:.2g}")
+        exported.axes_proven = prove_dynamic_axes(
+            named, path, list(inputs), sample, tolerance, warned
+        )
+        advance(note=", ".join(f"{a}={n} ok" for a, n in exported.axes_proven.items()))
+    validation = conversion.validation
+    with steps.step("pytorch reference", total=len(validation.batches)) as advance:
+        exported.torch_outputs = gate.collect(named.run, validation, exported.outputs, advance)
+    return exported
+
+
+def graph_inputs(path: Path) -> tuple[InputSpec, ...]:
+    """The ONNX graph's inputs as specs (symbolic axes keep their names, unnamed ones `axis<i>`)."""
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
-    graph_inputs = [i.name for i in graph.input if i.name not in initializers]
-    if sorted(graph_inputs) != sorted(s.name for s in job.inputs):
-        raise SpecError(
-            f"input spec names {[s.name for s in job.inputs]}, the model's inputs are {graph_inputs}"
+    found = []
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else d.dim_param or f"axis{i}"
+            for i, d in enumerate(tensor.shape.dim)
         )
+        found.append(InputSpec(value.name, dtype if dtype in DTYPES else "float32", dims))
+    return tuple(found)
 
 
-def sample_inputs(job: Job, rows: int = 4) -> dict[str, np.ndarray]:
-    batch = job.validation.batches[0]
-    return {s.name: batch[s.name][:rows] for s in job.inputs}
+def load_onnx(
+    conversion: Conversion, inputs: tuple[InputSpec, ...], workdir: Path, steps: Steps
+) -> Exported:
+    """Step 'load onnx': check the file, its inputs against the spec, its outputs by name."""
+    with steps.step("load onnx"):
+        source = Path(conversion.source)
+        if not source.exists():
+            raise SpecError(f"{source} does not exist")
+        onnx.checker.check_model(str(source), full_check=True)
+        path = workdir / "exported.onnx"
+        shutil.copyfile(source, path)
+        found = graph_inputs(path)
+        if sorted(s.name for s in inputs) != sorted(s.name for s in found):
+            raise SpecError(
+                f"input spec names {[s.name for s in inputs]}, the model's inputs are "
+                f"{[s.name for s in found]}"
+            )
+        graph_outputs = [
+            o.name for o in onnx.load(str(path), load_external_data=False).graph.output
+        ]
+        outputs = conversion.outputs or tuple(OutputSpec(n, conversion.task) for n in graph_outputs)
+        missing = [o.name for o in outputs if o.name not in graph_outputs]
+        if missing:
+            raise SpecError(f"the model has no output {missing}; its outputs are {graph_outputs}")
+        fixed = [s.name for s in found if not isinstance(s.dims[0], str)]
+        if fixed:
+            raise SpecError(
+                f"inputs {fixed} have a fixed first axis: export with a dynamic batch axis"
+            )
+    return Exported(path, inputs, tuple(outputs))
 
 
-def convert(job: Job, repository: Path, console=None, workdir: Path | None = None) -> Report:
+def optimize_graph(
+    exported: Exported, conversion: Conversion, workdir: Path, steps: Steps
+) -> optimize.Optimized:
+    """Step 'optimize': transformer fusion (if hinted) and ORT's EXTENDED level, offline."""
+    with steps.step("optimize", total=2) as advance:
+        optimized = optimize.optimize(exported.path, workdir, conversion.settings.transformer)
+        fusions = optimized.report.fusions
+        advance(2, note=", ".join(f"{k}x{v}" for k, v in fusions.items())[:80])
+    if conversion.settings.transformer is not None and not fusions.get("Attention"):
+        steps.console.print(
+            f"[yellow]{conversion.name}: --transformer fused no Attention[/]: the ORT transformers "
+            "optimizer fuses attention only in a model run with eager attention "
+            '(attn_implementation="eager"); the FP32 model is served unfused'
+        )
+    return optimized
+
+
+def keep_fp32(
+    kind: str, base: Path, conversion: Conversion, more: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """Nodes a variant keeps in FP32: the user's, first/last layers for static INT8, `more`."""
+    q = conversion.settings.quantization
+    first_last = (
+        variants.first_and_last_layers(base) if kind == "int8_static" and q.keep_first_last else []
+    )
+    return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *more]))
+
+
+def build_variant(
+    kind: str, base: Path, target: Path, conversion: Conversion, more: tuple[str, ...] = ()
+) -> Path:
+    """Build one variant of `base` at `target` (FP16, INT8 dynamic, INT8 static)."""
+    q = conversion.settings.quantization
+    keep = keep_fp32(kind, base, conversion, more)
+    if kind == "fp16":
+        return variants.to_fp16(base, target, keep)
+    if kind == "int8_dynamic":
+        return variants.int8_dynamic(base, target, q.per_channel, keep)
+    if kind == "int8_static":
+        return variants.int8_static(
+            base,
+            target,
+            conversion.calibration.equal_shaped(q.calibration_batch_size),
+            method=q.calibration_method,
+            per_channel=q.per_channel,
+            op_types=q.op_types,
+            keep_fp32=keep,
+            cache=target.parent / "calibration_ranges.json",
+        )
+    raise SpecError(f"unknown variant '{kind}' (choose from fp16, {', '.join(INT8_KINDS)})")
+
+
+def build_variants(
+    optimized: optimize.Optimized, conversion: Conversion, workdir: Path, steps: Steps
+) -> dict[str, VariantResult]:
+    """Steps 'fp16', 'int8_dynamic', 'int8_static': a variant that fails to build is rejected
+    with the node and what to try; the others go on."""
+    (workdir / "calibration_ranges.json").unlink(missing_ok=True)  # ranges of an earlier model
+    results = {"fp32": VariantResult("fp32", optimized.fp32)}
+    for kind in conversion.settings.quantization.variants:
+        if kind not in ("fp16", *INT8_KINDS):
+            raise StepError(
+                "variants", f"unknown variant '{kind}' (choose from fp16, {', '.join(INT8_KINDS)})"
+            )
+        with steps.step(kind) as advance:
+            result = results[kind] = VariantResult(
+                kind, kept_fp32=keep_fp32(kind, optimized.base, conversion)
+            )
+            try:
+                result.path = build_variant(
+                    kind, optimized.base, workdir / f"{kind}.onnx", conversion
+                )
+                gate.session(result.path)  # must load in ORT
+            except Exception as error:
+                result.error = f"could not be built or loaded: {variants.explain_failure(error, kind, optimized.base)}"
+                advance(note="[red]failed to build")
+    return results
+
+
+def judge_all(
+    results: dict[str, VariantResult], exported: Exported, conversion: Conversion, steps: Steps
+) -> gate.Outputs:
+    """Step 'accuracy gate': FP32 ONNX against PyTorch, every variant against FP32; returns the
+    FP32 outputs. Raises SpecError when FP32 ONNX does not match PyTorch."""
+    outputs, validation, settings = (
+        exported.outputs,
+        conversion.validation,
+        conversion.settings.gate,
+    )
+    built = [k for k, r in results.items() if r.error is None]
+    with steps.step("accuracy gate", total=len(built) * len(validation.batches)) as advance:
+        fp32 = gate.run(results["fp32"].path, validation, outputs, advance)
+        reference = exported.torch_outputs if exported.torch_outputs is not None else fp32
+        gate.check_labels(outputs, reference, validation.labels)
+        against = "pytorch" if exported.torch_outputs is not None else "fp32"
+        values = gate.metrics(outputs, reference, fp32, validation.labels)
+        verdict = results["fp32"].verdict = gate.judge("fp32", outputs, values, settings, against)
+        if not verdict.passed:
+            shown = "; ".join(f"{o}: {gate.headline(v)}" for o, v in values.items())
+            raise SpecError(
+                f"the FP32 ONNX model does not match PyTorch on the validation data "
+                f"({'; '.join(verdict.reasons)}; {shown}): an output is swapped or mislabelled, "
+                "or the export matched PyTorch on the sample rows only"
+            )
+        for kind in built[1:]:
+            candidate = gate.run(results[kind].path, validation, outputs, advance)
+            values = gate.metrics(outputs, fp32, candidate, validation.labels)
+            results[kind].verdict = gate.judge(kind, outputs, values, settings)
+        advance(0, note=" ".join(f"{k}:{'ok' if results[k].passed else 'REJECT'}" for k in built))
+    return fp32
+
+
+def time_variants(
+    results: dict[str, VariantResult], conversion: Conversion, steps: Steps, label: str = "latency"
+) -> None:
+    """Step 'latency': ms per batch size of every built variant in ONNX Runtime here, timed in
+    turns in one table (latency.latency_table), so their ratios to FP32 come from one run."""
+    settings = conversion.settings.latency
+    paths = {k: r.path for k, r in results.items() if r.error is None and r.path is not None}
+    with steps.step(label, total=1) as advance:
+        sample = conversion.validation.batches[0]
+        table = latency.latency_table(
+            paths, sample, settings.batch_sizes, budget_s=settings.budget_s
+        )
+        for kind, values in table.items():
+            results[kind].latency_ms = values
+        advance()
+
+
+def search_one(
+    kind: str,
+    fp32: gate.Outputs,
+    optimized: optimize.Optimized,
+    exported: Exported,
+    conversion: Conversion,
+    workdir: Path,
+    kept: tuple[str, ...],
+    budget_s: float,
+    advance,
+) -> int8_search.SearchResult:
+    """int8_search.search for one INT8 kind over its layers (variants.layers): distance on the
+    first SEARCH_SAMPLE_ROWS validation rows, the full gate on the whole validation set."""
+    outputs, validation = exported.outputs, conversion.validation
+    sample = Dataset([{n: a[:SEARCH_SAMPLE_ROWS] for n, a in validation.batches[0].items()}])
+    sample_fp32 = gate.run(optimized.fp32, sample, outputs)
+    members = {k: v for k, v in variants.layers(optimized.base, kind).items() if k not in kept}
+    trial = iter(range(1_000_000))
+
+    def build(keep: tuple[str, ...]) -> Path:
+        nodes = tuple(n for layer in keep for n in members[layer])
+        target = workdir / f"{kind}_search_{next(trial)}.onnx"
+        return build_variant(kind, optimized.base, target, conversion, nodes)
+
+    def judge(path: Path) -> gate.Verdict:
+        values = gate.metrics(outputs, fp32, gate.run(path, validation, outputs), validation.labels)
+        return gate.judge(kind, outputs, values, conversion.settings.gate)
+
+    return int8_search.search(
+        kind,
+        list(members),
+        build,
+        distance=lambda path: gate.distance(gate.run(path, sample, outputs), sample_fp32),
+        judge=judge,
+        budget_s=budget_s,
+        progress=lambda note: advance(0, note=note),
+    )
+
+
+def search_int8(
+    results: dict[str, VariantResult],
+    fp32: gate.Outputs,
+    optimized: optimize.Optimized,
+    exported: Exported,
+    conversion: Conversion,
+    workdir: Path,
+    steps: Steps,
+) -> list[int8_search.SearchResult]:
+    """Step '<kind> search': for each INT8 kind that failed the gate but is faster than FP32
+    (or with serve_slower), the fewest nodes to keep in FP32 for it to pass, within the budget; a passing model joins
+    the results as `<kind>_mixed`."""
+    budget = conversion.settings.quantization.search_budget_s
+    failed = [k for k in INT8_KINDS if k in results and results[k].error is None]
+    failed = [k for k in failed if not results[k].passed]
+    settings = conversion.settings.latency
+    searched = []
+    for kind in failed if budget > 0 else []:
+        fp32_ms, kind_ms = results["fp32"].latency_ms, results[kind].latency_ms
+        slow = latency.too_slow(kind, fp32_ms, kind_ms, settings.noise_margin)
+        if slow and not settings.serve_slower:  # FP32 nodes would make it slower still
+            steps.skip(f"{kind} search", f"fully quantized it is already {slow}")
+        else:
+            searched.append(kind)
+    found = []
+    for kind in searched:
+        kept = results[kind].kept_fp32
+        with steps.step(f"{kind} search") as advance:
+            args = (fp32, optimized, exported, conversion, workdir, kept)
+            result = search_one(kind, *args, budget / len(searched), advance)
+            verdict = "pass" if result.path else "none passed"
+            advance(note=f"{len(result.kept_fp32)} layer(s) kept FP32: {verdict}")
+        found.append(result)
+        if result.path is not None:
+            mixed = f"{kind}_mixed"
+            kept_all = kept + result.kept_fp32
+            results[mixed] = VariantResult(mixed, result.path, result.verdict, kept_fp32=kept_all)
+    return found
+
+
+def choose(results: dict[str, VariantResult], conversion: Conversion) -> dict[str, str | None]:
+    """{served kind (fp32, fp16, int8): the variant served as it, or None}; fills `not_served`.
+
+    INT8: the fastest passing kind at the largest batch size. A variant slower than FP32 here
+    (latency.too_slow) is not served unless settings.latency.serve_slower.
+    """
+    settings = conversion.settings.latency
+    largest = str(max(settings.batch_sizes))
+    fp32 = results["fp32"].latency_ms
+    for kind, result in results.items():
+        if kind != "fp32" and result.passed:
+            why = latency.too_slow(kind, fp32, result.latency_ms, settings.noise_margin)
+            result.not_served = None if settings.serve_slower else why
+    servable = [k for k, r in results.items() if r.passed and r.not_served is None]
+    int8 = [k for k in servable if k.startswith("int8")]
+    selected = min(int8, key=lambda k: results[k].latency_ms[largest]) if int8 else None
+    for kind in int8:
+        if kind != selected:
+            results[kind].not_served = f"{selected} is faster at batch {largest}"
+    return {"fp32": "fp32", "fp16": "fp16" if "fp16" in servable else None, "int8": selected}
+
+
+def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> ModelConfigSpec:
+    """The served config of the FP32 model (variants get their name and precision from it).
+
+    Inputs as exported; outputs with the dims and dtypes of the optimized graph. The config is
+    derived from the exported graph (`exported.path`), which also tells which inputs index
+    embedding tables.
+    """
+    opts = conversion.settings.serving
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    found = {o.name: o.type.tensor_type for o in graph.output}
+    outputs = tuple(
+        Tensor.batched(
+            o.name,
+            onnx.helper.tensor_dtype_to_np_dtype(found[o.name].elem_type).name,
+            tuple(
+                d.dim_value if d.HasField("dim_value") else -1 for d in found[o.name].shape.dim[1:]
+            ),
+        )
+        for o in exported.outputs
+    )
+    return ModelConfigSpec(
+        name=conversion.name,
+        inputs=tuple(Tensor.batched(s.name, s.dtype, s.triton_dims) for s in exported.inputs),
+        outputs=outputs,
+        max_batch_size=opts.max_batch_size,
+        batching=Batching(opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size),
+        instance_count=opts.instance_count,
+        parameters={"intra_op_thread_count": str(opts.intra_op_threads)},
+        graph_optimization_level=opts.graph_level,
+        warmup_batch_sizes=opts.warmup_batch_sizes,
+        warmup_dims={
+            s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims) or (1,)
+            for s in exported.inputs
+        },
+        # read from the unoptimized export: the optimized graph has fused the lookups away
+        valid_ranges=index_ranges(exported.path),
+    )
+
+
+def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversion) -> None:
+    """`<model>/portable.onnx` and `calibration.npz`: what `python -m conversion tensorrt` builds
+    plans from; plans of an earlier export are removed (stale now)."""
+    for precision in ("fp16", "int8"):
+        remove(repository, f"{conversion.name}_trt_{precision}")
+    model_dir = repository / conversion.name
+    shutil.copyfile(exported.path, model_dir / "portable.onnx")
+    size = conversion.settings.quantization.calibration_batch_size
+    batches = conversion.calibration.equal_shaped(size)
+    arrays = {f"{i}/{name}": array for i, b in enumerate(batches) for name, array in b.items()}
+    np.savez(model_dir / "calibration.npz", **arrays)
+
+
+def publish_all(
+    chosen: dict[str, str | None],
+    results: dict[str, VariantResult],
+    exported: Exported,
+    conversion: Conversion,
+    repository: Path,
+    steps: Steps,
+) -> list[str]:
+    """Step 'publish': chosen variants -> Triton models (and text ensembles); the others are
+    removed; returns the served names."""
+    served: list[str] = []
+    with steps.step("publish", total=len(chosen) + 1) as advance:
+        spec = model_config(conversion, exported, results["fp32"].path)
+        for served_kind, kind in chosen.items():
+            suffix, precision = SERVED[served_kind]
+            name = conversion.name + suffix
+            if kind is None:
+                remove(repository, name)
+                remove(repository, f"{name}_text")
+            else:
+                if kind.startswith("int8_static"):
+                    precision = "INT8"  # explicit Q/DQ: TensorRT takes the scales from the graph
+                publish(
+                    repository,
+                    replace(spec, name=name),
+                    results[kind].path,
+                    gpu_precision=precision,
+                )
+                results[kind].served_as = name
+                served.append(name)
+            advance()
+        keep_for_tensorrt(repository, exported, conversion)
+        if conversion.text is not None:
+            served += write_text_models(repository, conversion.name, list(served), conversion.text)
+        advance()
+    return served
+
+
+def build_tensorrt(repository: Path, name: str, steps: Steps) -> str:
+    """Step 'tensorrt': plans where TensorRT and a CUDA GPU exist; else skipped with the reason."""
+    from conversion import tensorrt
+
+    reason = tensorrt.unavailable_reason()
+    if reason:
+        steps.skip("tensorrt", reason)
+        return reason
+    with steps.step("tensorrt", total=2) as advance:
+        tensorrt.build_for_model(repository, name, advance=advance)
+    return "built"
+
+
+def convert(
+    conversion: Conversion, repository: Path, console=None, workdir: Path | None = None
+) -> Report:
     """Run every step; return the report (the manifest is written to the repository)."""
+    from conversion.manifest import write_manifest
+
     own_tmp = workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix=f"convert-{job.name}-")) if own_tmp else workdir
+    workdir = Path(tempfile.mkdtemp(prefix=f"convert-{conversion.name}-")) if own_tmp else workdir
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        with Steps(job.name, console) as steps:
-            return _convert(job, repository, workdir, steps)
+        with Steps(conversion.name, console) as steps:
+            inputs = check_data(conversion, steps)
+            export = load_onnx if is_onnx_file(conversion.source) else export_model
+            exported = export(conversion, inputs, workdir, steps)
+            optimized = optimize_graph(exported, conversion, workdir, steps)
+            results = build_variants(optimized, conversion, workdir, steps)
+            fp32 = judge_all(results, exported, conversion, steps)
+            time_variants(results, conversion, steps)
+            searches = search_int8(results, fp32, optimized, exported, conversion, workdir, steps)
+            if any(s.path for s in searches):  # one table again, the mixed models with the rest
+                time_variants(results, conversion, steps, "latency with the search's models")
+            chosen = choose(results, conversion)
+            served = publish_all(chosen, results, exported, conversion, repository, steps)
+            manifest = repository / conversion.name / "manifest.json"
+            report = Report(
+                conversion.name,
+                exported,
+                optimized.report,
+                results,
+                chosen["int8"],
+                served,
+                manifest,
+                steps.skipped,
+                searches,
+            )
+            write_manifest(conversion, report, "not attempted yet")
+            write_manifest(conversion, report, build_tensorrt(repository, conversion.name, steps))
+            return report
     finally:
         if own_tmp:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _convert(job: Job, repository: Path, workdir: Path, steps: Steps) -> Report:
-    for dataset_name, dataset in (("calibration", job.calibration), ("validation", job.validation)):
-        with steps.step(f"check {dataset_name} data", total=len(dataset.batches)) as advance:
-            if not dataset.batches:
-                raise SpecError(f"the {dataset_name} dataset is empty")
-            for batch in dataset.batches:
-                names = sorted(batch)
-                if names != sorted(s.name for s in job.inputs):
-                    raise SpecError(
-                        f"{dataset_name} batch has inputs {names}, the spec says "
-                        f"{sorted(s.name for s in job.inputs)}"
-                    )
-                for spec in job.inputs:
-                    spec.check(batch[spec.name], f"{dataset_name} data")
-                advance()
-
-    exported = workdir / "exported.onnx"
-    export_deviation = None
-    if job.onnx_file is not None:
-        with steps.step("load onnx") as advance:
-            if not Path(job.onnx_file).exists():
-                raise SpecError(f"{job.onnx_file} does not exist")
-            onnx.checker.check_model(str(job.onnx_file), full_check=True)
-            shutil.copyfile(job.onnx_file, exported)
-            check_inputs(job, exported)
-    else:
-        with steps.step("load model") as advance:
-            model = job.model if job.model is not None else load_factory(job.factory or "")
-        sample = {k: torch.from_numpy(v) for k, v in sample_inputs(job).items()}
-        with steps.step("export", total=2) as advance:
-            with torch.no_grad():
-                try:
-                    model(*sample.values())
-                except Exception as error:
-                    raise SpecError(
-                        f"the model does not accept the input spec "
-                        f"{' '.join(s.name + ':' + s.dtype + ':' + ','.join(map(str, s.dims)) for s in job.inputs)}: "
-                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-                    ) from error
-            axes = {s.name: s.dynamic_axes for s in job.inputs}
-            axes.update({name: {0: "batch"} for name in job.output_names})
-            export_onnx(model, sample, job.output_names, exported, dynamic_axes=axes)
-            advance()
-            check_inputs(job, exported)
-            advance()
-        with steps.step("compare with pytorch") as advance:
-            atol, rtol = job.tolerance
-            export_deviation = check_against_torch(model, exported, sample, atol=atol, rtol=rtol)
-            advance(note=f"max |ort - torch| = {export_deviation:.2g}")
-        del model
-
-    with steps.step("optimize", total=2) as advance:
-        base, fp32, opt_report = optimize.optimize(exported, workdir, job.transformer)
-        advance(2, note=", ".join(f"{k}x{v}" for k, v in opt_report.fusions.items())[:80])
-    dims = output_dims(fp32, job.output_names)
-
-    results: dict[str, VariantResult] = {
-        "fp32": VariantResult("fp32", fp32, size_bytes=fp32.stat().st_size)
-    }
-    builders: dict[str, Callable[[Path], Path]] = {
-        "fp16": lambda t: variants.to_fp16(base, t),
-        "int8_dynamic": lambda t: variants.int8_dynamic(base, t),
-        "int8_static": lambda t: variants.int8_static(
-            base,
-            t,
-            job.calibration.equal_shaped(job.calibration_batch_size),
-            method=job.calibration_method,
-            per_channel=job.static_per_channel,
-            op_types=job.static_op_types,
-            nodes_to_exclude=variants.first_and_last_layers(base)
-            if job.static_keep_first_last
-            else None,
-        ),
-    }
-    for kind in job.variants:
-        if kind not in builders:
-            raise StepError("variants", f"unknown variant '{kind}' (choose from {list(builders)})")
-        with steps.step(kind) as advance:
-            result = VariantResult(kind)
-            try:
-                result.path = builders[kind](workdir / f"{kind}.onnx")
-                result.size_bytes = result.path.stat().st_size
-                gate.session(result.path)  # must load in ORT
-            except Exception as error:
-                result.error = (
-                    f"could not be built or loaded: {type(error).__name__}: {str(error)[:200]}"
-                )
-                advance(note="[red]failed to build")
-            results[kind] = result
-
-    built = [k for k, r in results.items() if r.error is None]
-    with steps.step("accuracy gate", total=len(built) * len(job.validation.batches)) as advance:
-        reference = gate.run(fp32, job.validation, advance)
-        for kind in built:
-            outputs = (
-                reference
-                if kind == "fp32"
-                else gate.run(results[kind].path, job.validation, advance)
-            )
-            values = gate.metrics(job.task, reference, outputs, job.validation.labels)
-            results[kind].verdict = gate.judge(kind, job.task, values, job.gate)
-        advance(
-            0,
-            note=" ".join(f"{k}:{'ok' if results[k].verdict.passed else 'REJECT'}" for k in built),
-        )
-
-    with steps.step("latency", total=len(built)) as advance:
-        sample = sample_inputs(job, rows=len(next(iter(job.validation.batches[0].values()))))
-        for kind in built:
-            results[kind].latency_ms = latency.latency_ms(
-                results[kind].path, sample, job.bench_batch_sizes, budget_s=job.bench_budget_s
-            )
-            advance()
-
-    passing_int8 = [
-        k for k in INT8_KINDS if k in results and results[k].verdict and results[k].verdict.passed
-    ]
-    selected = None
-    if passing_int8:
-        largest = str(max(job.bench_batch_sizes))
-        selected = min(passing_int8, key=lambda k: results[k].latency_ms[largest])
-
-    served: list[str] = []
-    with steps.step("publish", total=3) as advance:
-        opts = job.serving
-        base_spec = ModelConfigSpec(
-            name=job.name,
-            inputs=tuple(Tensor(s.name, s.dtype, s.triton_dims) for s in job.inputs),
-            outputs=tuple(Tensor(n, "float32", dims[n]) for n in job.output_names),
-            max_batch_size=opts.max_batch_size,
-            batching=Batching(
-                opts.max_queue_delay_us, (), opts.queue_timeout_us, opts.max_queue_size
-            ),
-            instance_count=opts.instance_count,
-            parameters={"intra_op_thread_count": str(opts.intra_op_threads)},
-            graph_optimization_level=opts.graph_level,
-            warmup_batch_sizes=opts.warmup_batch_sizes,
-            warmup_dims={
-                s.name: tuple(opts.dynamic_size if d == -1 else d for d in s.triton_dims)
-                for s in job.inputs
-            },
-            valid_ranges=index_ranges(exported),
-        )
-        chosen = {"fp32": "fp32", "fp16": "fp16", "int8": selected}
-        for served_kind, kind in chosen.items():
-            suffix, precision = SERVED[served_kind]
-            name = job.name + suffix
-            result = results.get(kind) if kind else None
-            if result is not None and result.error is None and result.verdict.passed:
-                if kind == "int8_static":
-                    precision = "INT8"  # explicit Q/DQ: TensorRT takes the scales from the graph
-                publish(repository, _named(base_spec, name), result.path, gpu_precision=precision)
-                result.served_as = name
-                served.append(name)
-            elif name != job.name:
-                remove(repository, name)
-            advance()
-        for precision in ("fp16", "int8"):  # plans of an earlier export are stale now
-            remove(repository, f"{job.name}_trt_{precision}")
-        model_dir = repository / job.name
-        # portable export + calibration batches: what `python -m conversion tensorrt` builds from
-        shutil.copyfile(exported, model_dir / "portable.onnx")
-        calib = job.calibration.equal_shaped(job.calibration_batch_size)
-        np.savez(
-            model_dir / "calibration.npz",
-            **{f"{i}/{k}": v for i, b in enumerate(calib) for k, v in b.items()},
-        )
-
-    manifest = model_dir / "manifest.json"
-    report = Report(
-        job.name, results, opt_report, selected, served, manifest, steps.skipped, export_deviation
-    )
-    write_manifest(job, report)
-
-    if job.build_tensorrt:
-        from conversion import tensorrt
-
-        reason = tensorrt.unavailable_reason()
-        if reason:
-            steps.skip("tensorrt", reason)
-        else:
-            with steps.step("tensorrt", total=2) as advance:
-                tensorrt.build_for_model(repository, job.name, advance=advance)
-        write_manifest(job, report, tensorrt_status=reason or "built")
-    return report
-
-
-def _named(spec: ModelConfigSpec, name: str) -> ModelConfigSpec:
-    from dataclasses import replace
-
-    return replace(spec, name=name)
-
-
-def write_manifest(job: Job, report: Report, tensorrt_status: str | None = None) -> None:
-    manifest = {
-        "model": job.name,
-        "source": str(job.onnx_file)
-        if job.onnx_file
-        else (job.factory or type(job.model).__name__),
-        "task": job.task,
-        "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in job.inputs],
-        "outputs": job.output_names,
-        "gate": asdict(job.gate),
-        "calibration": {
-            "method": job.calibration_method,
-            "samples": len(job.calibration),
-            "static_per_channel": job.static_per_channel,
-            "static_fp32_layers": "first and last" if job.static_keep_first_last else "none",
-        },
-        "validation_samples": len(job.validation),
-        "export_max_deviation": report.export_max_deviation,
-        "optimization": report.optimization.as_dict(),
-        "variants": {k: r.as_dict() for k, r in report.results.items()},
-        "int8_selected": report.int8_selected,
-        "latency_setup": {
-            "what": "median ms per batch in ONNX Runtime (CPU provider, ENABLE_ALL online, default threads)",
-            "row_shape": {n: list(a.shape[1:]) for n, a in job.validation.batches[0].items()},
-            "batch_sizes": list(job.bench_batch_sizes),
-        },
-        "served": report.served,
-        "tensorrt": {
-            "status": tensorrt_status or report.skipped.get("tensorrt", "not attempted yet"),
-            "profile": {
-                "batch": list(job.tensorrt_shapes.batch),
-                **{k: list(v) for k, v in job.tensorrt_shapes.other.items()},
-            },
-        },
-        "measured_on": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": __import__("os").cpu_count(),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    }
-    report.manifest.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -88,6 +88,7 @@ def _category(op: str) -> str:
 def torch_profile(
     module: torch.nn.Module, feed: dict[str, np.ndarray], top: int, runs: int = 5
 ) -> None:
+    """Print the PyTorch profiler's top `top` operators by self CPU time over `runs` calls, and the split by category."""
     tensors = tuple(torch.from_numpy(v) for v in feed.values())
     with torch.inference_mode():
         module(*tensors)
@@ -154,6 +155,7 @@ def ort_profile(
 
 
 def run_profile(model: str, repository: Path, batch: int, top: int) -> None:
+    """Profile a demo model (PyTorch, then its served FP32 and INT8 ONNX) or an .onnx file on random inputs; SpecError for an unknown name or a missing file."""
     if model.endswith(".onnx"):
         path = Path(model)
         if not path.exists():

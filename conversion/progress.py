@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,10 +27,13 @@ class StepError(RuntimeError):
 
 
 def describe(error: BaseException) -> str:
-    """The cause in one line: the exception type and its first message line."""
+    """The cause in one line: the exception type and its first message line.
+
+    A foreign library's line is cut at 300 characters; this package's own messages are kept whole.
+    """
     text = str(error).strip().splitlines()
     first = text[0] if text else ""
-    if len(first) > 300:
+    if len(first) > 300 and not type(error).__module__.startswith("conversion"):
         first = first[:300] + "..."
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
@@ -62,6 +66,7 @@ class Steps:
 
     @contextmanager
     def step(self, name: str, total: int = 1) -> Iterator[Callable[..., None]]:
+        """A progress bar for one step; yields `advance(amount=1, note=None)`. Any exception leaves as StepError naming the step."""
         task = self.progress.add_task(f"{self.label}: {name}", total=max(total, 1), note="")
 
         def advance(amount: int = 1, note: str | None = None) -> None:
@@ -80,7 +85,8 @@ class Steps:
         self.progress.update(task, completed=max(total, 1))
 
     def skip(self, name: str, reason: str) -> None:
+        """Record and show a step that did not run, with the reason."""
         self.skipped[name] = reason
         self.progress.add_task(
-            f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {reason}"
+            f"{self.label}: {name}", total=1, completed=1, note=f"[yellow]skipped: {escape(reason)}"
         )

@@ -35,6 +35,7 @@ def combined_fingerprint(*parts: str) -> str:
 def write_configs(
     model_dir: Path, spec: ModelConfigSpec, gpu: ModelConfigSpec | None = None
 ) -> None:
+    """Write `<model_dir>/config.pbtxt` and, with `gpu`, `<model_dir>/configs/gpu.pbtxt`."""
     write_config(build_config(spec), model_dir / "config.pbtxt")
     if gpu is not None:
         write_config(build_config(gpu), model_dir / GPU_CONFIG)

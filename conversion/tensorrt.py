@@ -24,7 +24,8 @@ import numpy as np
 
 from conversion.input_ranges import index_ranges
 from conversion.repository import publish
-from conversion.spec import InputSpec, TensorRTShapes
+from conversion.settings import TensorRTShapes
+from conversion.spec import InputSpec
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor, read_config
 
 WORKSPACE_BYTES = 2 << 30

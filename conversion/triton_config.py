@@ -37,14 +37,31 @@ CHECKSUM_AGENT = "checksum"
 
 @dataclass(frozen=True)
 class Tensor:
-    """One input or output, without the batch dimension (Triton adds it from max_batch_size)."""
+    """One input or output, without the batch dimension (Triton adds it from max_batch_size).
+
+    `reshape`: the shape the model sees when it differs from `dims` (Triton's `reshape`).
+    """
 
     name: str
     dtype: str
     dims: tuple[int, ...]
+    reshape: tuple[int, ...] | None = None
+
+    @classmethod
+    def batched(cls, name: str, dtype: str, dims: tuple[int, ...]) -> Tensor:
+        """A tensor of a batching model; one of shape [batch] alone is declared `dims: [1]`
+        with `reshape: { shape: [] }`, since Triton wants non-empty dims (model_config.proto)."""
+        return cls(name, dtype, dims) if dims else cls(name, dtype, (1,), reshape=())
 
     def to_proto_type(self) -> int:
+        """The ModelConfig DataType of `dtype` (e.g. TYPE_FP32); KeyError for an unknown dtype."""
         return _DATATYPES[np.dtype(self.dtype)]
+
+    @classmethod
+    def from_proto(cls, tensor: mc.ModelInput | mc.ModelOutput) -> Tensor:
+        """The tensor a config's `input`/`output` entry describes."""
+        dtype = next(str(d) for d, t in _DATATYPES.items() if t == tensor.data_type)
+        return cls(tensor.name, dtype, tuple(tensor.dims))
 
 
 @dataclass(frozen=True)
@@ -102,9 +119,15 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
     if spec.backend:
         config.backend = spec.backend
     for tensor in spec.inputs:
-        config.input.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+        entry = config.input.add(
+            name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims
+        )
+        _reshape(entry, tensor)
     for tensor in spec.outputs:
-        config.output.add(name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims)
+        entry = config.output.add(
+            name=tensor.name, data_type=tensor.to_proto_type(), dims=tensor.dims
+        )
+        _reshape(entry, tensor)
     if spec.batching is not None:
         batching = config.dynamic_batching
         batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
@@ -150,6 +173,12 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
     return config
 
 
+def _reshape(entry: mc.ModelInput | mc.ModelOutput, tensor: Tensor) -> None:
+    if tensor.reshape is not None:
+        entry.reshape.SetInParent()  # an empty shape is a scalar per batch row
+        entry.reshape.shape.extend(tensor.reshape)
+
+
 def _add_warmup(config: mc.ModelConfig, spec: ModelConfigSpec, batch_size: int) -> None:
     warmup = config.model_warmup.add(name=f"zeros_batch_{batch_size}", batch_size=batch_size)
     for tensor in spec.inputs:
@@ -183,9 +212,11 @@ def parse(text: str) -> mc.ModelConfig:
 
 
 def write_config(config: mc.ModelConfig, path: Path) -> None:
+    """Write `config` as config.pbtxt text at `path` (folders made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(config))
 
 
 def read_config(path: Path) -> mc.ModelConfig:
+    """Parse the config.pbtxt at `path`; text_format.ParseError on an unknown field."""
     return parse(path.read_text())

@@ -1,7 +1,8 @@
 # Conversion targets (owned by the conversion pipeline).
 # make convert                      build the demo models that are missing (digits, MiniLM + text ensembles)
-# make convert MODEL=pkg.mod:factory NAME=... INPUTS="image:float32:batch,1,8,8" OUTPUTS=logits \
-#              CALIB=calib.npz VALID=valid.npz [TASK=classification] [CONVERT_ARGS=...]
+# make convert MODEL=pkg.mod:factory|model.onnx|hf:FOLDER NAME=... CALIB=... VALID=... \
+#              [INPUTS="image:float32:batch,1,8,8"] [OUTPUTS="logits score:regression:batch,1"] \
+#              [TASK=classification] [CONVERT_ARGS=...]   (INPUTS/OUTPUTS: inferred when left out)
 # make profile MODEL=digits|minilm|path/to/model.onnx
 # make convert-bench                throughput claims (MiniLM INT8 vs eager, digits INT8 vs ORT FP32)
 

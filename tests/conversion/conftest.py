@@ -5,14 +5,14 @@ The workdir is kept, so tests can look at every intermediate file (export, optim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from conversion import demo
-from conversion.pipeline import Job, Report, convert
+from conversion.pipeline import Conversion, Report, convert
 
 SMALL = demo.Sizes(
     digits_validation=270,
@@ -25,7 +25,7 @@ SMALL = demo.Sizes(
 
 @dataclass
 class Converted:
-    job: Job
+    conversion: Conversion
     report: Report
     repository: Path
     workdir: Path
@@ -35,26 +35,35 @@ def quiet_console() -> Console:
     return Console(stderr=True, quiet=True)
 
 
-@pytest.fixture(scope="session")
-def digits_job() -> Job:
-    return demo.digits_job(SMALL)
+def convert_quietly(conversion: Conversion, root: Path) -> Converted:
+    """Convert into `root/repo` with the workdir kept at `root/work`."""
+    report = convert(conversion, root / "repo", quiet_console(), workdir=root / "work")
+    return Converted(conversion, report, root / "repo", root / "work")
 
 
 @pytest.fixture(scope="session")
-def digits_converted(tmp_path_factory, digits_job) -> Converted:
-    root = tmp_path_factory.mktemp("digits")
-    report = convert(digits_job, root / "repo", quiet_console(), workdir=root / "work")
-    return Converted(digits_job, report, root / "repo", root / "work")
+def digits_conversion() -> Conversion:
+    return demo.digits_conversion(SMALL)
 
 
 @pytest.fixture(scope="session")
-def minilm_job() -> Job:
-    return demo.minilm_job(SMALL)
+def digits_converted(tmp_path_factory, digits_conversion) -> Converted:
+    return convert_quietly(digits_conversion, tmp_path_factory.mktemp("digits"))
 
 
 @pytest.fixture(scope="session")
-def minilm_converted(tmp_path_factory, minilm_job) -> Converted:
-    root = tmp_path_factory.mktemp("minilm")
-    report = convert(minilm_job, root / "repo", quiet_console(), workdir=root / "work")
-    report.served.extend(demo.write_text_models(root / "repo", "minilm"))
-    return Converted(minilm_job, report, root / "repo", root / "work")
+def minilm_conversion() -> Conversion:
+    return demo.minilm_conversion(SMALL)
+
+
+@pytest.fixture(scope="session")
+def minilm_converted(tmp_path_factory, minilm_conversion) -> Converted:
+    return convert_quietly(minilm_conversion, tmp_path_factory.mktemp("minilm"))
+
+
+def tuned(conversion: Conversion, **groups: dict) -> Conversion:
+    """`conversion` with some settings changed: tuned(c, quantization={"variants": ("fp16",)})."""
+    settings = conversion.settings
+    for group, changes in groups.items():
+        settings = replace(settings, **{group: replace(getattr(settings, group), **changes)})
+    return replace(conversion, settings=settings)

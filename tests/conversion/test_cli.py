@@ -24,14 +24,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory, digits_job):
+def datasets(tmp_path_factory, digits_conversion):
     root = tmp_path_factory.mktemp("npz")
-    images = np.concatenate([b["image"] for b in digits_job.validation.batches])
+    images = np.concatenate([b["image"] for b in digits_conversion.validation.batches])
     np.savez(
         root / "calib.npz",
-        image=np.concatenate([b["image"] for b in digits_job.calibration.batches]),
+        image=np.concatenate([b["image"] for b in digits_conversion.calibration.batches]),
     )
-    np.savez(root / "valid.npz", image=images, labels=digits_job.validation.labels)
+    np.savez(root / "valid.npz", image=images, labels=digits_conversion.validation.labels)
+    np.savez(root / "valid-unlabelled.npz", image=images)
     np.savez(root / "wrong.npz", image=np.zeros((8, 1, 9, 9), np.float32))
     return root
 
@@ -81,8 +82,8 @@ def test_data_of_the_wrong_shape_is_named(tmp_path, datasets):
     )
     assert result.returncode == 1
     assert (
-        "step 'read arguments' failed" in result.said
-        and "axis 2 is 9, the spec says 8" in result.said
+        "step 'check calibration data' failed: SpecError: calibration data: input 'image' axis 2 "
+        "is 9, the spec says 8" in result.said
     )
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -101,7 +102,8 @@ def test_an_input_spec_the_model_does_not_accept_fails_at_export(tmp_path, datas
     result = run_cli(*args)
     assert result.returncode == 1
     assert (
-        "step 'export' failed: SpecError: the model does not accept the input spec" in result.said
+        "step 'export' failed: SpecError: DigitsCNN.forward(image) does not accept the inputs image:float32:batch,1,6,6: RuntimeError: mat1 and mat2 "
+        "shapes cannot be multiplied" in result.said
     )
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -203,3 +205,96 @@ def test_make_convert_passes_a_user_model_to_the_cli():
         ["make", "-n", "convert"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert "-m conversion demo" in demo.stdout
+
+
+def test_without_input_and_output_flags_the_spec_is_inferred_and_printed(tmp_path, datasets):
+    args = _args("tests.conversion.factories:digits_untrained", datasets, tmp_path, variants="")
+    for flag in ("--input", "--output"):
+        del args[args.index(flag) : args.index(flag) + 2]
+    args[args.index("--validation") + 1] = str(datasets / "valid-unlabelled.npz")
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "user: inputs image:float32:batch,1,8,8 (inferred)" in result.said
+    assert "user: outputs output:classification (inferred)" in result.said
+    assert "the gate uses top-1 agreement with FP32" in result.said
+    manifest = json.loads((tmp_path / "user" / "manifest.json").read_text())
+    assert manifest["outputs"] == [{"name": "output", "task": "classification", "dims": None}]
+
+
+def test_the_cli_defaults_are_the_settings_defaults():
+    """One place for each default: the CLI reads them from conversion.settings."""
+    import typer.main
+
+    from conversion.__main__ import convert
+    from conversion.settings import (
+        GateSettings,
+        LatencySettings,
+        QuantizationSettings,
+        ServingOptions,
+    )
+
+    defaults = {
+        p.name: p.default
+        for p in typer.main.get_command_from_info(
+            typer.models.CommandInfo(callback=convert),
+            pretty_exceptions_short=True,
+            rich_markup_mode=None,
+        ).params
+    }
+    assert defaults["variants"] == ",".join(QuantizationSettings.variants)
+    assert defaults["calibration_method"] == QuantizationSettings.calibration_method
+    assert defaults["keep_first_last"] == QuantizationSettings.keep_first_last
+    assert defaults["int8_search_budget"] == QuantizationSettings.search_budget_s
+    assert defaults["max_accuracy_drop"] == GateSettings.max_accuracy_drop
+    assert defaults["min_cosine"] == GateSettings.min_mean_cosine
+    assert defaults["serve_slower"] == LatencySettings.serve_slower
+    assert defaults["max_batch_size"] == ServingOptions.max_batch_size
+
+
+def test_a_refusal_prints_the_declared_dims_in_their_brackets(tmp_path):
+    """rich would read `[batch,3]` as markup and drop it: messages are printed escaped."""
+    np.savez(tmp_path / "d.npz", x=np.zeros((16, 4), np.float32))
+    args = ["convert", "--model", "tests.conversion.zoo:tuple_output", "--name", "two"]
+    args += ["--output", "logits:batch,3", "--output", "score:batch,1"]
+    args += ["--calibration", str(tmp_path / "d.npz"), "--validation", str(tmp_path / "d.npz")]
+    result = run_cli(*args, "--repository", str(tmp_path / "repo"))
+    assert result.returncode == 1
+    assert (
+        "output 'logits' (tuple position 0): declared [batch,3], got [4, 1]; output 'score' "
+        "(tuple position 1): declared [batch,1], got [4, 3]" in result.said
+    )
+
+
+def test_an_hf_folder_is_served_with_its_tokenizer_and_text_ensembles(tmp_path):
+    from tests.conversion import zoo
+
+    folder = zoo.bert_classifier_folder(tmp_path / "bert")
+    calibration = zoo.text_file(tmp_path / "c.txt", 32, seed=1)
+    validation = zoo.text_file(tmp_path / "v.txt", 32, seed=2, labels=("negative", "positive"))
+    args = ["convert", "--model", f"hf:{folder}", "--name", "reviews", "--variants", ""]
+    args += ["--calibration", str(calibration), "--validation", str(validation)]
+    result = run_cli(*args, "--transformer", "auto", "--repository", str(tmp_path / "repo"))
+    assert result.returncode == 0, result.stderr
+    assert "fusions: Attention x2" in result.said
+    assert "served models: reviews, reviews_tokenizer, reviews_text" in result.said
+    assert (tmp_path / "repo" / "reviews_text" / "config.pbtxt").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--model", "hf:some/folder", "--input", "x:float32:batch,4"],
+            "an hf: model has its own inputs and outputs: leave out --input/--output",
+        ),
+        (
+            ["--model", "tests.conversion.factories:digits_untrained", "--transformer", "auto"],
+            "--transformer auto reads an hf: model's config",
+        ),
+    ],
+)
+def test_arguments_that_do_not_fit_an_hf_folder_are_refused(tmp_path, extra, message):
+    args = ["convert", "--name", "m", "--calibration", "c.npz", "--validation", "v.npz", *extra]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert f"step 'read arguments' failed: {message}" in result.said

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conversion.spec import Dataset, InputSpec, SpecError
+from conversion.spec import Dataset, InputSpec, OutputSpec, SpecError
 
 
 def test_an_input_spec_names_dynamic_axes_and_fixed_sizes():
@@ -43,11 +43,59 @@ def test_calibration_batches_come_out_equal_shaped():
     assert {b["x"].shape for b in batches} == {(16, 3)}
 
 
-def test_an_npz_dataset_loads_inputs_and_labels(tmp_path):
+def test_an_npz_dataset_loads_every_input_array_and_the_labels(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, image=np.zeros((5, 1, 8, 8), np.float32), labels=np.arange(5))
-    data = Dataset.load_npz(path, [InputSpec.parse("image:float32:batch,1,8,8")], batch_size=2)
-    assert len(data) == 5 and len(data.batches) == 3
+    data = Dataset.load_npz(path, batch_size=2)
+    assert len(data) == 5 and len(data.batches) == 3 and data.input_names == ["image"]
     assert list(data.labels) == [0, 1, 2, 3, 4]
-    with pytest.raises(SpecError, match="no array named 'pixels'"):
-        Dataset.load_npz(path, [InputSpec.parse("pixels:float32:batch,1,8,8")])
+
+
+def test_an_npz_dataset_whose_arrays_differ_in_rows_is_refused(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, a=np.zeros((5, 2), np.float32), b=np.zeros((4, 2), np.float32))
+    with pytest.raises(SpecError, match=r"the arrays differ in rows: \{'a': 5, 'b': 4\}"):
+        Dataset.load_npz(path)
+
+
+def test_a_missing_or_unreadable_dataset_is_named(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        Dataset.load_npz(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_text("not numpy")
+    with pytest.raises(SpecError, match=r"not a readable \.npz file"):
+        Dataset.load_npz(tmp_path / "bad.npz")
+
+
+def test_an_input_spec_is_inferred_with_a_dynamic_batch_and_fixed_other_axes():
+    spec = InputSpec.infer("image", np.zeros((4, 3, 32, 32), np.float32))
+    assert str(spec) == "image:float32:batch,3,32,32"
+    with pytest.raises(SpecError, match="cannot infer a spec from a float64 array"):
+        InputSpec.infer("x", np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "task", "dims"),
+    [
+        ("logits", "logits", "classification", None),
+        ("score:regression", "score", "regression", None),
+        ("logits:batch,3", "logits", "classification", ("batch", 3)),
+        ("embedding:embedding:batch,384", "embedding", "embedding", ("batch", 384)),
+    ],
+)
+def test_an_output_spec_names_its_task_and_optional_dims(text, name, task, dims):
+    assert OutputSpec.parse(text) == OutputSpec(name, task, dims)
+
+
+def test_a_malformed_output_spec_is_refused_with_the_reason():
+    with pytest.raises(SpecError, match="expected name\\[:task\\]\\[:dims\\]"):
+        OutputSpec.parse(":batch,3")
+    with pytest.raises(SpecError, match="the first axis must be the dynamic batch axis"):
+        OutputSpec.parse("logits:3")
+
+
+def test_an_output_spec_says_why_a_shape_does_not_fit():
+    spec = OutputSpec.parse("logits:batch,3")
+    assert spec.mismatch((4, 3), 4) is None
+    assert spec.mismatch((4, 1), 4) == "declared [batch,3], got [4, 1]"
+    assert spec.mismatch((3,), 4).startswith("its first axis is not the batch axis")
+    assert OutputSpec("y").mismatch((4, 7, 2), 4) is None

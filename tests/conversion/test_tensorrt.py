@@ -8,7 +8,8 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from conversion import tensorrt
-from conversion.spec import InputSpec, TensorRTShapes
+from conversion.settings import TensorRTShapes
+from conversion.spec import InputSpec
 from conversion.triton_config import read_config
 
 
@@ -197,12 +198,11 @@ def test_the_cli_command_reports_the_skip(tmp_path, digits_converted):
     )
 
 
-def test_reconverting_a_model_removes_its_stale_plans(tmp_path, digits_job, monkeypatch):
-    from conversion.pipeline import Job, convert
-    from tests.conversion.conftest import quiet_console
+def test_reconverting_a_model_removes_its_stale_plans(tmp_path, digits_conversion, monkeypatch):
+    from conversion.pipeline import convert
+    from tests.conversion.conftest import quiet_console, tuned
 
     repository = tmp_path / "repo"
     (repository / "digits_trt_fp16" / "1").mkdir(parents=True)
-    job = Job(**{**digits_job.__dict__, "variants": (), "build_tensorrt": False})
-    convert(job, repository, quiet_console())
+    convert(tuned(digits_conversion, quantization={"variants": ()}), repository, quiet_console())
     assert not (repository / "digits_trt_fp16").exists()

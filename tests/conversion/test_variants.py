@@ -26,7 +26,7 @@ def test_fp16_variants_keep_fp32_inputs_and_outputs_and_run_in_onnxruntime(
         assert set(float_io.values()) == {onnx.TensorProto.FLOAT}
         initializers = onnx.load(str(path)).graph.initializer
         assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in initializers)
-        batch = converted.job.validation.batches[0]
+        batch = converted.conversion.validation.batches[0]
         out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, batch)[
             0
         ]
@@ -50,8 +50,8 @@ def test_int8_dynamic_quantizes_weights_per_channel(minilm_converted):
 def test_int8_static_writes_qdq_nodes_calibrated_on_equal_shaped_batches(digits_converted):
     ops = op_counts(digits_converted.workdir / "int8_static.onnx")
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
-    batches = digits_converted.job.calibration.equal_shaped(
-        digits_converted.job.calibration_batch_size
+    batches = digits_converted.conversion.calibration.equal_shaped(
+        digits_converted.conversion.settings.quantization.calibration_batch_size
     )
     assert len({b["image"].shape for b in batches}) == 1
 
@@ -79,7 +79,7 @@ def test_the_faster_accurate_int8_kind_is_served_for_digits(digits_converted):
 def test_minilm_serves_an_int8_variant_that_passes_the_gate(minilm_converted):
     report = minilm_converted.report
     assert report.int8_selected in ("int8_dynamic", "int8_static")
-    assert report.results[report.int8_selected].verdict.metrics["mean_cosine"] >= 0.99
+    assert report.results[report.int8_selected].verdict.metrics["embedding"]["mean_cosine"] >= 0.99
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
@@ -88,8 +88,8 @@ def test_entropy_and_percentile_calibration_also_produce_a_working_qdq_model(
 ):
     from conversion.variants import int8_static
 
-    job = digits_converted.job
-    batches = job.calibration.equal_shaped(job.calibration_batch_size)
+    job = digits_converted.conversion
+    batches = job.calibration.equal_shaped(job.settings.quantization.calibration_batch_size)
     path = int8_static(
         digits_converted.workdir / "base.onnx", tmp_path / f"{method}.onnx", batches, method=method
     )
@@ -106,11 +106,56 @@ def test_digits_static_int8_keeps_the_first_and_last_layers_in_fp32(digits_conve
 
     base = digits_converted.workdir / "base.onnx"
     assert first_and_last_layers(base) == [
-        "/classifier/classifier.3/Gemm",
-        "/features/features.0/Conv",
+        "/model/classifier/classifier.3/Gemm",
+        "/model/features/features.0/Conv",
     ]
     graph = onnx.load(str(digits_converted.workdir / "int8_static.onnx")).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     layers = {n.name: n for n in graph.node if n.op_type in ("Conv", "Gemm")}
-    assert not set(layers["/features/features.0/Conv"].input) & dequantized  # FP32 in and weights
-    assert set(layers["/features/features.2/Conv"].input) & dequantized  # quantized
+    assert (
+        not set(layers["/model/features/features.0/Conv"].input) & dequantized
+    )  # FP32 in and weights
+    assert set(layers["/model/features/features.2/Conv"].input) & dequantized  # quantized
+
+
+def test_the_calibration_reader_serves_a_range_of_batches_at_a_time():
+    reader = BatchReader([{"x": np.full(1, i)} for i in range(5)])
+    reader.set_range(start_index=2, end_index=4)
+    assert [reader.get_next()["x"][0], reader.get_next()["x"][0], reader.get_next()] == [2, 3, None]
+
+
+def test_strided_minmax_calibration_gives_the_ranges_of_all_batches(digits_converted, tmp_path):
+    """Ranges merged stride by stride equal those of one pass over every batch (entropy's
+    histogram path takes them all at once): the last batch's extreme values must count."""
+    import json
+
+    from conversion.variants import int8_static
+
+    base = digits_converted.workdir / "base.onnx"
+    batches = [{"image": np.zeros((4, 1, 8, 8), np.float32)} for _ in range(5)]
+    batches[-1] = {"image": np.full((4, 1, 8, 8), 7.0, np.float32)}
+    cache = tmp_path / "ranges.json"
+    int8_static(base, tmp_path / "q.onnx", batches, cache=cache)
+    ranges = json.loads(cache.read_text())["data"]
+    assert ranges["image"]["highest"]["data"] == [7.0]  # from the fifth batch
+    assert ranges["image"]["lowest"]["data"] == [0.0]
+
+
+def test_a_layer_is_its_compute_node_with_the_quantized_nodes_after_it(tmp_path):
+    """The INT8 search keeps whole layers in FP32: a Gemm kept alone would leave its
+    activation quantized."""
+    from conversion.pipeline import convert
+    from conversion.variants import layers
+    from tests.conversion import zoo
+    from tests.conversion.conftest import quiet_console
+
+    convert(zoo.OUTLIER.conversion(), tmp_path / "repo", quiet_console(), workdir=tmp_path / "w")
+    static = layers(tmp_path / "w" / "base.onnx", "int8_static")
+    assert static == {
+        "/model/stem/Gemm": ["/model/stem/Gemm", "/model/Relu"],
+        "/model/wide/Gemm": ["/model/wide/Gemm"],
+        "/model/head/Gemm": ["/model/head/Gemm"],
+    }
+    assert layers(tmp_path / "w" / "base.onnx", "int8_dynamic")["/model/stem/Gemm"] == [
+        "/model/stem/Gemm"
+    ]

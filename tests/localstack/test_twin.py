@@ -16,8 +16,9 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from benchmarks.scrape import scrape, value
-from conversion import demo
+from conversion import minilm
 from conversion.fingerprint import version_fingerprint
+from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import read_config, write_config
 from tests.conftest import RunningStack, start_stack
 
@@ -36,7 +37,8 @@ def twin_stack(tmp_path_factory, model_repository) -> RunningStack:
     root = tmp_path_factory.mktemp("twin")
     for name in MODELS:
         shutil.copytree(model_repository / name, root / "repo" / name)
-    demo.write_text_models(root / "repo", "minilm")
+    text = TextServing.for_tokenizer(minilm.tokenizer_file())
+    write_text_models(root / "repo", "minilm", ["minilm_int8"], text)
     running = start_stack(root / "run", root / "repo", GATEWAY_MODEL_INFO_TTL_S="0")
     yield running
     running.local.stop()
