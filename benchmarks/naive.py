@@ -28,8 +28,9 @@ def digits_module(onnx_path: Path) -> torch.nn.Module:
     from conversion.digits import DigitsCNN
 
     model = DigitsCNN()
+    # The served graph names the weights after the export's wrapper ("model.features.0.weight").
     weights = {
-        i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+        i.name.removeprefix("model."): torch.from_numpy(numpy_helper.to_array(i).copy())
         for i in onnx.load(str(onnx_path)).graph.initializer
     }
     model.load_state_dict(weights)
