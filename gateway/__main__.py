@@ -16,7 +16,11 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 @contextmanager
 def shared_metrics_dir(workers: int) -> Iterator[None]:
     """Several workers: one prometheus-client multiprocess directory for all of them, so /metrics
-    counts every worker's requests whichever worker answers it (kept if already configured)."""
+    counts every worker's requests whichever worker answers it (kept if already configured).
+
+    The directory is a fresh temporary one, set in PROMETHEUS_MULTIPROC_DIR for the workers to
+    inherit, and removed with the variable on exit.
+    """
     if workers <= 1 or os.environ.get(METRICS_DIR):
         yield
         return
@@ -30,6 +34,11 @@ def shared_metrics_dir(workers: int) -> Iterator[None]:
 
 
 def main() -> None:
+    """Serve `gateway.app:create_app` on GATEWAY_HOST:GATEWAY_PORT with GATEWAY_WORKERS uvicorn
+    worker processes (uvloop, httptools, no access log); returns when uvicorn stops.
+
+    A malformed GATEWAY_* variable raises pydantic's ValidationError before anything listens.
+    """
     settings = get_settings()
     with shared_metrics_dir(settings.workers):
         uvicorn.run(

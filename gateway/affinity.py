@@ -28,7 +28,8 @@ def pin_process(cpu: int) -> None:
 
 
 def pin_worker(cpus: list[int]) -> int | None:
-    """Pin this worker to its CPU of `cpus` (round-robin by worker index); None when `cpus` is empty."""
+    """Pin this worker to its CPU of `cpus` (round-robin by worker index) and return that CPU;
+    None when `cpus` is empty. ValueError when the CPU is outside this process's affinity."""
     if not cpus:
         return None
     cpu = cpus[worker_index() % len(cpus)]

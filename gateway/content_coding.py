@@ -52,7 +52,9 @@ def decoded_body(
 
 
 def response_coding(accept_encoding: str | None) -> str:
-    """identity, gzip or deflate: the accepted coding of highest q-value, the first on a tie."""
+    """identity, gzip or deflate: the accepted coding of highest q-value, the first on a tie
+    (Triton 2.51 src/http_server.cc, CompressionTypeUsed). q=0, an unknown coding or an
+    unparsable q-value is never chosen; nothing acceptable: identity."""
     chosen, weight = "identity", 0.0
     for item in (accept_encoding or "").split(","):
         name, _, q = item.strip().partition(";q=")
@@ -66,7 +68,8 @@ def response_coding(accept_encoding: str | None) -> str:
 
 
 def encoded(body: bytes, coding: str) -> bytes:
-    """`body` in `coding` (identity, gzip or deflate)."""
+    """`body` in `coding` at zlib's default level: identity (as is), gzip (RFC 1952) or
+    deflate (a zlib stream, RFC 1950); KeyError for any other name."""
     if coding == "identity":
         return body
     compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, _WBITS[coding])

@@ -66,7 +66,12 @@ def listed(names) -> str:
 
 
 def from_triton(code: str, message: str) -> GatewayError:
-    """Map a Triton gRPC status (e.g. 'StatusCode.INVALID_ARGUMENT') to the client's answer."""
+    """Map a Triton gRPC status (e.g. 'StatusCode.INVALID_ARGUMENT') to the client's answer.
+
+    429 with Retry-After 1 s for a queue rejection (any code) or RESOURCE_EXHAUSTED; 400 for
+    INVALID_ARGUMENT or an input fault (INTERNAL/UNKNOWN); 404 NOT_FOUND; 504 DEADLINE_EXCEEDED;
+    503 with Retry-After 1 s for UNAVAILABLE, CANCELLED, another UNKNOWN or no code; else 502.
+    """
     name = code.rsplit(".", 1)[-1]
     lowered = message.lower()
     for rejection in QUEUE_REJECTIONS:

@@ -45,6 +45,14 @@ REQUEST_PARAMETERS = ("binary_data_output", *FORWARDED_PARAMETERS)
 
 
 class V2Tensor(BaseModel):
+    """One input of a KServe v2 inference request (KServe v2 protocol, required_api.md).
+
+    `shape`: non-negative dimensions; `datatype`: a Triton datatype (BOOL, UINT8..UINT64,
+    INT8..INT64, FP16, BF16, FP32, FP64, BYTES). Exactly one of `data` and
+    `parameters.binary_data_size` (bytes; Triton extension_binary_data.md), else a 400; FP16 and
+    BF16 only as binary data (Triton 2.51 src/http_server.cc).
+    """
+
     name: str
     shape: list[int]
     datatype: str
@@ -57,6 +65,9 @@ class V2Tensor(BaseModel):
 
 
 class V2RequestedOutput(BaseModel):
+    """An output the request asks for (KServe v2 protocol, required_api.md). Its only parameter
+    is `binary_data`, a boolean (Triton extension_binary_data.md); any other is a 400."""
+
     name: str
     parameters: dict[str, Any] | None = Field(
         None, description="`binary_data`: true for raw bytes after the JSON header."
@@ -64,6 +75,13 @@ class V2RequestedOutput(BaseModel):
 
 
 class V2InferRequest(BaseModel):
+    """A KServe v2 inference request's JSON (KServe v2 protocol, required_api.md).
+
+    `id` is echoed in the answer; `outputs` absent: every output of the model. Parameters:
+    `binary_data_output` (boolean; Triton extension_binary_data.md), `priority` (uint64) and
+    `timeout` (microseconds, int64), forwarded to Triton; any other key is a 400.
+    """
+
     id: str | None = None
     inputs: list[V2Tensor]
     outputs: list[V2RequestedOutput] | None = None
@@ -73,6 +91,10 @@ class V2InferRequest(BaseModel):
 
 
 class V2OutputTensor(BaseModel):
+    """One output of an answer (KServe v2 protocol, required_api.md): `data` flat in row-major
+    order, or, written as binary data, no `data` and `parameters.binary_data_size` (bytes after
+    the JSON header; Triton extension_binary_data.md)."""
+
     name: str
     datatype: str
     shape: list[int]
@@ -81,6 +103,10 @@ class V2OutputTensor(BaseModel):
 
 
 class V2InferResponse(BaseModel):
+    """A KServe v2 inference answer's JSON (KServe v2 protocol, required_api.md), as Triton 2.51
+    writes it: `id` only when the request gave one, `model_version` the served version (a string),
+    `outputs` in Triton's order."""
+
     id: str | None = None
     model_name: str
     model_version: str
@@ -99,11 +125,18 @@ class InferCall:
     parameters: dict[str, int] = field(default_factory=dict)  # forwarded to Triton
 
     def binary(self, output: str) -> bool:
+        """Whether `output` is answered as binary data: its own `binary_data` parameter, else the
+        request's `binary_data_output` (Triton extension_binary_data.md)."""
         return self.binary_outputs.get(output, self.binary_default)
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
-    """(JSON header, binary data) of a body; all JSON without `Inference-Header-Content-Length`."""
+    """(JSON header, binary data) of a body; all JSON without `Inference-Header-Content-Length`.
+
+    `header_length`: that header's value, the JSON header's length in bytes. GatewayError 400,
+    with Triton's messages, when it is no integer or outside 0..len(body) (Triton 2.51
+    src/http_server.cc, GetInferenceHeaderLength).
+    """
     if header_length is None:
         return body, memoryview(b"")
     try:
@@ -120,8 +153,10 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
 
 def infer_call(request: V2InferRequest, binary: memoryview, booleans: bool = True) -> InferCall:
     """The tensors and choices of a parsed request, read in Triton's order (request parameters,
-    inputs, requested outputs); GatewayError 400 for anything malformed. `booleans`: whether
-    the JSON holds `true` or `false` at all (when not, numbers need not be searched for them)."""
+    inputs, requested outputs); GatewayError 400 for anything malformed. `binary`: the bytes after
+    the JSON header, taken by the binary inputs in input order (bytes missing or left over: 400).
+    `booleans`: whether the JSON holds `true` or `false` at all (when not, numbers need not be
+    searched for them)."""
     binary_default, forwarded = _request_parameters(request.parameters or {})
     inputs = _input_tensors(request.inputs, binary, booleans)
     outputs, binary_outputs = _requested_outputs(request.outputs)
@@ -216,7 +251,7 @@ def _json_tensor(item: V2Tensor, booleans: bool) -> Tensor:
 
 def check_json_outputs(info: ModelInfo, call: InferCall) -> None:
     """FP16 and BF16 outputs can only be answered as binary data, as in Triton: refused before
-    inferring."""
+    inferring, with GatewayError 400 (Triton 2.51 src/http_server.cc's message)."""
     for name in call.outputs or info.outputs:
         output = info.outputs.get(name)
         if output is not None and output.datatype in BINARY_ONLY and not call.binary(name):
@@ -229,7 +264,9 @@ def check_json_outputs(info: ModelInfo, call: InferCall) -> None:
 
 def infer_response(prediction: Prediction, call: InferCall) -> tuple[bytes, int | None]:
     """(body, JSON header length when binary data follows it, else None), in Triton's layout:
-    `id` (when given), `model_name`, `model_version`, then `outputs` in Triton's order."""
+    `id` (when given), `model_name`, `model_version`, then `outputs` in Triton's order. Binary
+    outputs' bytes follow the header in output order, little-endian (BYTES: a 4-byte length
+    before each element; Triton extension_binary_data.md)."""
     outputs, blobs = [], []
     for name, tensor in prediction.outputs.items():
         entry: dict[str, Any] = {"name": name, "datatype": tensor.datatype, "shape": tensor.shape}

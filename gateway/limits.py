@@ -25,7 +25,11 @@ def too_large(max_bytes: int, grpc_port: int, decompressed: bool = False) -> str
 
 
 class RequestMetrics:
-    """Counts requests by model, route template and status, and times them."""
+    """Counts requests by model, route template and status, and times them (seconds).
+
+    /metrics, /healthz and /readyz are not observed; a request whose handler raises before
+    answering counts as status 500.
+    """
 
     def __init__(self, app) -> None:
         self.app = app
@@ -53,7 +57,8 @@ class RequestMetrics:
 
 class BodySizeLimit:
     """Answers 413 before a body over `max_bytes` is buffered (declared or streamed), with the
-    ways past the limit (`too_large`)."""
+    ways past the limit (`too_large`). The bytes counted are those sent, before any content
+    coding is undone (content_coding.decoded_body bounds the inflated size)."""
 
     def __init__(self, app, max_bytes: int, grpc_port: int) -> None:
         self.app = app

@@ -23,6 +23,13 @@ NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class Settings(BaseSettings):
+    """The gateway's settings: each field from `GATEWAY_<FIELD>`, else its default; units are in
+    the names (`_ms` milliseconds, `_s` seconds, `_bytes` bytes).
+
+    Raises pydantic's ValidationError for a number that is not a plain decimal, an empty
+    GATEWAY_TRITON_URL, or a per-model TTL that is not an integer.
+    """
+
     # The variable of each field is GATEWAY_ and its name in upper case, exactly (as os.LookupEnv
     # finds it in gateway-grpc); fields are also set by name in code.
     model_config = SettingsConfigDict(
@@ -108,11 +115,15 @@ class Settings(BaseSettings):
         return any(matches)
 
     def ttl_for(self, model: str) -> int:
+        """Seconds a prediction of `model` stays cached: its GATEWAY_CACHE_MODEL_TTL_S entry, else
+        GATEWAY_CACHE_TTL_S; 0 (not cached) when the cache is off or the model's entry is 0."""
         return self.cache_model_ttl_s.get(model, self.cache_ttl_s) if self.cache_enabled else 0
 
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's Settings, read from the environment on the first call and then reused;
+    pydantic's ValidationError for a malformed GATEWAY_* variable."""
     return Settings()
 
 

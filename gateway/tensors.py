@@ -42,12 +42,17 @@ class TensorError(ValueError):
 
 @dataclass(frozen=True)
 class Tensor:
+    """A named tensor: `datatype` a Triton datatype (a key of DTYPES), `array` in its numpy dtype
+    (BF16: uint16 bit patterns; BYTES: an object array of `bytes`). tensor_from_values and
+    tensor_from_raw build it in C order and check that the two agree; the class checks nothing."""
+
     name: str
     datatype: str
     array: np.ndarray
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The array's dimensions, () for a scalar."""
         return tuple(self.array.shape)
 
 
@@ -220,7 +225,8 @@ def _to_bytes(value: object) -> bytes:
 
 
 def as_floats(tensor: Tensor) -> np.ndarray:
-    """A floating-point tensor's values as numpy floats (BF16's bit patterns widened to FP32)."""
+    """A floating-point tensor's values as numpy floats: BF16's bit patterns widened to float32
+    (same shape), FP16/FP32/FP64 the array itself."""
     if tensor.datatype == "BF16":
         return (tensor.array.astype("<u4") << 16).view("<f4")
     return tensor.array

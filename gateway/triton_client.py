@@ -40,6 +40,9 @@ CHANNEL_ARGS = [
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """An input or output as Triton's model metadata declares it (KServe v2 protocol,
+    required_api.md): a Triton datatype and dimensions, -1 for a variable one; () for a scalar."""
+
     name: str
     datatype: str
     shape: tuple[int, ...]  # with the batch dimension (-1) when the model batches
@@ -77,21 +80,28 @@ class Endpoint:
 
     @classmethod
     def connect(cls, url: str) -> Endpoint:
+        """Channels to `url` (`host:port`, an IPv6 address in brackets) with CHANNEL_ARGS. No I/O
+        here: gRPC connects on the first call, and reconnects by itself (backoff 0.1 s to 1 s)."""
         client = grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         channel = grpc.aio.insecure_channel(url, options=CHANNEL_ARGS)
         return cls(url, client, channel, service_pb2_grpc.GRPCInferenceServiceStub(channel))
 
     async def close(self) -> None:
+        """Close both channels; calls still in flight on them are cancelled."""
         await self.client.close()
         await self.channel.close()
 
     @property
     def healthy(self) -> bool:
+        """False for UNHEALTHY_FOR_S (2 s) after the endpoint was unreachable (a 503); calls go to
+        the healthy endpoints first meanwhile."""
         return time.monotonic() >= self.unhealthy_until
 
 
 def resolve(targets: list[str]) -> list[str]:
-    """Expand each `host:port` to one `ip:port` per address its name resolves to."""
+    """Expand each `host:port` to one `ip:port` per address its name resolves to (IPv6 in
+    brackets); a name that does not resolve is kept as given. Blocking DNS; duplicates dropped,
+    first-seen order kept."""
     urls: list[str] = []
     for target in targets:
         host, _, port = target.rpartition(":")
@@ -105,6 +115,11 @@ def resolve(targets: list[str]) -> list[str]:
 
 
 class TritonPool:
+    """Triton's gRPC endpoints as one client: `targets` are `host:port` (GATEWAY_TRITON_URL),
+    `timeout_ms` the deadline of each metadata, config and inference call (milliseconds; an
+    inference past it is a 504), `model_info_ttl_s` how long a ModelInfo is reused (seconds).
+    The constructor resolves the names (blocking DNS) but connects nowhere yet."""
+
     def __init__(self, targets: list[str], timeout_ms: int, model_info_ttl_s: float) -> None:
         self.targets = targets
         self.timeout_s = timeout_ms / 1000
@@ -127,10 +142,15 @@ class TritonPool:
             await asyncio.gather(*(e.close() for e in self._adopt(urls)), return_exceptions=True)
 
     async def close(self) -> None:
+        """Close every endpoint's channels; errors while closing are ignored."""
         await asyncio.gather(*(e.close() for e in self.endpoints), return_exceptions=True)
 
     async def call(self, method: str, *args, **kwargs):
-        """Call a `tritonclient.grpc.aio` method on the next healthy endpoint, with failover."""
+        """Call a `tritonclient.grpc.aio` method on the next healthy endpoint, with failover.
+
+        Raises GatewayError (errors.from_triton): at once for an error Triton answered, the last
+        503 when no endpoint could be reached.
+        """
         return await self._on_endpoint(
             lambda endpoint: getattr(endpoint.client, method)(*args, **kwargs)
         )
@@ -162,7 +182,12 @@ class TritonPool:
         raise last_error
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
-        """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s`."""
+        """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s` seconds.
+
+        `version` "": the highest version Triton's metadata lists. Raises GatewayError (404 for
+        a model Triton does not serve); while no endpoint answers (503), a cached ModelInfo of
+        any age is returned instead.
+        """
         cached = self._model_info.get((model, version))
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
@@ -234,7 +259,10 @@ class TritonPool:
         """ModelInfer through the generated stub: raw bytes in and out, no per-tensor wrappers.
 
         `parameters`: `priority` (uint64) and `timeout` (microseconds, int64), as Triton 2.51's
-        gRPC server reads them (src/grpc/infer_handler.cc).
+        gRPC server reads them (src/grpc/infer_handler.cc). Returns the outputs by name, in
+        Triton's order. Raises GatewayError: 504 past `timeout_ms`, 429 when Triton's queue
+        refuses, 400 when Triton or the model rejects an input, 503 when no endpoint answers,
+        502 for another Triton error or an answer whose bytes do not fill its shapes.
         """
         request = service_pb2.ModelInferRequest(model_name=info.name, model_version=info.version)
         for key, value in (parameters or {}).items():
@@ -263,6 +291,9 @@ class TritonPool:
             raise GatewayError(502, f"malformed response from Triton: {error}") from None
 
     async def ready(self) -> bool:
+        """True when any endpoint's Triton reports ServerReady within 1 s (KServe v2 readiness);
+        an endpoint that answers with an error (InferenceServerException) counts as not ready."""
+
         async def one(endpoint: Endpoint) -> bool:
             try:
                 return await endpoint.client.is_server_ready(client_timeout=1.0)

@@ -17,7 +17,8 @@ from google.protobuf.message import Message
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    """The JSON object (as Python values) Triton's HTTP API writes for `message`."""
+    """The JSON object (as Python values) Triton's HTTP API writes for `message`: maps as
+    objects, bytes fields as base64 strings, enums by name, 64-bit integers as ints."""
     out: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
         value = getattr(message, field.name)

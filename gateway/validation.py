@@ -20,6 +20,8 @@ INTEGER_DATATYPES = frozenset(
 
 
 def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
+    """GatewayError 400 when a name is given twice or names no input of the model (the
+    message lists the model's inputs); missing inputs are left to validate_request."""
     if len(set(names)) != len(names):
         raise GatewayError(400, "an input is given more than once")
     unknown = sorted(set(names) - set(info.inputs))
@@ -33,6 +35,11 @@ def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
 def validate_request(
     info: ModelInfo, inputs: Sequence[Tensor], outputs: Sequence[str] | None
 ) -> None:
+    """Check `inputs` and the requested `outputs` (None: all) against the model before Triton:
+    names, datatypes, shapes (-1 matches any size; with max_batch_size > 0 the first dimension
+    is the batch, equal across inputs and in 1..max_batch_size), empty axes and valid ranges.
+    Raises GatewayError 400 naming the first problem.
+    """
     names = [t.name for t in inputs]
     check_input_names(info, names)
     missing = sorted(set(info.inputs) - set(names))
@@ -90,7 +97,8 @@ def check_not_empty(info: ModelInfo, tensor: Tensor) -> None:
 
 
 def check_range(info: ModelInfo, tensor: Tensor) -> None:
-    """Every value of an input with `valid_range:<input>` lies in it (both bounds inclusive)."""
+    """Every value of an input with `valid_range:<input>` lies in it (both bounds inclusive);
+    integer datatypes only. GatewayError 400 naming the first value outside, in row-major order."""
     bounds = info.valid_ranges.get(tensor.name)
     if bounds is None or tensor.datatype not in INTEGER_DATATYPES or not tensor.array.size:
         return

@@ -19,6 +19,8 @@ class Probe:
     expect: str = ""
 
     def ready(self) -> bool:
+        """One probe: the TCP exchange on 127.0.0.1:`tcp_port` when set, else a GET of each URL
+        in turn (1 s timeout each; no URL at all: True); a connection error is False."""
         if self.tcp_port:
             return tcp_ready(self.tcp_port, self.send.encode(), self.expect.encode())
         return all(http_ok(url) for url in self.urls)

@@ -29,6 +29,7 @@ class ProcessRegistry:
         self.log_dir = run_dir / "logs"
 
     def log_path(self, name: str) -> Path:
+        """`<run_dir>/logs/<name>.log`, where `start` appends the process's stdout and stderr."""
         return self.log_dir / f"{name}.log"
 
     def start(
@@ -41,6 +42,7 @@ class ProcessRegistry:
         """Start `command` in its own session, output appended to its log; record and return its pid.
 
         `stdin`: bytes written to its standard input, which is then closed (default: /dev/null).
+        Raises StackError if `name` is already running, OSError if `command` cannot be executed.
         """
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,8 @@ class ProcessRegistry:
         return process.pid
 
     def pid(self, name: str) -> int | None:
-        """The recorded pid if that very process is still alive."""
+        """The recorded pid if that very process is still alive (same pid and kernel start time);
+        otherwise None, and a stale pid file is removed."""
         path = self.pid_dir / f"{name}.pid"
         if not path.exists():
             return None
@@ -83,16 +86,20 @@ class ProcessRegistry:
         return pid
 
     def running(self, name: str) -> bool:
+        """True while the process recorded for `name` lives (see `pid`)."""
         return self.pid(name) is not None
 
     def names(self) -> list[str]:
+        """The names with a pid file, sorted, whether or not their process still lives."""
         return sorted(p.stem for p in self.pid_dir.glob("*.pid")) if self.pid_dir.exists() else []
 
     def forget(self, name: str) -> None:
+        """Remove `name`'s pid file, if any; its process, if alive, is not signalled."""
         (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> bool:
-        """Signal the process group of `name`, wait, then SIGKILL it; True if it was running."""
+        """Signal the process group of `name`, wait up to `timeout_s` seconds, then SIGKILL it;
+        True if it was running."""
         pid = self.pid(name)
         if pid is None:
             return False
@@ -101,6 +108,7 @@ class ProcessRegistry:
         return True
 
     def log_tail(self, name: str, lines: int = 15) -> str:
+        """The last `lines` lines of `name`'s log, undecodable bytes replaced; "" without a log."""
         path = self.log_path(name)
         return (
             "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -28,6 +28,9 @@ GATEWAY_GRPC_BINARY = Path(__file__).resolve().parents[1] / "build" / "gateway-g
 
 @dataclass(frozen=True)
 class StackPorts:
+    """The TCP ports on 127.0.0.1 of each part of the local stack: by default the usual ones
+    (gateway 8080-8082, Triton 8000-8002), Redis on 6380."""
+
     gateway_http: int = 8080
     gateway_grpc: int = 8081
     triton_http: int = 8000
@@ -51,6 +54,10 @@ class StackPorts:
 
 @dataclass
 class LocalStack:
+    """The local stack of one `run_dir` (logs, pid files, supervisor.json, the derived Triton
+    repository) serving `model_repository` on `ports`. `gateway_env` adds to or overrides both
+    front ends' GATEWAY_* variables; `ready_timeout_s`: seconds each part has to become ready."""
+
     run_dir: Path
     model_repository: Path
     ports: StackPorts = field(default_factory=StackPorts)
@@ -64,6 +71,7 @@ class LocalStack:
 
     @property
     def urls(self) -> dict[str, str]:
+        """Where each part listens, by the name `up` prints: a URL, or `host:port` for gRPC."""
         p = self.ports
         return {
             "gateway": f"http://127.0.0.1:{p.gateway_http}",
@@ -132,7 +140,8 @@ class LocalStack:
         }
 
     def stop_component(self, name: str, sig: int = signal.SIGTERM) -> bool:
-        """Stop `name` with `sig` and keep it stopped until `start_component`; True if it ran."""
+        """Stop `name` with `sig` and keep it stopped until `start_component`; True if it ran.
+        StackError if the supervisor has not stopped it within 30 s."""
         was_running = self.processes.running(name)
         if not self.processes.running(SUPERVISOR):
             return self.processes.stop(name, sig)
@@ -142,7 +151,8 @@ class LocalStack:
         return was_running
 
     def start_component(self, name: str) -> None:
-        """Start `name` again after `stop_component`; return once it is ready."""
+        """Start `name` again after `stop_component`; return once it is ready. StackError when
+        no supervisor runs, or (with its log tail) when not ready within `ready_timeout_s`."""
         if not self.processes.running(SUPERVISOR):
             raise StackError("the local stack is not running: `make up`")
         hold_path(self.run_dir, name).unlink(missing_ok=True)
@@ -153,7 +163,8 @@ class LocalStack:
             raise StackError(f"{name} did not become ready; last log lines:\n{tail}")
 
     def reload_model(self, name: str) -> None:
-        """Redeploy: re-derive `name` from the canonical repository and have Triton load it again."""
+        """Redeploy: re-derive `name` from the canonical repository and have Triton load it again
+        (its HTTP repository API, 60 s timeout); StackError if Triton refuses or is unreachable."""
         derive_model(self.model_repository / name, self.run_dir / "triton-repository" / name)
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.ports.triton_http}/v2/repository/models/{name}/load",

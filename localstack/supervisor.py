@@ -47,6 +47,8 @@ class Component:
 
     @classmethod
     def from_json(cls, data: dict) -> Component:
+        """The inverse of `dataclasses.asdict` read back from JSON (the probe's `urls` list
+        becomes a tuple again); KeyError for a missing field."""
         probe = data["probe"]
         return cls(
             data["name"],
@@ -100,9 +102,12 @@ class SupervisorState:
 
     @staticmethod
     def path(run_dir: Path) -> Path:
+        """`<run_dir>/supervisor.json`."""
         return run_dir / "supervisor.json"
 
     def save(self, run_dir: Path) -> None:
+        """Write the state as JSON to `path(run_dir)` atomically (a temporary file renamed over
+        it); OSError if `run_dir` is not writable."""
         staged = self.path(run_dir).with_suffix(".tmp")
         staged.write_text(json.dumps(asdict(self), indent=1))
         staged.replace(self.path(run_dir))  # readers never see a half-written file

@@ -39,6 +39,9 @@ class TritonInstallation:
 
     @classmethod
     def locate(cls) -> TritonInstallation:
+        """The tritonserver binary, python backend, this Python's backend stub and the bundled
+        libraries of the installed nvidia-pytriton wheel. StackError when the wheel is not
+        installed or one of those paths is missing (e.g. no stub for this Python version)."""
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:
             raise StackError(
@@ -100,7 +103,9 @@ class TritonInstallation:
 
 
 def derive_local_repository(source: Path, target: Path) -> list[str]:
-    """Write the locally servable twin of `source` into `target`; return the model names."""
+    """Write the locally servable twin of `source` into `target` (replaced if present); return
+    the model names. StackError when `source` is missing or holds no model the local server
+    can serve (TensorRT plans are skipped)."""
     if not source.is_dir():
         raise StackError(f"model repository {source} does not exist: run `make convert` first")
     if target.exists():
@@ -117,7 +122,8 @@ def derive_local_repository(source: Path, target: Path) -> list[str]:
 
 
 def derive_model(model_dir: Path, twin_dir: Path) -> bool:
-    """(Re)write one model's local twin; False for models the local server cannot serve."""
+    """(Re)write one model's local twin; False for models the local server cannot serve
+    (tensorrt_plan). StackError for an ONNX model without `<version>/model.onnx`."""
     config = read_config(model_dir / "config.pbtxt")
     if config.platform == "tensorrt_plan":
         return False  # needs a GPU and TensorRT; served by the official image only
