@@ -40,7 +40,14 @@ def up(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     _print_urls(stack)
-    console.print(f"logs: {stack.run_dir / 'logs'}   stop with: make down")
+    console.print(f"logs: {stack.run_dir / 'logs'}   stop with: {stop_command(run_dir)}")
+
+
+def stop_command(run_dir: Path) -> str:
+    """What stops the stack in `run_dir`: `make down` for make's own `.run`, else the CLI."""
+    if run_dir == Path(".run"):
+        return "make down"
+    return f"python -m localstack down --run-dir {run_dir}"
 
 
 @app.command()

@@ -199,8 +199,9 @@ def check_gateway_grpc(services: dict, gw: dict) -> None:
     env = dict(grpc["environment"])
     gomaxprocs = env.pop("GOMAXPROCS")
     assert env == gw["environment"], "one GATEWAY_* environment for both front ends"
-    # Go 1.19 does not read the cgroup CPU limit: GOMAXPROCS is the container's CPUs
-    assert int(gomaxprocs) >= 1 and float(grpc["cpus"]) == int(gomaxprocs)
+    # Go 1.19 does not read the cgroup CPU limit: GOMAXPROCS is 2 with no CPU limit by default (a
+    # limit above the host's CPUs is refused), the container's CPUs when GATEWAY_GRPC_CPUS is given
+    assert int(gomaxprocs) == 2 and float(grpc.get("cpus", 0)) == 0
     assert {p["target"] for p in grpc["ports"]} == {8081}
     assert {str(p) for p in grpc["expose"]} == {"8081", "8082"}
     assert grpc["depends_on"] == gw["depends_on"]
@@ -334,3 +335,12 @@ def test_env_example_names_every_variable_the_compose_files_read():
         used |= set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
     documented = (DOCKER_DIR / "env.example").read_text()
     assert used and not {name for name in used if name not in documented}
+
+
+def test_gateway_grpc_has_no_cpu_limit_unless_given_and_then_as_many_go_threads(
+    compose, no_env_file
+):
+    default = render(compose, no_env_file)["services"]["gateway-grpc"]
+    assert float(default.get("cpus", 0)) == 0  # any host, even one CPU
+    given = render(compose, no_env_file, env={"GATEWAY_GRPC_CPUS": "3"})["services"]["gateway-grpc"]
+    assert float(given["cpus"]) == 3 and given["environment"]["GOMAXPROCS"] == "3"

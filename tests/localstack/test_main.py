@@ -73,3 +73,12 @@ def test_serve_triton_without_a_repository_says_so_in_one_line(tmp_path):
 
     assert server.returncode == 2
     assert output.strip() == "error: give exactly one --model-repository"
+
+
+def test_up_names_make_down_only_for_makes_own_run_folder():
+    from pathlib import Path
+
+    from localstack.__main__ import stop_command
+
+    assert stop_command(Path(".run")) == "make down"
+    assert stop_command(Path("/tmp/second")) == "python -m localstack down --run-dir /tmp/second"
