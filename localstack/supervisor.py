@@ -34,6 +34,10 @@ from localstack.probes import Probe
 from localstack.processes import ProcessRegistry, describe_exit, stop_group, wait_until
 
 TICK_S = 0.1
+# A part that dies while the stack starts is launched again this many times in all: tritonserver's
+# python backend has aborted at start on a shared-memory lock (boost::interprocess::lock_exception)
+# on a heavily loaded machine, and a second start loaded every model.
+START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -163,24 +167,38 @@ class Supervisor:
         self.stopping = True
 
     def _start_all(self) -> bool:
-        for component in self.components:
+        return all(self._start_one(component) for component in self.components)
+
+    def _start_one(self, component: Component) -> bool:
+        """Launch `component` and wait until its probe answers; one that exits while starting is
+        launched again, up to START_ATTEMPTS times, as a later crash would be. False, with the
+        error and its log tail in the state, when it stays down or is not ready in time."""
+        status = self.state.components[component.name]
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                status.restarts += 1
+                self._log(f"{component.name}: exited while starting; start {attempt + 1}")
             self._launch(component)
-            status = self.state.components[component.name]
             wait_until(
-                lambda c=component, s=status: (
-                    self.stopping or s.pid is None or self._reap(c) is not None or c.probe.ready()
+                lambda: (
+                    self.stopping
+                    or status.pid is None
+                    or self._reap(component) is not None
+                    or component.probe.ready()
                 ),
                 self.ready_timeout_s,
             )
             if self.stopping:
                 return False
-            if status.pid is None or not component.probe.ready():
-                tail = self.registry.log_tail(component.name)
-                self.state.error = f"{component.name} did not become ready; last log lines:\n{tail}"
-                self._log(self.state.error)
-                return False
-            status.state = "running"
-            self._save()
+            if status.pid is not None:
+                break  # alive: ready, or not ready in time (no second try for that)
+        if status.pid is None or not component.probe.ready():
+            tail = self.registry.log_tail(component.name)
+            self.state.error = f"{component.name} did not become ready; last log lines:\n{tail}"
+            self._log(self.state.error)
+            return False
+        status.state = "running"
+        self._save()
         return True
 
     def _tick(self) -> None:

@@ -82,3 +82,28 @@ def _bind(sock: socket.socket, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.mark.integration
+def test_a_part_that_dies_while_the_stack_starts_is_started_again(tmp_path, model_repository):
+    from dataclasses import replace
+
+    ports = StackPorts.free()
+    redis = LocalStack(tmp_path, model_repository, ports).component("redis")
+    marker = tmp_path / "died-once"
+    # dies at its first start (as tritonserver's python backend has, on a shared-memory lock)
+    first_dies = f'test -e {marker} || {{ touch {marker}; exit 3; }}; exec "$@"'
+    flaky = replace(redis, command=["sh", "-c", first_dies, "sh", *redis.command])
+    registry = ProcessRegistry(tmp_path)
+    command = [sys.executable, "-m", "localstack.supervisor", "--run-dir", str(tmp_path)]
+    registry.start("supervisor", command, stdin=json.dumps([asdict(flaky)]).encode())
+    try:
+        assert wait_until(lambda: (s := SupervisorState.load(tmp_path)) is not None and s.ready, 60)
+        assert redis_state(tmp_path).restarts == 1 and marker.exists()
+        assert tcp_ready(ports.redis, b"PING\r\n", b"+PONG")
+        assert (
+            "redis: exited while starting; start 2" in registry.log_path("supervisor").read_text()
+        )
+    finally:
+        registry.stop("supervisor")
+        registry.stop("redis")
