@@ -36,7 +36,16 @@ func badRequest(format string, args ...interface{}) error {
 // maxElements bounds a tensor's element count so that no size computed from it overflows.
 const maxElements = math.MaxInt64 / 16
 
+// maxRank is the most dimensions a shape may have: numpy's limit, which gateway/tensors.py's
+// MAX_RANK keeps (both front ends refuse a deeper shape alike).
+const maxRank = 32
+
 func elements(shape []int64) (int64, error) {
+	if len(shape) > maxRank {
+		shown := shapeText(shape[:maxRank])
+		return 0, fmt.Errorf("shape %s, ...] has %d dimensions, more than the %d supported",
+			shown[:len(shown)-1], len(shape), maxRank)
+	}
 	count := int64(1)
 	for _, d := range shape {
 		if d < 0 {
