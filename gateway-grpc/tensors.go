@@ -46,13 +46,16 @@ func elements(shape []int64) (int64, error) {
 		return 0, fmt.Errorf("shape %s, ...] has %d dimensions, more than the %d supported",
 			shown[:len(shown)-1], len(shape), maxRank)
 	}
-	count := int64(1)
+	count, spanned := int64(1), int64(1) // spanned: the product without zeros, as tensors.py bounds it
 	for _, d := range shape {
 		if d < 0 {
 			return 0, fmt.Errorf("shape %s must be non-negative", shapeText(shape))
 		}
-		if d != 0 && count > maxElements/d {
-			return 0, fmt.Errorf("shape %s is too large", shapeText(shape))
+		if d != 0 {
+			if spanned > maxElements/d {
+				return 0, fmt.Errorf("shape %s is too large", shapeText(shape))
+			}
+			spanned *= d
 		}
 		count *= d
 	}

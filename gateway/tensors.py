@@ -69,19 +69,21 @@ def json_refusal(datatype: str, name: str) -> str:
 
 def element_count(where: str, shape: list[int] | tuple[int, ...]) -> int:
     """The number of elements of `shape`; TensorError naming `where` (e.g. "input 'x'") for a
-    shape of more than MAX_RANK dimensions, a negative or overflowing one."""
+    shape of more than MAX_RANK dimensions, a negative or overflowing one (its dimensions other
+    than 0 multiplied: [0, 2**62] is refused too, numpy cannot even hold it empty)."""
     if len(shape) > MAX_RANK:
         shown = ", ".join(str(d) for d in shape[:MAX_RANK])
         raise TensorError(
             f"{where}: shape [{shown}, ...] has {len(shape)} dimensions, more than the "
             f"{MAX_RANK} supported"
         )
-    count = 1
+    count = spanned = 1  # spanned: the product without zeros, which numpy refuses beyond its size
     for d in shape:
         if not isinstance(d, int) or isinstance(d, bool) or d < 0:
             raise TensorError(f"{where}: shape {list(shape)} must be non-negative")
         count *= d
-    if count > MAX_ELEMENTS:
+        spanned *= d or 1
+    if spanned > MAX_ELEMENTS:
         raise TensorError(f"{where}: shape {list(shape)} is too large")
     return count
 
