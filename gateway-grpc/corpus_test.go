@@ -120,8 +120,17 @@ func (s *standIn) receivedRequests() []*kserve.ModelInferRequest {
 	return append([]*kserve.ModelInferRequest(nil), s.received...)
 }
 
+// served is the model Triton serves for a name: its C API cuts the name at a NUL (measured on
+// tritonserver 2.51), as triton_standin.py's served does.
+func served(name string) string {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
 func (s *standIn) known(name, version string) error {
-	if _, ok := s.metadata[name]; ok && (version == "" || version == "1") {
+	if _, ok := s.metadata[served(name)]; ok && (version == "" || version == "1") {
 		return nil
 	}
 	shown := "'" + name + "'"
@@ -185,14 +194,14 @@ func (s *standIn) serviceDesc() *grpc.ServiceDesc {
 				if err := decode(request); err != nil {
 					return nil, err
 				}
-				return s.metadata[request.Name], s.known(request.Name, request.Version)
+				return s.metadata[served(request.Name)], s.known(request.Name, request.Version)
 			}),
 			unary("ModelConfig", func(decode func(interface{}) error) (interface{}, error) {
 				request := &kserve.ModelConfigRequest{}
 				if err := decode(request); err != nil {
 					return nil, err
 				}
-				return &kserve.ModelConfigResponse{Config: s.configs[request.Name]}, s.known(request.Name, request.Version)
+				return &kserve.ModelConfigResponse{Config: s.configs[served(request.Name)]}, s.known(request.Name, request.Version)
 			}),
 			unary("ModelInfer", func(decode func(interface{}) error) (interface{}, error) {
 				request := &kserve.ModelInferRequest{}

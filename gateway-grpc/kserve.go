@@ -53,11 +53,54 @@ func forwardedParameters(parameters map[string]*kserve.InferParameter) (map[stri
 	return parameters, nil
 }
 
+// contentsFields are the typed contents fields of InferTensorContents and the datatypes whose
+// values each carries (KServe v2 gRPC protocol; Triton refuses values in another field).
+var contentsFields = []struct {
+	field     string
+	datatypes []string
+	count     func(*kserve.InferTensorContents) int
+}{
+	{"bool_contents", []string{"BOOL"}, func(c *kserve.InferTensorContents) int { return len(c.BoolContents) }},
+	{"int_contents", []string{"INT8", "INT16", "INT32"}, func(c *kserve.InferTensorContents) int { return len(c.IntContents) }},
+	{"int64_contents", []string{"INT64"}, func(c *kserve.InferTensorContents) int { return len(c.Int64Contents) }},
+	{"uint_contents", []string{"UINT8", "UINT16", "UINT32"}, func(c *kserve.InferTensorContents) int { return len(c.UintContents) }},
+	{"uint64_contents", []string{"UINT64"}, func(c *kserve.InferTensorContents) int { return len(c.Uint64Contents) }},
+	{"fp32_contents", []string{"FP32"}, func(c *kserve.InferTensorContents) int { return len(c.Fp32Contents) }},
+	{"fp64_contents", []string{"FP64"}, func(c *kserve.InferTensorContents) int { return len(c.Fp64Contents) }},
+	{"bytes_contents", []string{"BYTES"}, func(c *kserve.InferTensorContents) int { return len(c.BytesContents) }},
+}
+
+// checkContentsField refuses values sent in another typed contents field than the datatype's
+// (int_contents for an FP32 input), naming both fields, as Triton refuses them ("unexpected
+// explicit tensor data ... of type 'INT32', expected datatype 'FP32'").
+func checkContentsField(name, datatype string, c *kserve.InferTensorContents) error {
+	want := ""
+	for _, f := range contentsFields {
+		for _, d := range f.datatypes {
+			if d == datatype {
+				want = f.field
+			}
+		}
+	}
+	for _, f := range contentsFields {
+		if f.field != want && f.count(c) > 0 {
+			if want == "" {
+				return nil // no typed field: the datatype's own message follows
+			}
+			return badRequest("input '%s': %s values go in %s, not %s", name, datatype, want, f.field)
+		}
+	}
+	return nil
+}
+
 // tensorFromContents turns typed contents (int_contents, fp32_contents, ...) into canonical bytes.
 func tensorFromContents(input *kserve.ModelInferRequest_InferInputTensor) (Tensor, error) {
 	name, datatype, c := input.Name, input.Datatype, input.Contents
 	if c == nil {
 		c = &kserve.InferTensorContents{}
+	}
+	if err := checkContentsField(name, datatype, c); err != nil {
+		return Tensor{}, err
 	}
 	var data []byte
 	var count int

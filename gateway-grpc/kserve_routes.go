@@ -9,12 +9,16 @@ import (
 	"time"
 
 	"gatewaygrpc/kserve"
+	"gatewaygrpc/shared"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// forwarded are answered by Triton as they are (perf_analyzer reads statistics through whatever it
-// points at); ModelInfer goes through the cache. Every other method answers UNIMPLEMENTED.
+// forwarded are answered by Triton (perf_analyzer reads statistics through whatever it points at):
+// model requests once their name and version are checked, server metadata with the extensions the
+// gateway serves; ModelInfer goes through the cache. Every other method answers UNIMPLEMENTED.
 var forwarded = []string{"ModelReady", "ServerMetadata", "ModelMetadata", "ModelConfig", "ModelStatistics"}
 
 // ServerLive is answered by the gateway itself; ServerReady is true when any Triton endpoint is.
@@ -42,11 +46,65 @@ func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame
 	if err := g.authorize(ctx); err != nil {
 		return nil, err
 	}
+	if method != "ServerMetadata" {
+		if err := in.checkModel(); err != nil {
+			return nil, err
+		}
+	}
 	out := &frame{}
 	if err := g.triton.Invoke(ctx, method, in, out, 5*time.Second); err != nil {
 		return nil, err
 	}
+	if method == "ServerMetadata" {
+		return servedExtensions(out)
+	}
 	return out, nil
+}
+
+// checkModel refuses a model request (ModelReady, ModelMetadata, ModelConfig, ModelStatistics:
+// each has name = 1 and version = 2, so any reads as a ModelMetadataRequest) for a name Triton
+// would serve as another model, and writes its version as Triton answers it (model_names.go).
+func (in *frame) checkModel() error {
+	request := &kserve.ModelMetadataRequest{}
+	if err := proto.Unmarshal(in.data, request); err != nil {
+		return status.Error(codes.InvalidArgument, "request is not a model request")
+	}
+	if err := checkModelName(request.Name); err != nil {
+		return err
+	}
+	version, err := canonicalVersion(request.Version)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if version != request.Version {
+		request.Version = version
+		data, err := proto.Marshal(request)
+		if err != nil {
+			return err
+		}
+		in.data = data
+	}
+	return nil
+}
+
+// servedExtensions is Triton's ServerMetadataResponse listing only the extensions the gateway
+// serves too (shared.ServedExtensions, from gateway/kserve_routes.py).
+func servedExtensions(out *frame) (*frame, error) {
+	metadata := &kserve.ServerMetadataResponse{}
+	if err := proto.Unmarshal(out.data, metadata); err != nil {
+		return nil, status.Error(codes.Internal, "Triton's server metadata is not a ServerMetadataResponse")
+	}
+	var served []string
+	for _, name := range metadata.Extensions {
+		for _, ours := range shared.ServedExtensions {
+			if name == ours {
+				served = append(served, name)
+			}
+		}
+	}
+	metadata.Extensions = served
+	data, err := proto.Marshal(metadata)
+	return &frame{data}, err
 }
 
 // frame is a message passed through undecoded: the calls the gateway forwards to Triton as they are.

@@ -36,14 +36,26 @@ func badRequest(format string, args ...interface{}) error {
 // maxElements bounds a tensor's element count so that no size computed from it overflows.
 const maxElements = math.MaxInt64 / 16
 
+// maxRank is the most dimensions a shape may have: numpy's limit, which gateway/tensors.py's
+// MAX_RANK keeps (both front ends refuse a deeper shape alike).
+const maxRank = 32
+
 func elements(shape []int64) (int64, error) {
-	count := int64(1)
+	if len(shape) > maxRank {
+		shown := shapeText(shape[:maxRank])
+		return 0, fmt.Errorf("shape %s, ...] has %d dimensions, more than the %d supported",
+			shown[:len(shown)-1], len(shape), maxRank)
+	}
+	count, spanned := int64(1), int64(1) // spanned: the product without zeros, as tensors.py bounds it
 	for _, d := range shape {
 		if d < 0 {
 			return 0, fmt.Errorf("shape %s must be non-negative", shapeText(shape))
 		}
-		if d != 0 && count > maxElements/d {
-			return 0, fmt.Errorf("shape %s is too large", shapeText(shape))
+		if d != 0 {
+			if spanned > maxElements/d {
+				return 0, fmt.Errorf("shape %s is too large", shapeText(shape))
+			}
+			spanned *= d
 		}
 		count *= d
 	}

@@ -215,8 +215,17 @@ type ModelInfo struct {
 }
 
 // ModelInfo fetches metadata and config (max batch size, fingerprint), reused for model_info_ttl_s;
-// while Triton is unreachable the last known info stays valid (nothing new can be deployed).
+// while Triton is unreachable the last known info stays valid (nothing new can be deployed). A
+// name Triton would serve as another model is NOT_FOUND; a version is written as Triton answers
+// it (model_names.go).
 func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*ModelInfo, error) {
+	if err := checkModelName(model); err != nil {
+		return nil, err
+	}
+	version, err := canonicalVersion(version)
+	if err != nil {
+		return nil, err
+	}
 	key := [2]string{model, version}
 	p.infoMu.Lock()
 	cached := p.info[key]
@@ -232,11 +241,13 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 	go func() {
 		errs <- p.Invoke(ctx, "ModelConfig", &kserve.ModelConfigRequest{Name: model, Version: version}, config, p.timeout)
 	}()
-	var err error
 	for i := 0; i < 2; i++ {
 		if e := <-errs; e != nil && err == nil {
 			err = e
 		}
+	}
+	if err == nil && metadata.Name != model { // a name Triton resolved to another model
+		err = unknownModel(model, "")
 	}
 	var info *ModelInfo
 	if err == nil {

@@ -147,14 +147,22 @@ func integerAt(datatype string, b []byte) (value int64, huge bool) {
 	return int64(v), v > math.MaxInt64
 }
 
-// listText writes names as Python writes a list of strings: ['a', 'b'].
+// listText writes names as gateway/errors.py's listed does: ['a', 'b'], and beyond
+// shared.MaxListed names the first ones then "and N more".
 func listText(names []string) string {
 	text := "["
 	for i, name := range names {
+		if i == shared.MaxListed {
+			break
+		}
 		if i > 0 {
 			text += ", "
 		}
 		text += "'" + name + "'"
 	}
-	return text + "]"
+	text += "]"
+	if len(names) > shared.MaxListed {
+		text += " and " + strconv.Itoa(len(names)-shared.MaxListed) + " more"
+	}
+	return text
 }

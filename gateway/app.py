@@ -17,14 +17,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import metrics
 from gateway.affinity import pin_worker
 from gateway.cache import PredictionCache
 from gateway.content_coding import decoded_body, encoded, response_coding
-from gateway.errors import GatewayError
+from gateway.errors import MAX_LISTED, GatewayError
 from gateway.json_values import check_literal_overflow, json_values
 from gateway.kserve import (
     HEADER_LENGTH,
@@ -72,6 +73,11 @@ class JSONResponse(Response):
 
 
 class PredictRequest(BaseModel):
+    """A /predict body; any other key (e.g. `model_version`, `parameters`) is a 400 naming it, as
+    the KServe routes refuse unknown request parameters rather than ignore them."""
+
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(description="Model name in the Triton repository.", examples=["digits"])
     version: str = Field("", description="Model version; empty for the latest.")
     inputs: dict[str, Any] = Field(
@@ -158,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             return model.model_validate_json(data)
         except ValidationError as error:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            errors = [{**e, "loc": ("body", *e["loc"]), "msg": _problem(e)} for e in error.errors()]
             raise RequestValidationError(errors) from None
 
     @app.exception_handler(GatewayError)
@@ -171,7 +177,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-        return JSONResponse({"error": "invalid request", "details": problems}, status_code=400)
+        shown = problems[:MAX_LISTED]
+        if len(problems) > MAX_LISTED:
+            shown.append(f"and {len(problems) - MAX_LISTED} more")
+        message = f"invalid request: {'; '.join(shown)}"
+        return JSONResponse({"error": message, "details": shown}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, error: StarletteHTTPException) -> Response:
+        """A route the gateway does not serve (404) or a method it does not take (405), in the
+        KServe v2 / Triton error body `{"error": ...}` that tritonclient decodes, with Triton's
+        words ("Not Found", "Method Not Allowed")."""
+        return JSONResponse(
+            {"error": error.detail}, status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> Response:
+        """A fault of the gateway itself (a bug: every input has its 4xx), answered in the same
+        `{"error": ...}` body; the traceback goes to the log."""
+        return JSONResponse({"error": "internal error"}, status_code=500)
 
     def service_of(request: Request) -> PredictionService:
         return request.app.state.service
@@ -324,6 +349,14 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """pydantic's words for one problem of a body, clearer where JSON text holds a lone UTF-16
+    surrogate (e.g. "\\ud800"), which is no character (Triton's parser refuses it too)."""
+    if error["type"] == "json_invalid" and "hex escape" in error["msg"]:
+        return f"a \\u escape is a lone surrogate (U+D800..U+DFFF), no character ({error['msg']})"
+    return error["msg"]
 
 
 def _has_booleans(body: bytes) -> bool:

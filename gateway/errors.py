@@ -36,6 +36,8 @@ INPUT_FAULTS = (
 )
 INPUT_FAULT_ANSWER = "the model rejected the input"
 INPUT_FAULT_CODES = ("INTERNAL", "UNKNOWN")
+# The most names a message lists (a request with 5,000 unknown names must not get a 5 MB answer).
+MAX_LISTED = 10
 
 
 class GatewayError(Exception):
@@ -61,8 +63,17 @@ class GatewayError(Exception):
 
 def listed(names) -> str:
     """Names as a message lists them, e.g. ['a', 'b']: each between single quotes, written as
-    given (gateway-grpc's listText writes the same; Python's repr would switch quotes)."""
-    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
+    given (gateway-grpc's listText writes the same; Python's repr would switch quotes); beyond
+    MAX_LISTED names, the first MAX_LISTED and how many more: ['n0', ..., 'n9'] and 4990 more."""
+    names = list(names)
+    shown = "[" + ", ".join(f"'{name}'" for name in names[:MAX_LISTED]) + "]"
+    return shown if len(names) <= MAX_LISTED else f"{shown} and {len(names) - MAX_LISTED} more"
+
+
+def unknown_model(model: str, version: str = "") -> GatewayError:
+    """Triton 2.51's 404 for a model (or version) it does not serve."""
+    shown = f"'{model}' version {version}" if version else f"'{model}'"
+    return GatewayError(404, f"Request for unknown model: {shown} is not found")
 
 
 def from_triton(code: str, message: str) -> GatewayError:

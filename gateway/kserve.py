@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from gateway.cache_key import canonical_bytes
 from gateway.errors import GatewayError, listed
@@ -47,14 +47,15 @@ REQUEST_PARAMETERS = ("binary_data_output", *FORWARDED_PARAMETERS)
 class V2Tensor(BaseModel):
     """One input of a KServe v2 inference request (KServe v2 protocol, required_api.md).
 
-    `shape`: non-negative dimensions; `datatype`: a Triton datatype (BOOL, UINT8..UINT64,
+    `shape`: non-negative JSON integers (1.0 and "1" are refused, as by Triton's parser, which
+    answers them with a 500 though); `datatype`: a Triton datatype (BOOL, UINT8..UINT64,
     INT8..INT64, FP16, BF16, FP32, FP64, BYTES). Exactly one of `data` and
     `parameters.binary_data_size` (bytes; Triton extension_binary_data.md), else a 400; FP16 and
     BF16 only as binary data (Triton 2.51 src/http_server.cc).
     """
 
     name: str
-    shape: list[int]
+    shape: list[StrictInt]
     datatype: str
     data: list[Any] | None = Field(
         None, description="Values, flat in row-major order or nested; absent for binary data."

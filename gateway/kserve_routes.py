@@ -14,9 +14,19 @@ from fastapi.params import Depends
 from fastapi.responses import Response
 
 from gateway.errors import GatewayError
+from gateway.model_names import canonical_version, check_model_name
 from gateway.triton_client import TritonPool
 from gateway.triton_json import message_json
 
+# The KServe v2 / Triton protocol extensions the gateway serves (Triton's docs/protocol/): server
+# metadata lists those of Triton's that are among them. Not served, so not listed:
+# model_repository (and its unload_dependents), system_shared_memory, cuda_shared_memory, trace,
+# logging (routes the gateway has not), sequence (sequence_id is refused as an unknown parameter),
+# classification (the classification output parameter is refused), parameters (request
+# parameters other than priority and timeout are refused). gateway-grpc lists the same but the
+# HTTP-only binary_tensor_data (generated from here by gateway-grpc/messages.py).
+SERVED_EXTENSIONS = ("schedule_policy", "model_configuration", "binary_tensor_data", "statistics")
+GRPC_EXTENSIONS = tuple(name for name in SERVED_EXTENSIONS if name != "binary_tensor_data")
 ModelName = Annotated[str, Path(description="Model name.", examples=["digits"])]
 VersionName = Annotated[str, Path(description="Model version.", examples=["1"])]
 
@@ -43,9 +53,15 @@ def add_kserve_routes(
     async def ready(request: Request) -> Response:
         return Response(status_code=200 if await triton_of(request).ready() else 400)
 
-    @app.get("/v2", dependencies=protected, summary="KServe v2 server metadata (Triton's).")
+    @app.get(
+        "/v2",
+        dependencies=protected,
+        summary="KServe v2 server metadata: Triton's, listing the extensions the gateway serves.",
+    )
     async def server_metadata(request: Request) -> Response:
-        return json_response(message_json(await forward(request, "get_server_metadata")))
+        metadata = message_json(await forward(request, "get_server_metadata"))
+        metadata["extensions"] = served_extensions(metadata.get("extensions", []))
+        return json_response(metadata)
 
     @app.get("/v2/models/stats", dependencies=protected, summary="Statistics of every model.")
     async def all_statistics(request: Request) -> Response:
@@ -79,6 +95,11 @@ def add_kserve_routes(
         _add_model_route(app, suffix, handle, summary, protected)
 
 
+def served_extensions(triton_extensions: list[str]) -> list[str]:
+    """Triton's extensions (in its order) that the gateway serves too (SERVED_EXTENSIONS)."""
+    return [name for name in triton_extensions if name in SERVED_EXTENSIONS]
+
+
 def _add_model_route(
     app: FastAPI,
     suffix: str,
@@ -89,10 +110,12 @@ def _add_model_route(
     """GET /v2/models/{model}<suffix> and /v2/models/{model}/versions/{version}<suffix>."""
 
     async def latest(model: ModelName, request: Request) -> Response:
+        check_model_name(model)
         return await handle(request, model, "")
 
     async def versioned(model: ModelName, version: VersionName, request: Request) -> Response:
-        return await handle(request, model, version)
+        check_model_name(model)
+        return await handle(request, model, canonical_version(version))
 
     for path, endpoint in (
         (f"/v2/models/{{model}}{suffix}", latest),

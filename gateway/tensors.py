@@ -34,6 +34,9 @@ FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})  # numpy floats (BF16 asid
 BINARY_ONLY = frozenset({"FP16", "BF16"})
 # An element count above this could overflow a byte count (gateway-grpc checks the same bound).
 MAX_ELEMENTS = (2**63 - 1) // 16
+# numpy's limit on an array's dimensions (NPY_MAXDIMS, numpy 1.x): a deeper shape is a 400, never
+# numpy's ValueError (gateway-grpc checks the same bound). No Triton model has nearly as many.
+MAX_RANK = 32
 
 
 class TensorError(ValueError):
@@ -66,13 +69,21 @@ def json_refusal(datatype: str, name: str) -> str:
 
 def element_count(where: str, shape: list[int] | tuple[int, ...]) -> int:
     """The number of elements of `shape`; TensorError naming `where` (e.g. "input 'x'") for a
-    negative or overflowing shape."""
-    count = 1
+    shape of more than MAX_RANK dimensions, a negative or overflowing one (its dimensions other
+    than 0 multiplied: [0, 2**62] is refused too, numpy cannot even hold it empty)."""
+    if len(shape) > MAX_RANK:
+        shown = ", ".join(str(d) for d in shape[:MAX_RANK])
+        raise TensorError(
+            f"{where}: shape [{shown}, ...] has {len(shape)} dimensions, more than the "
+            f"{MAX_RANK} supported"
+        )
+    count = spanned = 1  # spanned: the product without zeros, which numpy refuses beyond its size
     for d in shape:
-        if not isinstance(d, int) or d < 0:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 0:
             raise TensorError(f"{where}: shape {list(shape)} must be non-negative")
         count *= d
-    if count > MAX_ELEMENTS:
+        spanned *= d or 1
+    if spanned > MAX_ELEMENTS:
         raise TensorError(f"{where}: shape {list(shape)} is too large")
     return count
 
@@ -142,6 +153,8 @@ def _numbers(name: str, datatype: str, values: object) -> np.ndarray:
         array = np.asarray(values)
     except ValueError:
         array = np.empty(0, dtype=object)
+    if array.dtype == object and dtype.kind in "iu" and _all_integers(array):
+        return _exact_integers(name, datatype, values)  # beyond uint64 or below int64: a 400
     if array.dtype == object or array.dtype.kind in "USV":
         raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
     if datatype == "BOOL" and array.size and array.dtype.kind != "b":
@@ -157,6 +170,12 @@ def _numbers(name: str, datatype: str, values: object) -> np.ndarray:
     if dtype.kind == "f" and np.isinf(converted).any():  # one pass when all is well
         _check_float_range(name, datatype, array, converted)
     return converted
+
+
+def _all_integers(array: np.ndarray) -> bool:
+    """Whether an object array (numpy's reading of JSON integers beyond 64 bits) holds integers
+    alone, rather than rows of unequal length or mixed values."""
+    return all(type(value) is int for value in array.ravel())
 
 
 def _exact_integers(name: str, datatype: str, values: object) -> np.ndarray:

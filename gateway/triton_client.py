@@ -22,7 +22,8 @@ from tritonclient.utils import InferenceServerException
 
 from gateway import metrics, model_config
 from gateway.cache_key import canonical_bytes
-from gateway.errors import GatewayError, from_triton
+from gateway.errors import GatewayError, from_triton, unknown_model
+from gateway.model_names import canonical_version, check_model_name
 from gateway.tensors import Tensor, TensorError, tensor_from_raw
 
 T = TypeVar("T")
@@ -184,10 +185,13 @@ class TritonPool:
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
         """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s` seconds.
 
-        `version` "": the highest version Triton's metadata lists. Raises GatewayError (404 for
-        a model Triton does not serve); while no endpoint answers (503), a cached ModelInfo of
-        any age is returned instead.
+        `version` "": the highest version Triton's metadata lists; else written as Triton answers
+        it ("01" -> "1", gateway.model_names). Raises GatewayError (404 for a model Triton does
+        not serve under exactly this name; 400 for a malformed version); while no endpoint
+        answers (503), a cached ModelInfo of any age is returned instead.
         """
+        check_model_name(model)
+        version = canonical_version(version)
         cached = self._model_info.get((model, version))
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
@@ -209,6 +213,8 @@ class TritonPool:
                     cached  # Triton is down: nothing new can be deployed, cached answers stay valid
                 )
             raise
+        if metadata.get("name") != model:  # a name Triton resolved to another model
+            raise unknown_model(model)
         served_version = version or max(metadata.get("versions", ["1"]), key=int)
         info = ModelInfo(
             name=model,

@@ -158,6 +158,7 @@ FAILURES = "README, Failure behaviour"
 KEY = "README, Cache key"
 TRITON = "Triton 2.51 (measured)"
 KSERVE = "KServe v2 protocol"
+MORE = "more than the 32 supported"
 
 
 def shapes_and_names() -> list[Case]:
@@ -199,6 +200,34 @@ def shapes_and_names() -> list[Case]:
             forms=("v2 JSON", "/predict", "raw"),
         ),
         Case(
+            "a NUL in a model name is an unknown model, not the model named before it",
+            TRITON,
+            "digits\0x",
+            (image(),),
+            refused("Request for unknown model: 'digits\0x' is not found", 404),
+            forms=("v2 JSON", "v2 binary", "/predict", "raw"),
+        ),
+        Case(
+            "a version with leading zeros is the version Triton answers, under its key",
+            TRITON,
+            "digits",
+            (image(),),
+            version="01",
+            forms=("v2 JSON", "/predict", "raw"),
+            same_key_as="an image in every form has one key",
+        ),
+        Case(
+            "a version that is not decimal digits is refused in Triton's words",
+            TRITON,
+            "digits",
+            (image(),),
+            refused(
+                "invalid model version specified '+1' , version should be an integral value > 0"
+            ),
+            version="+1",
+            forms=("v2 JSON", "/predict", "raw"),
+        ),
+        Case(
             "an unknown input is named with the model's inputs",
             README,
             "digits",
@@ -212,6 +241,17 @@ def shapes_and_names() -> list[Case]:
             (image(name="it's"),),
             refused("model 'digits' has no input ['it's']; inputs: ['image']"),
             forms=("v2 JSON", "v2 binary", "raw"),
+        ),
+        Case(
+            "at most ten unknown names are listed, then how many more",
+            README,
+            "digits",
+            tuple(image(name=f"n{i:02}") for i in range(12)),
+            refused(
+                "model 'digits' has no input ['n00', 'n01', 'n02', 'n03', 'n04', 'n05', 'n06', "
+                "'n07', 'n08', 'n09'] and 2 more; inputs: ['image']"
+            ),
+            forms=("v2 JSON", "v2 binary", "/predict", "raw"),
         ),
         Case(
             "a missing input is named",
@@ -326,6 +366,30 @@ def shapes_and_names() -> list[Case]:
             "pair",
             (x("FP32", (1.0,), (1, 7, 0x6DB6DB6DB6DB6DB7)),),
             refused("input 'x': shape [1, 7, 7905747460161236407] is too large"),
+            forms=("v2 JSON", "v2 binary", "raw", "typed"),
+        ),
+        Case(
+            "a shape of more than 32 dimensions is refused naming the input (numpy's limit)",
+            README,
+            "pair",
+            (x("FP32", (1.0,), (1,) * 33),),
+            refused(f"input 'x': shape [{', '.join(['1'] * 32)}, ...] has 33 dimensions, {MORE}"),
+            forms=("v2 JSON", "v2 binary", "raw", "typed"),
+        ),
+        Case(
+            "a BYTES shape of more than 32 dimensions is refused naming the input",
+            README,
+            "echo_bytes",
+            (x("BYTES", ("a",), (1,) * 33),),
+            refused(f"input 'x': shape [{', '.join(['1'] * 32)}, ...] has 33 dimensions, {MORE}"),
+            forms=("v2 JSON", "v2 binary", "raw", "typed"),
+        ),
+        Case(
+            "a shape with a zero and a dimension beyond the element bound is refused",
+            README,
+            "pair",
+            (x("FP32", (), (0, 2**62)),),
+            refused("input 'x': shape [0, 4611686018427387904] is too large"),
             forms=("v2 JSON", "v2 binary", "raw", "typed"),
         ),
         Case(
@@ -620,6 +684,22 @@ def json_values() -> list[Case]:
             "echo_uint8",
             (x("UINT8", (), json="[[-1, 1]]"),),
             refused("input 'x': values out of range for UINT8"),
+            forms=json_forms,
+        ),
+        Case(
+            "an integer beyond 64 bits is out of range, not a ragged array",
+            README,
+            "echo_int64",
+            (x("INT64", (), json="[[18446744073709551616, 1]]"),),
+            refused("input 'x': values out of range for INT64"),
+            forms=json_forms,
+        ),
+        Case(
+            "an integer below INT64 is out of range",
+            README,
+            "echo_int64",
+            (x("INT64", (), json="[[-9223372036854775809, 1]]"),),
+            refused("input 'x': values out of range for INT64"),
             forms=json_forms,
         ),
         Case(

@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from google.protobuf import json_format
@@ -252,7 +253,7 @@ def http_request(case: Case, form: str) -> dict:
         body += f', "outputs": {json.dumps(list(case.outputs))}}}' if case.outputs else "}"
         return {"form": form, "path": "/predict", "headers": {}, "body": body}
     version = f"/versions/{case.version}" if case.version else ""
-    path = f"/v2/models/{case.model}{version}/infer"
+    path = f"/v2/models/{quote(case.model)}{version}/infer"
     binary = form == "v2 binary"
     entries = [_v2_input(item, form) for item in case.inputs]
     head = f'{{"inputs": [{", ".join(entries)}]'

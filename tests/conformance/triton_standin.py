@@ -2,7 +2,7 @@
 own code runs unchanged, Triton's answers are the corpus's).
 
 It serves each corpus model's metadata and config (version "" or "1"; anything else is Triton's
-NOT_FOUND with Triton's message), answers ModelInfer with the current case's answer or error, and
+NOT_FOUND with Triton's message; a name is cut at a NUL, as Triton's C API cuts it), answers ModelInfer with the current case's answer or error, and
 records every ModelInfer it receives. gateway-grpc/corpus_test.go has its Go twin.
 """
 
@@ -23,6 +23,11 @@ def unknown_model(name: str, version: str) -> str:
     """Triton 2.51's message for a model or version it does not serve."""
     shown = f"'{name}' version {version}" if version not in VERSIONS else f"'{name}'"
     return f"Request for unknown model: {shown} is not found"
+
+
+def served(name: str) -> str:
+    """The model Triton 2.51 serves for a name: its C API cuts the name at a NUL (measured)."""
+    return name.split("\0", 1)[0]
 
 
 class TritonStandIn(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -46,7 +51,7 @@ class TritonStandIn(service_pb2_grpc.GRPCInferenceServiceServicer):
             self.received = []
 
     def _known(self, name: str, version: str, context: grpc.ServicerContext) -> None:
-        if name not in self.metadata or version not in VERSIONS:
+        if served(name) not in self.metadata or version not in VERSIONS:
             context.abort(grpc.StatusCode.NOT_FOUND, unknown_model(name, version))
 
     def ServerLive(self, request, context):
@@ -57,11 +62,11 @@ class TritonStandIn(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     def ModelMetadata(self, request, context):
         self._known(request.name, request.version, context)
-        return self.metadata[request.name]
+        return self.metadata[served(request.name)]
 
     def ModelConfig(self, request, context):
         self._known(request.name, request.version, context)
-        return service_pb2.ModelConfigResponse(config=self.configs[request.name])
+        return service_pb2.ModelConfigResponse(config=self.configs[served(request.name)])
 
     def ModelInfer(self, request, context):
         with self._lock:
