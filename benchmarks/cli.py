@@ -231,6 +231,31 @@ def optimize(
     )
 
 
+@app.command("optimize-compare")
+def optimize_compare(
+    model: str = typer.Argument(..., help="Converted model name."),
+    default: Path = typer.Option(Path("model_repository"), help="Repository as served before."),
+    tuned: Path = typer.Option(..., help="Repository after `optimize`."),
+    out: Path = typer.Option(None, help="Folder (default reports/optimize-compare-<time>)."),
+    concurrency: int = typer.Option(32, help="Outstanding client requests."),
+    slo_p99_ms: float = typer.Option(100.0, help="p99 objective (ms)."),
+    rounds: int = typer.Option(3, help="Alternating rounds per deployment."),
+    window_ms: int = typer.Option(3000, help="perf_analyzer measurement window (ms)."),
+) -> None:
+    """The default and the tuned deployment, same generator and traffic, in alternating rounds."""
+    from benchmarks.optimize_proof import compare
+
+    out = out or Path("reports") / f"optimize-compare-{_stamp()}"
+    out.mkdir(parents=True, exist_ok=True)
+    done = compare(model, default, tuned, out, concurrency, slo_p99_ms, rounds, window_ms)
+    for side, numbers in done["median"].items():
+        console.print(
+            f"{side:>7} {done['called'][side]}: {numbers['throughput']:.0f} inf/s, "
+            f"p99 {numbers['p99_ms']:.1f} ms (meets SLO: {numbers['meets_slo']})"
+        )
+    console.print(f"tuned / default throughput: {done['throughput_ratio']:.2f}x")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def gpu(ctx: typer.Context) -> None:
     """GPU script (FP32/FP16/INT8 x batch sizes, serving): see `python -m benchmarks gpu --help`."""

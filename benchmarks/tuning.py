@@ -15,7 +15,10 @@ and is slower than the best before it), then `preferred_batch_size` and a larger
 then a confirmation round. `max_batch_size` never goes below the served one: a tuned config must
 accept every request the default accepted. Each trial starts with a short probe and stops there
 when its p99 is already `stop_factor` x the objective or its throughput cannot reach the best
-feasible one so far. The whole search stops at its time budget with the best it has.
+feasible one so far (while no configuration meets the objective: when its p99 is `stop_factor` x
+the lowest p99 measured so far, since the lowest p99 wins then). The first trial, the configuration
+served now, is always measured in full. The whole search stops at its time budget with the best it
+has.
 """
 
 from __future__ import annotations
@@ -222,6 +225,26 @@ def preferred_options(concurrency: int, max_batch_size: int) -> list[tuple[int, 
     return [(s,) for s in sorted(sizes) if s <= max_batch_size]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """When a trial's probe ends it: p99 above `p99_ms` (ms) or throughput below `throughput`
+    (inferences/s). `Limits()` never stops a trial."""
+
+    p99_ms: float = float("inf")
+    throughput: float = 0.0
+
+
+def limits(trials: list[Trial], slo_p99_ms: float, stop_factor: float, cannot_win: float) -> Limits:
+    """Limits a new trial must pass to be measured in full, from the trials so far: with a
+    configuration meeting the objective, `stop_factor` x the objective and `cannot_win` x the best
+    throughput; without one, `stop_factor` x the lowest p99 (the lowest p99 wins then)."""
+    feasible = [t.throughput for t in trials if t.meets(slo_p99_ms)]
+    if feasible:
+        return Limits(stop_factor * slo_p99_ms, cannot_win * max(feasible))
+    measured = [t.p99_ms for t in trials if t.ok and t.p99_ms]
+    return Limits(stop_factor * min(measured)) if measured else Limits()
+
+
 @dataclass
 class Budget:
     """Wall-clock budget of a search (seconds); a trial starts only if the mean so far still fits."""
@@ -240,20 +263,22 @@ class Budget:
 class Search:
     """Coordinate descent over variant, instances x threads, delay, preferred/max batch size.
 
-    `measure(index, stage, point, best_feasible_throughput) -> Trial` runs one trial (a
-    TrialServer's in practice, a fake in the logic tests); `advance(trial, planned)` reports
+    `measure(index, stage, point, limits) -> Trial` runs one trial (a TrialServer's in practice, a
+    fake in the logic tests; `limits` says when its probe ends it); `advance(trial, planned)` reports
     progress. `run(baseline)` returns every trial in order; the chosen one is `winner()`.
     """
 
     def __init__(
         self,
         target: Target,
-        measure: Callable[[int, str, ConfigPoint, float], Trial],
+        measure: Callable[[int, str, ConfigPoint, Limits], Trial],
         slo_p99_ms: float,
         concurrency: int,
         budget: Budget,
         advance: Callable[[Trial | None, int], None] = lambda trial, planned: None,
         cores: int | None = None,
+        stop_factor: float = 2.0,
+        cannot_win: float = 0.6,
     ) -> None:
         self.target, self.measure, self.slo = target, measure, slo_p99_ms
         self.concurrency, self.budget, self.advance = concurrency, budget, advance
@@ -261,15 +286,22 @@ class Search:
         self.trials: list[Trial] = []
         self.planned = 0
         self.exhausted = False
+        self.stop_factor, self.cannot_win = stop_factor, cannot_win
 
     def _try(self, stage: str, point: ConfigPoint) -> Trial | None:
-        if any(t.point == point and t.stage != "confirm" for t in self.trials):
+        if any(t.point == point and t.stage == stage for t in self.trials) or (
+            stage != "confirm" and any(t.point == point for t in self.trials)
+        ):
             return None
         if self.trials and not self.budget.allows(self.trials):
             self.exhausted = True
             return None
-        feasible = [t.throughput for t in self.trials if t.meets(self.slo)]
-        trial = self.measure(len(self.trials) + 1, stage, point, max(feasible, default=0.0))
+        bar = (  # a confirmation is a second full measurement, never stopped early
+            Limits()
+            if stage == "confirm"
+            else limits(self.trials, self.slo, self.stop_factor, self.cannot_win)
+        )
+        trial = self.measure(len(self.trials) + 1, stage, point, bar)
         self.trials.append(trial)
         self.advance(trial, self.planned)
         return trial
@@ -306,29 +338,28 @@ class Search:
         return self.trials
 
     def _delays(self, lead: ConfigPoint) -> None:
-        """Ascending queue delays; stop once a delay breaks the objective and is slower to answer
-        than the best before it, or after throughput fell twice in a row."""
-        delays = [d for d in DELAYS_US if d != lead.queue_delay_us]
-        self.planned += len(delays)
-        previous, falls = None, 0
-        for done, delay in enumerate(delays, start=1):
-            trial = self._try("delay", lead.with_(queue_delay_us=delay))
-            if trial is None:
-                continue
-            broke = not trial.meets(self.slo) and (
-                trial.stopped
-                or trial.error
-                or (previous is not None and (trial.p99_ms or 0) > (previous.p99_ms or 0))
-            )
-            falls = (
-                falls + 1
-                if previous and (trial.throughput or 0) < (previous.throughput or 0)
-                else 0
-            )
-            if broke or falls >= 2:
-                self.planned -= len(delays) - done  # pruned: larger delays only wait longer
-                break
-            previous = trial if trial.ok else previous
+        """Queue delays away from the leader's, each direction in turn. Larger ones stop at the
+        first that breaks the objective (a longer wait only adds latency) or after throughput fell
+        twice in a row; smaller ones (fewer rows per batch) after throughput fell twice in a row."""
+        current = lead.queue_delay_us or 0
+        above = [d for d in DELAYS_US if d > current]
+        below = sorted((d for d in DELAYS_US if d < current), reverse=True)
+        self.planned += len(above) + len(below)
+        for delays, prune_on_objective in ((below, False), (above, True)):
+            previous, falls = None, 0
+            for done, delay in enumerate(delays, start=1):
+                trial = self._try("delay", lead.with_(queue_delay_us=delay))
+                if trial is None:
+                    continue
+                slower = previous is not None and (trial.throughput or 0) < (
+                    previous.throughput or 0
+                )
+                falls = falls + 1 if slower else 0
+                broke = prune_on_objective and not trial.meets(self.slo) and not trial.error
+                if broke or falls >= 2:
+                    self.planned -= len(delays) - done  # pruned
+                    break
+                previous = trial
         self.advance(None, self.planned)
 
     def _confirm(self, baseline: ConfigPoint) -> None:

@@ -22,7 +22,7 @@ import tritonclient.http as httpclient
 from benchmarks import payloads, perf
 from benchmarks import sweep as bt
 from benchmarks.sweep import ConfigPoint
-from benchmarks.tuning import Target, Trial
+from benchmarks.tuning import Limits, Target, Trial
 from conversion.triton_config import read_config, write_config
 from localstack.probes import http_ok
 from localstack.processes import wait_until
@@ -33,31 +33,25 @@ DATA_ROWS = 512  # distinct requests perf_analyzer cycles through (no cache can 
 
 @dataclass(frozen=True)
 class Measurement:
-    """How a trial is measured: perf_analyzer windows (ms), the objective and the early stop.
-
-    A trial's probe runs `probe_window_ms` windows; it stops there when its p99 exceeds
-    `stop_factor` x `slo_p99_ms`, or its throughput is below `cannot_win` x the best feasible
-    throughput so far (a probe's numbers are noisier than a full measurement's, hence the margins).
-    """
+    """How a trial is measured: perf_analyzer windows (ms) of the probe and of the full measurement,
+    windows per measurement (`trials`, perf_analyzer -r) and the clients' concurrency. A probe whose
+    window saw no answer (a slow model) is run again with a window four times longer."""
 
     concurrency: int = 32
-    slo_p99_ms: float = 100.0
     window_ms: int = 1500
     probe_window_ms: int = 500
     trials: int = 3
-    stop_factor: float = 2.0
-    cannot_win: float = 0.6
 
 
-def ensemble_config(canonical: Path, target: Target, encoder: str, name: str):
-    """The entry ensemble's config with its encoder step pointed at `encoder`, named `name`."""
+def ensemble_config(canonical: Path, target: Target, point: ConfigPoint, name: str):
+    """The entry ensemble's config named `name`, its encoder step pointed at `point`'s model (no
+    larger a max_batch_size than that model's: Triton refuses an ensemble that allows more)."""
     config = read_config(canonical / target.entry / "config.pbtxt")
     config.name = name
     for step in config.ensemble_scheduling.step:
         if step.model_name == target.encoder_step:
-            step.model_name = encoder
-    encoder_config = read_config(canonical / encoder / "config.pbtxt")
-    config.max_batch_size = min(config.max_batch_size, encoder_config.max_batch_size)
+            step.model_name = point.name
+    config.max_batch_size = min(config.max_batch_size, point.max_batch_size)
     return config
 
 
@@ -134,7 +128,7 @@ class TrialServer:
         derive_model(self.staging / point.name, self.repository / point.name)
         if self.target.ensemble:
             name = self._entry_name(point)
-            config = ensemble_config(self.canonical, self.target, point.name, name)
+            config = ensemble_config(self.canonical, self.target, point, name)
             write_config(config, self.repository / name / "config.pbtxt")
             (self.repository / name / "1").mkdir(exist_ok=True)
 
@@ -163,14 +157,14 @@ class TrialServer:
             work_dir=self.work / "perf",
         )
 
-    def measure(self, index: int, stage: str, point: ConfigPoint, best_feasible: float) -> Trial:
-        """Probe, then (unless stopped early) measure `point`; errors become the Trial's `error`."""
+    def measure(self, index: int, stage: str, point: ConfigPoint, limits: Limits) -> Trial:
+        """Probe, then (unless `limits` stop it) measure `point`; errors become the Trial's `error`."""
         started = time.perf_counter()
         trial = Trial(index, stage, point)
         try:
             self._load(point)
-            probe = self._perf(point, self.how.probe_window_ms)
-            trial.stopped = self._stop_reason(probe, best_feasible)
+            probe = self._probe(point)
+            trial.stopped = stop_reason(probe, limits)
             before = bt.scrape_counts(self.server.metrics_url)
             result = probe if trial.stopped else self._perf(point, self.how.window_ms)
             trial.avg_batch = bt.average_batch(
@@ -192,13 +186,19 @@ class TrialServer:
         with contextlib.suppress(httpclient.InferenceServerException):
             self._unload(point)  # a model that failed to load has nothing to unload
 
-    def _stop_reason(self, probe: perf.PerfResult, best_feasible: float) -> str:
-        how = self.how
-        if probe.p99_ms > how.stop_factor * how.slo_p99_ms:
-            return f"probe p99 {probe.p99_ms:.1f} ms > {how.stop_factor:g} x the objective"
-        if best_feasible and probe.throughput < how.cannot_win * best_feasible:
-            return (
-                f"probe {probe.throughput:.0f}/s < {how.cannot_win:g} x the best so far "
-                f"({best_feasible:.0f}/s)"
-            )
-        return ""
+    def _probe(self, point: ConfigPoint) -> perf.PerfResult:
+        try:
+            return self._perf(point, self.how.probe_window_ms)
+        except perf.PerfAnalyzerError as error:
+            if "No valid requests" not in str(error):
+                raise
+            return self._perf(point, 4 * self.how.probe_window_ms)
+
+
+def stop_reason(probe: perf.PerfResult, limits: Limits) -> str:
+    """Why a probe ends its trial ('' when it goes on to the full measurement)."""
+    if probe.p99_ms > limits.p99_ms:
+        return f"probe p99 {probe.p99_ms:.1f} ms > {limits.p99_ms:.1f} ms: cannot win"
+    if probe.throughput < limits.throughput:
+        return f"probe {probe.throughput:.0f}/s < {limits.throughput:.0f}/s: cannot win"
+    return ""

@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 from benchmarks.sweep import ConfigPoint
-from benchmarks.tuning import Budget, Search, Target, Trial, best, manifest_variants
+from benchmarks.tuning import (
+    Budget,
+    Limits,
+    Search,
+    Target,
+    Trial,
+    best,
+    limits,
+    manifest_variants,
+)
 
 SLO = 100.0
 TARGET = Target("m", "m_text", "m", "m_tokenizer", ("m", "m_int8"))
@@ -17,11 +26,11 @@ BASE = ConfigPoint("m", 64, 2000, 2, "extended", 1)
 def fake(model):
     """measure() of a Search whose numbers come from `model(point) -> (throughput, p99)`."""
 
-    def measure(index: int, stage: str, point: ConfigPoint, best_feasible: float) -> Trial:
+    def measure(index: int, stage: str, point: ConfigPoint, limits: Limits) -> Trial:
         throughput, p99 = model(point)
         trial = Trial(index, stage, point, throughput, p99 / 2, p99, seconds=1.0)
-        if p99 > 2 * SLO:
-            trial.stopped = "probe p99 above 2 x the objective"
+        if p99 > limits.p99_ms or throughput < limits.throughput:
+            trial.stopped = "probe beyond the limits"
         return trial
 
     return measure
@@ -45,6 +54,7 @@ def test_the_winner_is_the_fastest_configuration_that_meets_the_objective():
     feasible = [t.throughput for t in search.trials if t.meets(SLO) and t.stage != "confirm"]
     assert winner.throughput >= max(feasible) * 0.999
     assert search.trials[0].point == BASE and search.default().point == BASE
+    assert winner.stage == "confirm" and winner.repeats == 2  # chosen on the mean of two runs
 
 
 def test_larger_delays_are_pruned_once_one_breaks_the_objective():
@@ -64,6 +74,15 @@ def test_with_no_configuration_meeting_the_objective_the_lowest_p99_wins():
     ]
 
     assert best(trials, SLO).point.variant == "m_int8"
+
+
+def test_a_probe_is_judged_against_the_objective_once_a_configuration_meets_it():
+    slow = Trial(1, "variant", BASE, 100.0, 50.0, 150.0)
+    fast = Trial(2, "delay", BASE.with_(queue_delay_us=0), 500.0, 20.0, 60.0)
+
+    assert limits([], SLO, 2.0, 0.6) == Limits()  # the first trial is always measured in full
+    assert limits([slow], SLO, 2.0, 0.6) == Limits(p99_ms=300.0)  # 2 x the lowest p99
+    assert limits([slow, fast], SLO, 2.0, 0.6) == Limits(p99_ms=200.0, throughput=300.0)
 
 
 def test_the_search_stops_at_its_budget_with_the_trials_it_has():
