@@ -151,7 +151,8 @@ def render_markdown(record: dict, plot: str | None) -> str:
 
 def search_plot(record: dict, path: Path) -> Path | None:
     """Left: throughput vs p99 of every trial (hollow: stopped at its probe), the objective, the
-    winner and the default. Right: throughput by trial order, coloured by stage."""
+    winner and the default. Right: throughput by trial order, coloured by stage (hatched: the
+    probe's numbers of a trial stopped early)."""
     trials = [t for t in record["trials"] if t["throughput"] and t["p99_ms"]]
     if not trials:
         return None
@@ -183,10 +184,17 @@ def search_plot(record: dict, path: Path) -> Path | None:
     left.legend(fontsize=7)
     stages = list(dict.fromkeys(t["stage"] for t in trials))
     for i, stage in enumerate(stages):
-        mine = [t for t in trials if t["stage"] == stage]
-        right.bar(
-            [t["index"] for t in mine], [t["throughput"] for t in mine], color=f"C{i}", label=stage
-        )
+        for stopped in (False, True):
+            mine = [t for t in trials if t["stage"] == stage and bool(t["stopped"]) == stopped]
+            if mine:
+                right.bar(
+                    [t["index"] for t in mine],
+                    [t["throughput"] for t in mine],
+                    color=f"C{i}",
+                    hatch="//" if stopped else None,
+                    alpha=0.5 if stopped else 1.0,
+                    label=None if stopped else stage,
+                )
     right.set(xlabel="trial", ylabel="inferences/s", title="Search path")
     right.legend(fontsize=7)
     fig.tight_layout()

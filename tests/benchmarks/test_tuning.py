@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.optimize import Options, build_record
 from benchmarks.sweep import ConfigPoint
 from benchmarks.tuning import (
     Budget,
@@ -17,6 +18,7 @@ from benchmarks.tuning import (
     limits,
     manifest_variants,
 )
+from benchmarks.tuning_report import render
 
 SLO = 100.0
 TARGET = Target("m", "m_text", "m", "m_tokenizer", ("m", "m_int8"))
@@ -114,3 +116,22 @@ def test_candidates_come_from_the_manifest_so_new_variants_are_picked_up(tmp_pat
     assert found["m"] == "" and found["m_ov_int8"] == "" and found["m_trt_fp16"] == ""
     assert found["int8_static"].startswith("not served")
     assert found["fp16"].startswith("failed the accuracy gate")
+
+
+def test_the_report_names_the_served_variant_its_margin_and_the_cost(tmp_path: Path):
+    search = Search(TARGET, fake(int8_likes_short_delays), SLO, 32, Budget(600), cores=2)
+    search.run(BASE)
+    extra = {
+        "when": "now",
+        "elapsed_s": 17.0,
+        "load_average": {"before": "1.00", "after": "1.00"},
+        "report": "report.md",
+    }
+    record = build_record(Options("m"), TARGET, search, {"machine": {"cpu": "test"}}, extra)
+
+    text = render(record, tmp_path).read_text()
+
+    assert "`m_text` now runs `m_int8`" in text
+    assert "`m_int8` won on this hardware, 1.95x the throughput of the next variant" in text
+    assert record["gain"]["throughput_ratio"] > 1 and "winner_usd_per_1k" in record["cost"]
+    assert (tmp_path / "search.png").stat().st_size > 0
