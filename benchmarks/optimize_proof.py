@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import time
 from contextlib import ExitStack
@@ -70,6 +71,8 @@ def compare(
                 )
                 rows[side].append(result.to_dict())
         load.append(os.getloadavg())
+    for side in sides:
+        shutil.rmtree(out / f"work-{model}-{side}", ignore_errors=True)
     summary = {side: _median(rows[side], slo_p99_ms) for side in sides}
     document = {
         "model": model,
