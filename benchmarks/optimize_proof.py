@@ -58,7 +58,7 @@ def compare(
     names = {side: called_name(repo, model) for side, repo in sides.items()}
     data = perf.write_input_data(out / f"requests-{model}.json", request_rows(default, target))
     rows: dict[str, list[dict]] = {side: [] for side in sides}
-    load = [os.getloadavg()]
+    load = [list(os.getloadavg())]
     with ExitStack() as stack:
         servers = {
             side: _serve(stack, repo, names[side], out / f"work-{model}-{side}")
@@ -70,7 +70,7 @@ def compare(
                     names[side], server.grpc_url, concurrency, data, window_ms, 3, work_dir=out
                 )
                 rows[side].append(result.to_dict())
-        load.append(os.getloadavg())
+        load.append(list(os.getloadavg()))
     for side in sides:
         shutil.rmtree(out / f"work-{model}-{side}", ignore_errors=True)
     summary = {side: _median(rows[side], slo_p99_ms) for side in sides}

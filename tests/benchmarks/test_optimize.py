@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from benchmarks import sweep as bt
+from benchmarks.optimize_proof import compare
 from benchmarks.sweep import ConfigPoint
 from benchmarks.tuned_config import PREVIOUS, write_served
 from benchmarks.tuning import find_target
@@ -135,3 +136,17 @@ def test_the_text_ensemble_is_pointed_at_the_winning_encoder_with_the_conversion
     assert (tmp_path / "minilm_text" / PREVIOUS).exists()
     encoder = read_config(tmp_path / "minilm_int8" / "config.pbtxt")
     assert encoder.dynamic_batching.max_queue_delay_microseconds == 500
+
+
+@pytest.mark.integration
+def test_the_comparison_measures_the_default_and_the_tuned_deployment_in_turn(
+    tuned, model_repository, tmp_path
+):
+    done = compare(
+        "digits", model_repository, tuned["repository"], tmp_path, rounds=1, window_ms=300
+    )
+
+    assert done["called"] == {"default": "digits", "tuned": tuned["record"]["call"]}
+    assert len(done["rounds"]["default"]) == len(done["rounds"]["tuned"]) == 1
+    assert done["throughput_ratio"] > 0
+    assert json.loads((tmp_path / "compare-digits.json").read_text()) == done
