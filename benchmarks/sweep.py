@@ -125,21 +125,26 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
 
 
 def write_point(canonical: Path, staging: Path, point: ConfigPoint) -> Path:
-    """`<staging>/<point.name>`: the canonical (onnxruntime_onnx) model of one point, its model.onnx
-    linked; returns the folder. FileNotFoundError when the variant has no ONNX file."""
-    onnx_file = point.onnx_file(canonical)
-    if not onnx_file.exists():
-        raise FileNotFoundError(f"{onnx_file} is missing (is {point.variant} an ONNX model?)")
+    """`<staging>/<point.name>`: the canonical model of one point, returns the folder. Its version
+    folder links every file of the variant's (ONNX, OpenVINO IR...), so the variant's fingerprint
+    still holds; a `portable` point links <variant>/portable.onnx as model.onnx and is fingerprinted
+    again. FileNotFoundError when the file to serve is missing."""
+    source = point.onnx_file(canonical) if point.portable else canonical / point.variant / "1"
+    if not source.exists():
+        raise FileNotFoundError(f"{source} is missing")
     model_dir = staging / point.name
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    (model_dir / "1").mkdir(parents=True)
-    (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
+    version = model_dir / "1"
+    version.mkdir(parents=True)
     config = derived_config(read_config(canonical / point.variant / "config.pbtxt"), point)
-    # a point may serve another file (portable.onnx): the twin loads only what this describes
-    config.parameters["fingerprint"].string_value = version_fingerprint(
-        model_dir / "1", ["model.onnx"]
-    )
+    if point.portable:
+        (version / "model.onnx").symlink_to(source.resolve())
+        # the twin loads only what this describes: the fingerprint of the file it serves
+        config.parameters["fingerprint"].string_value = version_fingerprint(version, ["model.onnx"])
+    else:
+        for entry in source.iterdir():
+            (version / entry.name).symlink_to(entry.resolve())
     write_config(config, model_dir / "config.pbtxt")
     return model_dir
 

@@ -64,12 +64,12 @@ class Target:
 
 
 def servable_here(config: mc.ModelConfig) -> str:
-    """'' when the bundled tritonserver serves this config (ONNX through the twin), else why not."""
-    if config.platform == "onnxruntime_onnx":
-        return ""
+    """'' when the bundled tritonserver may serve this config through `make up`'s twins, else why
+    not. Only TensorRT plans are refused up front; a backend the local stack cannot run shows as
+    its trial's load error in the report."""
     if config.platform == "tensorrt_plan":
         return "TensorRT plan: served by the official image on a GPU host only"
-    return f"platform '{config.platform or config.backend}': not in the bundled tritonserver"
+    return ""
 
 
 def manifest_variants(manifest: dict, repository: Path) -> dict[str, str]:
@@ -116,8 +116,8 @@ def find_target(repository: Path, model: str, only: tuple[str, ...] = ()) -> Tar
             skipped[name] = why or "not in the repository"
             continue
         config = read_config(path)
-        if config.platform == "ensemble" or config.backend == "python":
-            continue  # the tokenizer and the text ensembles are not encoder variants
+        if config.platform == "ensemble" or name == f"{model}_tokenizer":
+            continue  # the text path's parts (conversion.text_serving), not variants
         why = servable_here(config) or ("" if not only or name in only else "not asked for")
         if why:
             skipped[name] = why
