@@ -83,7 +83,7 @@ def manifest_variants(manifest: dict, repository: Path) -> dict[str, str]:
         name = variant.get("served_as")
         if not variant.get("passed"):
             found.setdefault(
-                name or key, "failed the accuracy gate: " + "; ".join(variant["reasons"])
+                name or key, "failed the accuracy gate: " + "; ".join(variant.get("reasons", []))
             )
         elif not name:
             found[key] = f"not served: {variant.get('not_served') or 'no served_as'}"
