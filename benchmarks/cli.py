@@ -1,4 +1,4 @@
-"""`python -m benchmarks run|gateway|report|rank|loadtest|gpu`."""
+"""`python -m benchmarks run|gateway|report|rank|loadtest|gpu|optimize`."""
 
 from __future__ import annotations
 
@@ -189,6 +189,71 @@ def loadtest(
         limits=SoakLimits(max_rss_growth_pct, max_rss_growth_mb, warmup),
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def optimize(
+    model: str = typer.Argument(
+        ..., help="Converted model name (digits, minilm, NAME of make convert)."
+    ),
+    slo_p99_ms: float = typer.Option(100.0, help="p99 objective (ms) at --concurrency."),
+    concurrency: int = typer.Option(32, help="Outstanding client requests the objective is for."),
+    budget_min: float = typer.Option(10.0, help="Search budget in minutes (wall clock)."),
+    remeasure: bool = typer.Option(
+        False, "--remeasure", help="Measure again even when tuning.json matches model and machine."
+    ),
+    repository: Path = typer.Option(Path("model_repository"), help="Canonical model repository."),
+    out: Path = typer.Option(None, help="Report folder (default reports/optimize-<model>-<time>)."),
+    variants: str = typer.Option("", help="Comma-separated subset of the gated variants."),
+    window_ms: int = typer.Option(1500, help="perf_analyzer measurement window (ms)."),
+) -> None:
+    """Tune MODEL's served variant, batching and instances on this machine; write the winner into
+    the repository (make up serves it), tuning.json beside it, and a Markdown + PNG report."""
+    from benchmarks.optimize import Options, TuningError
+    from benchmarks.optimize import optimize as run_optimize
+
+    options = Options(
+        model, repository, slo_p99_ms, concurrency, budget_min, remeasure, out,
+        tuple(v for v in variants.split(",") if v), window_ms,
+    )  # fmt: skip
+    try:
+        record = run_optimize(options, console)
+    except TuningError as error:
+        Console(stderr=True).print(f"error: {error}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    winner = record["winner"]
+    console.print(
+        f"call {record['call']} -> {winner['point']['label']}: "
+        f"{winner['throughput'] or 0:.0f} inf/s, p99 {winner['p99_ms'] or 0:.1f} ms "
+        f"({(record['gain']['throughput_ratio'] or 0):.2f}x the served configuration); "
+        f"report {record['report']}",
+        soft_wrap=True,
+    )
+
+
+@app.command("optimize-compare")
+def optimize_compare(
+    model: str = typer.Argument(..., help="Converted model name."),
+    default: Path = typer.Option(Path("model_repository"), help="Repository as served before."),
+    tuned: Path = typer.Option(..., help="Repository after `optimize`."),
+    out: Path = typer.Option(None, help="Folder (default reports/optimize-compare-<time>)."),
+    concurrency: int = typer.Option(32, help="Outstanding client requests."),
+    slo_p99_ms: float = typer.Option(100.0, help="p99 objective (ms)."),
+    rounds: int = typer.Option(3, help="Alternating rounds per deployment."),
+    window_ms: int = typer.Option(3000, help="perf_analyzer measurement window (ms)."),
+) -> None:
+    """The default and the tuned deployment, same generator and traffic, in alternating rounds."""
+    from benchmarks.optimize_proof import compare
+
+    out = out or Path("reports") / f"optimize-compare-{_stamp()}"
+    out.mkdir(parents=True, exist_ok=True)
+    done = compare(model, default, tuned, out, concurrency, slo_p99_ms, rounds, window_ms)
+    for side, numbers in done["median"].items():
+        console.print(
+            f"{side:>7} {done['called'][side]}: {numbers['throughput']:.0f} inf/s, "
+            f"p99 {numbers['p99_ms']:.1f} ms (meets SLO: {numbers['meets_slo']})"
+        )
+    console.print(f"tuned / default throughput: {done['throughput_ratio']:.2f}x")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -34,13 +34,15 @@ class ConfigPoint:
     graph_level: str = "all"
     threads: int = 0  # ORT intra-op threads per instance; 0 = ORT default
     portable: bool = False  # serve <model>/portable.onnx (the unoptimized export) instead
+    preferred: tuple[int, ...] = ()  # dynamic_batching.preferred_batch_size; () = none
 
     @property
     def name(self) -> str:
         delay = "nobatch" if self.queue_delay_us is None else f"d{self.queue_delay_us}"
+        preferred = f"_p{'-'.join(map(str, self.preferred))}" if self.preferred else ""
         return (
             f"{self.variant}{'_portable' if self.portable else ''}__b{self.max_batch_size}"
-            f"_{delay}_i{self.instances}_g{self.graph_level}_t{self.threads}"
+            f"_{delay}_i{self.instances}_g{self.graph_level}_t{self.threads}{preferred}"
         )
 
     @property
@@ -66,28 +68,49 @@ class ConfigPoint:
 GRAPH_LEVELS = {"disable": 2, "basic": -1, "extended": 1, "all": None}
 
 
-def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig:
-    """The canonical (onnxruntime_onnx) config of one sweep point."""
-    config = mc.ModelConfig()
-    config.CopyFrom(source)
-    config.name = point.name
-    config.ClearField("model_warmup")
+def apply_point(config: mc.ModelConfig, point: ConfigPoint) -> None:
+    """Set the knobs of `point` in `config` (in place): max_batch_size, dynamic_batching's
+    max_queue_delay_microseconds and preferred_batch_size (the rest of the queue policy is kept),
+    the instance_group count (its kind is kept), optimization.graph.level and the ORT parameter
+    `intra_op_thread_count` (onnxruntime_backend's names; the local twin reads the same ones).
+
+    Warm-up samples larger than the new max_batch_size are dropped: Triton refuses to load a
+    model whose warm-up batch exceeds it.
+    """
     config.max_batch_size = point.max_batch_size
     if point.queue_delay_us is None:
         config.ClearField("dynamic_batching")
     else:
         config.dynamic_batching.max_queue_delay_microseconds = point.queue_delay_us
         del config.dynamic_batching.preferred_batch_size[:]
-        policy = config.dynamic_batching.default_queue_policy
-        policy.timeout_action = mc.ModelQueuePolicy.REJECT
-        policy.default_timeout_microseconds = 30_000_000
-        policy.max_queue_size = 4096
+        config.dynamic_batching.preferred_batch_size.extend(point.preferred)
+    kind = (
+        config.instance_group[0].kind if config.instance_group else mc.ModelInstanceGroup.KIND_CPU
+    )
     del config.instance_group[:]
-    config.instance_group.add(count=point.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.instance_group.add(count=point.instances, kind=kind)
     config.optimization.ClearField("graph")
     if GRAPH_LEVELS[point.graph_level] is not None:
         config.optimization.graph.level = GRAPH_LEVELS[point.graph_level]
     config.parameters["intra_op_thread_count"].string_value = str(point.threads)
+    warmups = [w for w in config.model_warmup if w.batch_size <= point.max_batch_size]
+    del config.model_warmup[:]
+    config.model_warmup.extend(warmups)
+
+
+def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig:
+    """The canonical (onnxruntime_onnx) config of one sweep point, named `point.name`, without
+    warm-up and with a deep queue (30 s timeout, 4,096 requests) so overload shows as latency."""
+    config = mc.ModelConfig()
+    config.CopyFrom(source)
+    config.name = point.name
+    config.ClearField("model_warmup")
+    apply_point(config, point)
+    if point.queue_delay_us is not None:
+        policy = config.dynamic_batching.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = 30_000_000
+        policy.max_queue_size = 4096
     return config
 
 
@@ -97,19 +120,33 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
     if staging.exists():
         shutil.rmtree(staging)
     for point in dict.fromkeys(points):
-        onnx_file = point.onnx_file(canonical)
-        if not onnx_file.exists():
-            raise FileNotFoundError(f"{onnx_file} is missing (is {point.variant} an ONNX model?)")
-        model_dir = staging / point.name
-        (model_dir / "1").mkdir(parents=True)
-        (model_dir / "1" / "model.onnx").symlink_to(onnx_file.resolve())
-        config = derived_config(read_config(canonical / point.variant / "config.pbtxt"), point)
-        # a point may serve another file (portable.onnx): the twin loads only what this describes
-        config.parameters["fingerprint"].string_value = version_fingerprint(
-            model_dir / "1", ["model.onnx"]
-        )
-        write_config(config, model_dir / "config.pbtxt")
+        write_point(canonical, staging, point)
     return derive_local_repository(staging, target)
+
+
+def write_point(canonical: Path, staging: Path, point: ConfigPoint) -> Path:
+    """`<staging>/<point.name>`: the canonical model of one point, returns the folder. Its version
+    folder links every file of the variant's (ONNX, OpenVINO IR...), so the variant's fingerprint
+    still holds; a `portable` point links <variant>/portable.onnx as model.onnx and is fingerprinted
+    again. FileNotFoundError when the file to serve is missing."""
+    source = point.onnx_file(canonical) if point.portable else canonical / point.variant / "1"
+    if not source.exists():
+        raise FileNotFoundError(f"{source} is missing")
+    model_dir = staging / point.name
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    version = model_dir / "1"
+    version.mkdir(parents=True)
+    config = derived_config(read_config(canonical / point.variant / "config.pbtxt"), point)
+    if point.portable:
+        (version / "model.onnx").symlink_to(source.resolve())
+        # the twin loads only what this describes: the fingerprint of the file it serves
+        config.parameters["fingerprint"].string_value = version_fingerprint(version, ["model.onnx"])
+    else:
+        for entry in source.iterdir():
+            (version / entry.name).symlink_to(entry.resolve())
+    write_config(config, model_dir / "config.pbtxt")
+    return model_dir
 
 
 def with_dependencies(canonical: Path, models: list[str]) -> list[str]:
