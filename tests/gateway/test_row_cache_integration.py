@@ -1,0 +1,72 @@
+"""The per-row cache against real Redis, Triton and both gateways: only new rows reach Triton,
+text ensembles are cached per sentence, rows are stored with their TTL, answers come back in
+request order and say how many rows the cache served."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis
+
+from tests.conftest import until_hit
+from tests.gateway.row_wire import via_grpc, via_http
+
+pytestmark = pytest.mark.integration
+
+rng = np.random.default_rng(1717)
+
+
+def images(count: int) -> np.ndarray:
+    """Rows no other test sent."""
+    return rng.random((count, 1, 8, 8), dtype=np.float32)
+
+
+def sentences(*words: str) -> np.ndarray:
+    return np.array([[w.encode()] for w in words], dtype=object)
+
+
+SENDERS = {
+    "HTTP": lambda stack, model, inputs: via_http(stack.gateway_url, model, inputs),
+    "gRPC": lambda stack, model, inputs: via_grpc(stack.gateway_grpc_url, model, inputs),
+}
+
+
+@pytest.mark.parametrize("protocol", SENDERS)
+def test_a_cached_row_is_not_sent_to_triton_again(stack, protocol):
+    send = SENDERS[protocol]
+    seen = images(2)
+    until_hit(lambda: send(stack, "digits", {"image": seen}), lambda a: a.cache)
+    new = images(1)
+    before = stack.triton_inferences()
+    mixed = np.concatenate([seen[1:], new, seen[:1]])
+    answer = send(stack, "digits", {"image": mixed})
+    assert (answer.cache, answer.hit_rows) == ("PARTIAL", 2)
+    assert stack.triton_inferences_since(before) == 1
+    direct = via_grpc(stack.triton_grpc_url, "digits", {"image": mixed})
+    np.testing.assert_allclose(answer.outputs["logits"], direct.outputs["logits"], atol=1e-5)
+
+
+@pytest.mark.parametrize("protocol", SENDERS)
+def test_a_text_ensemble_is_cached_per_sentence(stack, protocol):
+    send = SENDERS[protocol]
+    seen = sentences(f"rows are cached one by one ({protocol})", f"a second sentence ({protocol})")
+    until_hit(lambda: send(stack, "minilm_int8_text", {"text": seen}), lambda a: a.cache)
+    before = stack.triton_inferences("minilm_int8_text")
+    mixed = np.concatenate([seen[1:], sentences(f"one new sentence ({protocol})"), seen[:1]])
+    answer = send(stack, "minilm_int8_text", {"text": mixed})
+    assert (answer.cache, answer.hit_rows) == ("PARTIAL", 2)
+    assert stack.triton_inferences_since(before, "minilm_int8_text") == 1
+    assert answer.outputs["embedding"].shape == (3, 384)
+
+
+def test_both_gateways_share_row_entries_stored_with_their_ttl(stack):
+    rows = images(2)
+    first = via_http(stack.gateway_url, "digits", {"image": rows})
+    again = until_hit(
+        lambda: via_grpc(stack.gateway_grpc_url, "digits", {"image": rows[::-1]}),
+        lambda a: a.cache,
+    )
+    assert again.outputs["logits"].tobytes() == first.outputs["logits"][::-1].tobytes()
+    client = redis.Redis.from_url(stack.redis_url)
+    keys = client.keys("row:digits:*")
+    assert keys and all(0 < client.ttl(key) <= 3600 for key in keys)
