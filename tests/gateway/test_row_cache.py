@@ -133,6 +133,7 @@ async def test_concurrent_requests_sharing_rows_compute_each_row_once(parts):
     triton.answer.set()
     one, two = await asyncio.gather(first, second)
     assert sorted(map(tuple, triton.received)) == [(1, 2), (3,)]
+    assert one.outputs["y"].array.tolist() == expected(1, 2)
     assert two.outputs["y"].array.tolist() == expected(2, 3) and two.cache_state == "MISS"
 
 
@@ -154,7 +155,7 @@ async def test_a_request_arriving_before_the_rows_are_stored_joins_them(parts):
 
 
 async def test_a_row_holding_nan_is_answered_never_stored(parts):
-    service, cache, triton = parts
+    service, cache, _ = parts
     answer = await service.predict(INFO, batch(float("nan"), 1))
     await settled(service)
     assert np.isnan(answer.outputs["y"].array[0, 0])
