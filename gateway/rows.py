@@ -45,14 +45,15 @@ def split_rows(outputs: dict[str, Tensor], count: int) -> list[Row]:
     ]
 
 
-def stack_rows(model: str, rows: Sequence[Row], names: Sequence[str]) -> dict[str, Tensor]:
-    """One answer from rows in request order (each output `[len(rows), ...]`).
+def stack_rows(model: str, rows: Sequence[Row]) -> dict[str, Tensor]:
+    """One answer from rows in request order (each output `[len(rows), ...]`, in the first row's
+    output order: Triton's, as stored).
 
     Raises GatewayError 500 when the rows of an output differ in shape: only a model forced to
     `row_cache: "true"` whose outputs have a variable axis can get here.
     """
     answer = {}
-    for name in names:
+    for name in rows[0]:
         arrays = [row[name].array for row in rows]
         shapes = sorted({a.shape for a in arrays})
         if len(shapes) > 1:

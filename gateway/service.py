@@ -20,7 +20,7 @@ from gateway.coalescer import Coalescer
 from gateway.codec import decode_outputs, encode_outputs
 from gateway.errors import GatewayError
 from gateway.row_cache import RowCache
-from gateway.rows import all_finite, check_complete, output_names, stack_rows
+from gateway.rows import all_finite, check_complete, stack_rows
 from gateway.settings import Settings
 from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo, TritonPool
@@ -126,7 +126,7 @@ class PredictionService:
         (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(info.name).inc()
         metrics.CACHE_ROW_HITS.labels(info.name).inc(answered.hits)
         metrics.CACHE_ROW_MISSES.labels(info.name).inc(len(keys) - answered.hits)
-        result = stack_rows(info.name, answered.rows, output_names(info, outputs))
+        result = stack_rows(info.name, answered.rows)
         return Prediction(info.name, info.version, result, hit, rows_from_cache=answered.hits)
 
     def _ttl(self, info: ModelInfo) -> int:
