@@ -56,27 +56,31 @@ func (g *Gateway) predictRows(ctx context.Context, info *ModelInfo, inputs []Ten
 	if err != nil {
 		hits = 0
 	}
-	if len(claimed) < len(unique) {
-		coalesced.WithLabelValues(info.Name).Inc()
-	}
-	report := cacheReport{state: "MISS", hitRows: hits, perRow: true}
-	if hits == len(keys) {
-		report.state = "HIT"
-	} else if hits > 0 {
-		report.state = "PARTIAL"
-	}
-	counted := cacheMisses
-	if report.state == "HIT" {
-		counted = cacheHits
-	}
-	counted.WithLabelValues(info.Name).Inc()
-	cacheRowHits.WithLabelValues(info.Name).Add(float64(hits))
-	cacheRowMisses.WithLabelValues(info.Name).Add(float64(len(keys) - hits))
+	report := countRows(info, hits, len(keys), len(claimed) < len(unique))
 	if err != nil {
 		return nil, report, err
 	}
 	stacked, err := stackRows(info.Name, answers)
 	return stacked, report, err
+}
+
+// countRows makes the answer's cache report and counts it: per request (a PARTIAL is a miss),
+// per row, and whether the request joined rows of another.
+func countRows(info *ModelInfo, hits, rows int, joined bool) cacheReport {
+	if joined {
+		coalesced.WithLabelValues(info.Name).Inc()
+	}
+	report := cacheReport{state: "MISS", hitRows: hits, perRow: true}
+	counted := cacheMisses
+	if hits == rows {
+		report.state, counted = "HIT", cacheHits
+	} else if hits > 0 {
+		report.state = "PARTIAL"
+	}
+	counted.WithLabelValues(info.Name).Inc()
+	cacheRowHits.WithLabelValues(info.Name).Add(float64(hits))
+	cacheRowMisses.WithLabelValues(info.Name).Add(float64(rows - hits))
+	return report
 }
 
 // fillRows settles the claimed rows (first: key -> its first row in the request): from one MGET,
