@@ -4,6 +4,8 @@ request order and say how many rows the cache served."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import redis
@@ -70,3 +72,21 @@ def test_both_gateways_share_row_entries_stored_with_their_ttl(stack):
     client = redis.Redis.from_url(stack.redis_url)
     keys = client.keys("row:digits:*")
     assert keys and all(0 < client.ttl(key) <= 3600 for key in keys)
+
+
+@pytest.mark.parametrize("protocol", SENDERS)
+def test_concurrent_overlapping_requests_compute_each_row_once(stack, protocol):
+    """Within one gateway process a row is computed once however requests overlap: the first
+    claims it, the others join it until it is stored, and later ones find it in Redis."""
+    send = SENDERS[protocol]
+    pool = images(6)
+    orders = np.random.default_rng(17).permuted(np.tile(np.arange(6), (8, 1)), axis=1)[:, :4]
+    before = stack.triton_inferences()
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(
+            threads.map(lambda rows: send(stack, "digits", {"image": pool[rows]}), orders)
+        )
+    assert stack.triton_inferences_since(before) == len(set(orders.ravel()))
+    for rows, answer in zip(orders, answers, strict=True):
+        alone = via_grpc(stack.triton_grpc_url, "digits", {"image": pool[rows]})
+        np.testing.assert_array_equal(answer.outputs["logits"], alone.outputs["logits"])
