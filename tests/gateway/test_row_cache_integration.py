@@ -4,6 +4,7 @@ request order and say how many rows the cache served."""
 
 from __future__ import annotations
 
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -90,3 +91,18 @@ def test_concurrent_overlapping_requests_compute_each_row_once(stack, protocol):
     for rows, answer in zip(orders, answers, strict=True):
         alone = via_grpc(stack.triton_grpc_url, "digits", {"image": pool[rows]})
         np.testing.assert_array_equal(answer.outputs["logits"], alone.outputs["logits"])
+
+
+def test_with_redis_down_batches_are_answered_uncached_on_both_gateways(make_stack):
+    stack = make_stack(GATEWAY_REDIS_RETRY_AFTER_S="0.2", GATEWAY_REDIS_TIMEOUT_MS="200")
+    rows = images(3)
+    stack.local.stop_component("redis", signal.SIGKILL)
+    direct = via_grpc(stack.triton_grpc_url, "digits", {"image": rows}).outputs["logits"]
+    for protocol, send in SENDERS.items():
+        for _ in range(2):  # the second, too: nothing was stored
+            answer = send(stack, "digits", {"image": rows})
+            assert (answer.cache, answer.hit_rows) == ("MISS", 0), protocol
+            np.testing.assert_array_equal(answer.outputs["logits"], direct)
+    stack.local.start_component("redis")
+    for send in SENDERS.values():
+        until_hit(lambda send=send: send(stack, "digits", {"image": rows}), lambda a: a.cache)
