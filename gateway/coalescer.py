@@ -1,4 +1,5 @@
-"""Coalescing of identical in-flight requests: one call per key, its result or error to all waiters."""
+"""Coalescing of identical in-flight requests (one call per key, its result or error to all
+waiters) and of identical rows of batched requests (RowFlights, for the per-row cache)."""
 
 from __future__ import annotations
 

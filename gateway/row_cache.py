@@ -24,6 +24,8 @@ from gateway.triton_client import ModelInfo, TritonPool
 
 @dataclass(frozen=True)
 class RowAnswer:
+    """One row of a model's outputs (each without the batch axis) and where it came from."""
+
     row: Row
     hit: bool  # read from Redis (by this request or by the one it joined)
 
