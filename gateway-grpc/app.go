@@ -9,6 +9,7 @@ import (
 	"log"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ type Gateway struct {
 	triton    *TritonPool
 	cache     *PredictionCache
 	coalescer *Coalescer[answer]
+	rows      *RowFlights[rowAnswer]
 	inFlight  atomic.Int64
 	told      sync.Map // models whose missing fingerprint was logged
 }
@@ -77,7 +79,7 @@ func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error
 	inFlight.Inc()
 	defer func() { g.inFlight.Add(-1); inFlight.Dec() }()
 
-	response, hit, err := g.predict(ctx, request, &model)
+	response, report, err := g.predict(ctx, request, &model)
 	if err != nil {
 		var mistake clientError
 		if errors.As(err, &mistake) {
@@ -86,11 +88,11 @@ func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error
 		code = httpStatus(err)
 		return nil, status.Convert(err).Err()
 	}
-	cacheState := "MISS"
-	if hit {
-		cacheState = "HIT"
+	trailer := metadata.Pairs("x-cache", report.state)
+	if report.perRow {
+		trailer.Set("x-cache-hit-rows", strconv.Itoa(report.hitRows))
 	}
-	grpc.SetTrailer(ctx, metadata.Pairs("x-cache", cacheState))
+	grpc.SetTrailer(ctx, trailer)
 	code = "200"
 	return response, nil
 }

@@ -89,6 +89,29 @@ func (c *PredictionCache) Get(key string) (value []byte) {
 	return value
 }
 
+// GetMany returns the stored values of keys in one round trip (MGET), nil for each absent one;
+// all nil on an error, a panic of the client or while the cache is skipped.
+func (c *PredictionCache) GetMany(keys []string) (values [][]byte) {
+	if !c.available() {
+		return make([][]byte, len(keys))
+	}
+	started := time.Now()
+	defer func() { cacheLookupDuration.Observe(time.Since(started).Seconds()) }()
+	defer c.survive("get", func() { values = make([][]byte, len(keys)) })
+	conn := c.pool.Load().Get()
+	defer conn.Close()
+	args := make([]interface{}, len(keys))
+	for i, key := range keys {
+		args[i] = key
+	}
+	values, err := redis.ByteSlices(conn.Do("MGET", args...))
+	if err != nil || len(values) != len(keys) {
+		c.failed("get")
+		return make([][]byte, len(keys))
+	}
+	return values
+}
+
 // Fits says whether a value of this many bytes may be stored.
 func (c *PredictionCache) Fits(size int) bool { return size <= c.maxValueBytes }
 

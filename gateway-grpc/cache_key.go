@@ -18,6 +18,11 @@ var keyTag = []byte("tsgateway-v2")
 // length-prefixed. The layout is gateway/cache_key.py's.
 func cacheKey(model, fingerprint string, inputs []Tensor, outputs []string) string {
 	digest, _ := blake2b.New(16, keyTag)
+	tensorFields(digest, model, fingerprint, inputs, outputs)
+	return "pred:" + model + ":" + hex.EncodeToString(digest.Sum(nil))
+}
+
+func tensorFields(digest hash.Hash, model, fingerprint string, inputs []Tensor, outputs []string) {
 	field(digest, []byte(model))
 	field(digest, []byte(fingerprint))
 	ordered := append([]Tensor(nil), inputs...)
@@ -35,7 +40,6 @@ func cacheKey(model, fingerprint string, inputs []Tensor, outputs []string) stri
 	for _, name := range uniqueSorted(outputs) {
 		field(digest, append([]byte("out:"), name...))
 	}
-	return "pred:" + model + ":" + hex.EncodeToString(digest.Sum(nil))
 }
 
 func field(digest hash.Hash, data []byte) {
@@ -59,4 +63,26 @@ func uniqueSorted[T ordered](items []T) []T {
 	}
 	sort.Slice(unique, func(i, j int) bool { return unique[i] < unique[j] })
 	return unique
+}
+
+// rowKeys is one key per row of a batched request, "row:<model>:<32 hex digits>", as
+// gateway/cache_key.py's row_keys: a leading "row" field, then cacheKey's fields over row i of
+// every input (its shape without the batch axis) and the requested outputs.
+func rowKeys(model, fingerprint string, inputs []Tensor, outputs []string) []string {
+	split := make([][]Tensor, len(inputs))
+	for i, t := range inputs {
+		split[i] = rows(t)
+	}
+	keys := make([]string, inputs[0].Shape[0])
+	for row := range keys {
+		digest, _ := blake2b.New(16, keyTag)
+		field(digest, []byte("row"))
+		rowInputs := make([]Tensor, len(inputs))
+		for i := range inputs {
+			rowInputs[i] = split[i][row]
+		}
+		tensorFields(digest, model, fingerprint, rowInputs, outputs)
+		keys[row] = "row:" + model + ":" + hex.EncodeToString(digest.Sum(nil))
+	}
+	return keys
 }

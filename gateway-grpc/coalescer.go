@@ -85,3 +85,66 @@ func (c *Coalescer[T]) Len() int {
 	defer c.mu.Unlock()
 	return len(c.calls)
 }
+
+// RowFlights coalesces per row (gateway/coalescer.py's RowFlights): one flight per row key,
+// claimed by the first request that needs it; later requests wait on it. A claimant settles its
+// flights, then releases them once their results are stored, so a request arriving between an
+// answer and its store joins the finished flight instead of computing the row again.
+type RowFlights[T any] struct {
+	mu      sync.Mutex
+	flights map[string]*call[T]
+}
+
+func newRowFlights[T any]() *RowFlights[T] { return &RowFlights[T]{flights: map[string]*call[T]{}} }
+
+// Claim returns the flight of every key, and the keys (in the order given) this caller must settle.
+func (r *RowFlights[T]) Claim(keys []string) (map[string]*call[T], []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	flights, claimed := map[string]*call[T]{}, []string{}
+	for _, key := range keys {
+		flight, running := r.flights[key]
+		if !running {
+			flight = &call[T]{done: make(chan struct{})}
+			r.flights[key] = flight
+			claimed = append(claimed, key)
+		}
+		flights[key] = flight
+	}
+	return flights, claimed
+}
+
+// Settle gives a claimed flight its result or error and wakes its waiters.
+func (r *RowFlights[T]) Settle(flight *call[T], result T, err error) {
+	flight.result, flight.err = result, err
+	close(flight.done)
+}
+
+// Release forgets the claimed keys' flights.
+func (r *RowFlights[T]) Release(keys []string, flights map[string]*call[T]) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range keys {
+		if r.flights[key] == flights[key] {
+			delete(r.flights, key)
+		}
+	}
+}
+
+// Wait returns a flight's result, or the context's error when the caller goes away first.
+func (r *RowFlights[T]) Wait(ctx context.Context, flight *call[T]) (T, error) {
+	select {
+	case <-flight.done:
+		return flight.result, flight.err
+	case <-ctx.Done():
+		var zero T
+		return zero, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// Len is the number of row keys in flight or held.
+func (r *RowFlights[T]) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.flights)
+}

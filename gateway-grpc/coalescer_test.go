@@ -175,3 +175,30 @@ func TestIdenticalRequestsShareOneCacheLookupAndOneInference(t *testing.T) {
 		t.Errorf("%d inferences, %d keys held after a hit", inferences.Load(), c.Len())
 	}
 }
+
+func TestARowClaimedByOneRequestIsJoinedByTheNextUntilReleased(t *testing.T) {
+	r := newRowFlights[int]()
+	first, claimed := r.Claim([]string{"a", "b"})
+	second, claimedAgain := r.Claim([]string{"b", "c"})
+	if len(claimed) != 2 || len(claimedAgain) != 1 || claimedAgain[0] != "c" || second["b"] != first["b"] {
+		t.Fatalf("claimed %v then %v", claimed, claimedAgain)
+	}
+	go r.Settle(first["b"], 7, nil)
+	if got, err := r.Wait(context.Background(), second["b"]); got != 7 || err != nil {
+		t.Fatalf("the joined row answered %v, %v", got, err)
+	}
+	r.Release(claimed, first)
+	if _, again := r.Claim([]string{"b"}); len(again) != 1 || r.Len() != 2 {
+		t.Fatalf("a released row is claimed anew: %v, %d in flight", again, r.Len())
+	}
+}
+
+func TestAWaiterThatGoesAwayStopsWaitingForARow(t *testing.T) {
+	r := newRowFlights[int]()
+	flights, _ := r.Claim([]string{"a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Wait(ctx, flights["a"]); status.Code(err) != codes.Canceled {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -55,6 +55,10 @@ type corpusCase struct {
 	Forwarded json.RawMessage `json:"forwarded_parameters"`
 	Rejection string          `json:"queue_rejection"`
 	Bypassed  string          `json:"cache_bypassed"`
+	// per-row cached models: Redis before and after, and the raw inputs Triton receives
+	Seeded       map[string]string `json:"seeded"`
+	Rows         map[string]string `json:"rows"`
+	TritonInputs map[string]string `json:"triton_inputs"`
 }
 
 type wireRequest struct {
@@ -62,8 +66,9 @@ type wireRequest struct {
 	Request       json.RawMessage `json:"request"`
 	MessageBase64 string          `json:"message_base64"`
 	Expect        struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code     string            `json:"code"`
+		Message  string            `json:"message"`
+		Trailers map[string]string `json:"trailers"`
 	} `json:"expect"`
 }
 
@@ -251,6 +256,14 @@ func (c *memoryConn) Send(command string, args ...interface{}) error {
 			return nil
 		}
 		c.replies = append(c.replies, value)
+	case "MGET":
+		values := make([]interface{}, len(args))
+		for i, key := range args {
+			if value, found := c.redis.values[key.(string)]; found {
+				values[i] = value
+			}
+		}
+		c.replies = append(c.replies, values)
 	case "SET":
 		c.redis.values[args[0].(string)] = append([]byte(nil), args[1].([]byte)...)
 		c.replies = append(c.replies, "OK")
@@ -315,8 +328,8 @@ func startUnderTest(t *testing.T, corpus corpusFile) *underTest {
 	return &underTest{gateway, triton, store, conn}
 }
 
-// send makes one ModelInfer call: the error, and the trailing x-cache.
-func (u *underTest) send(request wireRequest) (error, string) {
+// send makes one ModelInfer call: the error, and the trailing metadata.
+func (u *underTest) send(request wireRequest) (error, map[string]string) {
 	var trailer metadata.MD
 	var in interface{}
 	if request.MessageBase64 != "" {
@@ -325,19 +338,23 @@ func (u *underTest) send(request wireRequest) (error, string) {
 	} else {
 		message := &kserve.ModelInferRequest{}
 		if err := protojson.Unmarshal(request.Request, message); err != nil {
-			return err, ""
+			return err, nil
 		}
 		in = message
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := u.conn.Invoke(ctx, methodPrefix+"ModelInfer", in, &kserve.ModelInferResponse{}, grpc.Trailer(&trailer))
-	return err, strings.Join(trailer.Get("x-cache"), ",")
+	trailers := map[string]string{}
+	for name, values := range trailer {
+		trailers[name] = strings.Join(values, ",")
+	}
+	return err, trailers
 }
 
 // settled waits until no key is in flight or held for its store (the answer is stored, or not).
 func (u *underTest) settled(t *testing.T) {
-	for deadline := time.Now().Add(10 * time.Second); u.gateway.coalescer.Len() != 0; {
+	for deadline := time.Now().Add(10 * time.Second); u.gateway.coalescer.Len()+u.gateway.rows.Len() != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("a key stayed in flight")
 		}
@@ -388,19 +405,19 @@ func TestGatewayGRPCAnswersAsTheCorpusSays(t *testing.T) {
 func (u *underTest) replay(t *testing.T, c corpusCase, request wireRequest) {
 	u.triton.answerWith(c.Triton)
 	u.redis.mu.Lock()
-	u.redis.values = map[string][]byte{}
+	u.redis.values = decoded(c.Seeded)
 	u.redis.mu.Unlock()
 	before := counters(c.Model)
-	err, cacheState := u.send(request)
+	err, trailers := u.send(request)
 	got := status.Convert(err)
 	if codeName(got.Code()) != request.Expect.Code || got.Message() != request.Expect.Message {
 		t.Fatalf("answered %s %q, the corpus says %s %q", codeName(got.Code()), got.Message(), request.Expect.Code, request.Expect.Message)
 	}
-	if err == nil && cacheState != "MISS" {
-		t.Errorf("x-cache %q on the first request", cacheState)
+	if err == nil && !reflect.DeepEqual(trailers, request.Expect.Trailers) {
+		t.Errorf("trailers %v on the first request, the corpus says %v", trailers, request.Expect.Trailers)
 	}
 	u.settled(t)
-	want := map[string][]byte{}
+	want := decoded(c.Rows)
 	if c.Key != nil {
 		want[*c.Key], _ = base64.StdEncoding.DecodeString(*c.Value)
 	}
@@ -416,11 +433,20 @@ func (u *underTest) replay(t *testing.T, c corpusCase, request wireRequest) {
 			t.Errorf("metric %d moved by %v, the corpus says %v", i, after[i]-before[i], expected)
 		}
 	}
-	if c.Key != nil {
-		if err, state := u.send(request); err != nil || state != "HIT" || len(u.triton.receivedRequests()) != 1 {
-			t.Errorf("a repeat answered %v, x-cache %q", err, state)
+	if c.Key != nil || (len(c.Rows) > 0 && c.Bypassed == "") {
+		calls := len(u.triton.receivedRequests())
+		if err, trailers := u.send(request); err != nil || trailers["x-cache"] != "HIT" || len(u.triton.receivedRequests()) != calls {
+			t.Errorf("a repeat answered %v, trailers %v", err, trailers)
 		}
 	}
+}
+
+func decoded(values map[string]string) map[string][]byte {
+	bytes := map[string][]byte{}
+	for key, value := range values {
+		bytes[key], _ = base64.StdEncoding.DecodeString(value)
+	}
+	return bytes
 }
 
 // checkTriton: Triton was reached once when the corpus gives its answer, else never; with the
@@ -433,6 +459,15 @@ func (u *underTest) checkTriton(t *testing.T, c corpusCase) {
 	}
 	if !reached {
 		return
+	}
+	if c.TritonInputs != nil {
+		sent := map[string][]byte{}
+		for i, input := range received[0].Inputs {
+			sent[input.Name] = received[0].RawInputContents[i]
+		}
+		if want := decoded(c.TritonInputs); !reflect.DeepEqual(sent, want) {
+			t.Errorf("Triton received rows %q, the corpus says %q", sent, want)
+		}
 	}
 	forwarded := map[string]interface{}{}
 	for key, parameter := range received[0].Parameters {

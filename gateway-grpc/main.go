@@ -70,7 +70,7 @@ func serve(config Config) error {
 
 func newGateway(config Config) *Gateway {
 	return &Gateway{
-		config: config, triton: newTritonPool(config), cache: newPredictionCache(config), coalescer: newCoalescer[answer](),
+		config: config, triton: newTritonPool(config), cache: newPredictionCache(config), coalescer: newCoalescer[answer](), rows: newRowFlights[rowAnswer](),
 	}
 }
 

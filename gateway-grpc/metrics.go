@@ -27,6 +27,12 @@ var (
 	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_cache_misses_total", Help: "Predictions not found in Redis.",
 	}, []string{"model"})
+	cacheRowHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_cache_row_hits_total", Help: "Rows of batched requests answered from Redis (models with row_cache on).",
+	}, []string{"model"})
+	cacheRowMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_cache_row_misses_total", Help: "Rows of batched requests not found in Redis (computed, or joined another request's).",
+	}, []string{"model"})
 	cacheErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_cache_errors_total", Help: "Cache operations that failed or were skipped.",
 	}, []string{"op"})
@@ -57,6 +63,6 @@ var (
 
 func init() {
 	prometheus.MustRegister(requests, requestDuration, tritonDuration, cacheLookupDuration, cacheHits,
-		cacheMisses, cacheErrors, coalesced, inFlight, redisErrors, tritonErrors, shed, cacheBypassed,
+		cacheMisses, cacheRowHits, cacheRowMisses, cacheErrors, coalesced, inFlight, redisErrors, tritonErrors, shed, cacheBypassed,
 		queueRejections)
 }

@@ -1,6 +1,7 @@
 // What the gateway reads from a model's metadata and config, as gateway/model_config.py reads it:
-// max_batch_size, the inputs and outputs, and the valid_range:<input> and allow_empty:<input>
-// parameters (the fingerprint is resolved by the Triton client: an ensemble needs its steps' configs).
+// max_batch_size, the inputs and outputs, the valid_range:<input>, allow_empty:<input> and row_cache
+// parameters (the fingerprint, and whether an ensemble's steps batch, are resolved by the Triton
+// client: an ensemble needs its steps' configs).
 package main
 
 import (
@@ -71,4 +72,33 @@ func parseRange(value string) ([2]int64, bool) {
 	low, errLow := strconv.ParseInt(strings.TrimSpace(parts[0]), 10, 64)
 	high, errHigh := strconv.ParseInt(strings.TrimSpace(parts[1]), 10, 64)
 	return [2]int64{low, high}, errLow == nil && errHigh == nil && low <= high
+}
+
+// rowCache says whether answers are cached per row, as gateway/model_config.py's row_cache:
+// never without a batch axis; else the row_cache parameter ("true"/"false", any case and spaces),
+// by default on where the model (an ensemble: every step) batches dynamically and every output has
+// a fixed shape after the batch axis.
+func rowCache(config *kserve.ModelConfig, stepsBatch bool) (bool, error) {
+	if config.GetMaxBatchSize() <= 0 {
+		return false, nil
+	}
+	p := config.GetParameters()[shared.RowCacheParameter]
+	if p == nil {
+		for _, output := range config.GetOutput() {
+			for _, d := range output.Dims {
+				if d < 0 {
+					return false, nil
+				}
+			}
+		}
+		return stepsBatch, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(p.StringValue)) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not 'true' or 'false'",
+		config.GetName(), shared.RowCacheParameter, p.StringValue)
 }

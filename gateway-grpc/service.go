@@ -1,6 +1,7 @@
 // One prediction, as gateway/service.py makes it: validate -> key -> coalesce identical requests
 // -> Redis -> on a miss, Triton -> answer, then store (answers holding NaN or Infinity, and models
-// without a fingerprint, are never stored).
+// without a fingerprint, are never stored). Models with row_cache on take these steps per row
+// (row_cache.go).
 package main
 
 import (
@@ -14,10 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest, model *string) (*kserve.ModelInferResponse, bool, error) {
+func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest, model *string) (*kserve.ModelInferResponse, cacheReport, error) {
 	info, err := g.triton.ModelInfo(ctx, request.ModelName, request.ModelVersion)
 	if err != nil {
-		return nil, false, err
+		return nil, cacheReport{}, err
 	}
 	*model = info.Name
 	// Triton's order: request parameters, inputs, requested outputs, then the checks against the model
@@ -31,9 +32,16 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 		err = validate(info, inputs, outputs)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, cacheReport{}, err
 	}
 	ttl := g.ttl(info)
+	if ttl > 0 && info.RowCache && batched(inputs) {
+		result, report, err := g.predictRows(ctx, info, inputs, outputs, parameters, ttl)
+		if err != nil {
+			return nil, report, err
+		}
+		return inferResponse(info, request.Id, result), report, nil
+	}
 	key := cacheKey(info.Name, info.Fingerprint, inputs, outputs)
 	var get func() []Tensor
 	var store func([]Tensor)
@@ -79,10 +87,24 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 			cacheMisses.WithLabelValues(info.Name).Inc()
 		}
 	}
-	if err != nil {
-		return nil, false, err
+	report := cacheReport{state: "MISS"}
+	if found.hit {
+		report.state = "HIT"
 	}
-	return inferResponse(info, request.Id, found.outputs), found.hit, nil
+	if err != nil {
+		return nil, report, err
+	}
+	return inferResponse(info, request.Id, found.outputs), report, nil
+}
+
+// batched says every input has a batch axis (a model with max_batch_size > 0 may declare none).
+func batched(inputs []Tensor) bool {
+	for _, t := range inputs {
+		if len(t.Shape) == 0 {
+			return false
+		}
+	}
+	return len(inputs) > 0
 }
 
 // ttl is the model's cache TTL; 0 for a model without a fingerprint (counted, logged once).

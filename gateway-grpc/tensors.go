@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Tensor is an input or output as the gateway handles it: canonical little-endian C-order bytes,
@@ -120,4 +123,79 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// rows splits a tensor of shape [batch, ...] into its rows: row i has shape Shape[1:] and its own
+// canonical bytes (for BYTES, its items with their length prefixes). The tensor is valid
+// (tensorFromRaw checked it), so its bytes fill its shape.
+func rows(t Tensor) []Tensor {
+	batch := int(t.Shape[0])
+	shape := t.Shape[1:]
+	perRow, _ := elements(shape)
+	split := make([]Tensor, batch)
+	offset := 0
+	for i := range split {
+		end := offset + int(perRow)*itemSize[t.Datatype]
+		if t.Datatype == "BYTES" {
+			end = offset
+			for item := int64(0); item < perRow; item++ {
+				end += 4 + int(binary.LittleEndian.Uint32(t.Data[end:]))
+			}
+		}
+		split[i] = Tensor{t.Name, t.Datatype, shape, t.Data[offset:end:end]}
+		offset = end
+	}
+	return split
+}
+
+// pickRows is the inputs holding only the rows given (indices into their batch), in that order.
+func pickRows(inputs []Tensor, picked []int) []Tensor {
+	if len(inputs) > 0 && len(picked) == int(inputs[0].Shape[0]) {
+		inOrder := true
+		for i, row := range picked {
+			inOrder = inOrder && i == row
+		}
+		if inOrder {
+			return inputs
+		}
+	}
+	batch := make([]Tensor, len(inputs))
+	for i, t := range inputs {
+		split := rows(t)
+		data := []byte{}
+		for _, row := range picked {
+			data = append(data, split[row].Data...)
+		}
+		batch[i] = Tensor{t.Name, t.Datatype, append([]int64{int64(len(picked))}, t.Shape[1:]...), data}
+	}
+	return batch
+}
+
+// stackRows joins rows (each a model's outputs, one row each, in the same output order) into one
+// answer of len(rows) rows, in the first row's output order; an error when the rows of an output
+// differ in shape (a model forced to row_cache "true" whose outputs have a variable axis).
+func stackRows(model string, answers [][]Tensor) ([]Tensor, error) {
+	stacked := make([]Tensor, len(answers[0]))
+	for i, first := range answers[0] {
+		out := Tensor{first.Name, first.Datatype, append([]int64{int64(len(answers))}, first.Shape...), nil}
+		for _, answer := range answers {
+			row := outputNamed(answer, first.Name)
+			if shapeText(row.Shape) != shapeText(first.Shape) {
+				return nil, status.Errorf(codes.Internal, "model '%s': cached rows of output '%s' differ in shape (%s, %s); set its config parameter row_cache to \"false\"",
+					model, first.Name, shapeText(first.Shape), shapeText(row.Shape))
+			}
+			out.Data = append(out.Data, row.Data...)
+		}
+		stacked[i] = out
+	}
+	return stacked, nil
+}
+
+func outputNamed(outputs []Tensor, name string) Tensor {
+	for _, t := range outputs {
+		if t.Name == name {
+			return t
+		}
+	}
+	return Tensor{}
 }

@@ -211,6 +211,7 @@ type ModelInfo struct {
 	ValidRanges                map[string][2]int64 // inclusive bounds of index inputs
 	AllowEmpty                 map[string]bool     // inputs that may have a zero-length axis
 	Unfingerprinted            string
+	RowCache                   bool // answers are cached per row (rowCache)
 	fetched                    time.Time
 }
 
@@ -253,8 +254,12 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 	if err == nil {
 		info, err = newModelInfo(model, version, metadata, config.GetConfig())
 	}
+	batches := false
 	if err == nil {
-		info.Fingerprint, info.Unfingerprinted, err = p.fingerprint(ctx, model, config.GetConfig(), 0)
+		info.Fingerprint, info.Unfingerprinted, batches, err = p.fingerprint(ctx, model, config.GetConfig(), 0)
+	}
+	if err == nil {
+		info.RowCache, err = rowCache(config.GetConfig(), batches)
 	}
 	if err != nil {
 		if cached != nil && status.Code(err) == codes.Unavailable {
@@ -270,20 +275,24 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 
 // fingerprint is the cache fingerprint of a model and "", or "" and the model without one: an
 // ensemble's combines its own with each step's, resolved through their configs, in the format of
-// gateway/model_config.py's combined_fingerprint (own, then "|<step model>=<its fingerprint>").
-func (p *TritonPool) fingerprint(ctx context.Context, model string, config *kserve.ModelConfig, depth int) (string, string, error) {
+// gateway/model_config.py's combined_fingerprint (own, then "|<step model>=<its fingerprint>");
+// batches says the model (an ensemble: every step) has dynamic_batching.
+func (p *TritonPool) fingerprint(ctx context.Context, model string, config *kserve.ModelConfig, depth int) (string, string, bool, error) {
 	own := parameter(config, shared.FingerprintParameter)
-	if own == "" {
-		return "", model, nil
-	}
 	var steps []*kserve.ModelEnsembling_Step
 	if config.GetPlatform() == "ensemble" {
 		steps = config.GetEnsembleScheduling().GetStep()
 	}
-	if len(steps) > 0 && depth >= maxEnsembleDepth {
-		return "", model, nil
+	if len(steps) == 0 {
+		if own == "" {
+			return "", model, config.GetDynamicBatching() != nil, nil
+		}
+		return own, "", config.GetDynamicBatching() != nil, nil
 	}
-	combined := own
+	if own == "" || depth >= maxEnsembleDepth {
+		return "", model, false, nil
+	}
+	combined, batches := own, true
 	for _, step := range steps {
 		version := ""
 		if step.ModelVersion > 0 {
@@ -292,15 +301,16 @@ func (p *TritonPool) fingerprint(ctx context.Context, model string, config *kser
 		response := &kserve.ModelConfigResponse{}
 		request := &kserve.ModelConfigRequest{Name: step.ModelName, Version: version}
 		if err := p.Invoke(ctx, "ModelConfig", request, response, p.timeout); err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
-		member, missing, err := p.fingerprint(ctx, step.ModelName, response.GetConfig(), depth+1)
+		member, missing, stepBatches, err := p.fingerprint(ctx, step.ModelName, response.GetConfig(), depth+1)
 		if err != nil || missing != "" {
-			return "", missing, err
+			return "", missing, false, err
 		}
 		combined += "|" + step.ModelName + "=" + member
+		batches = batches && stepBatches
 	}
-	return combined, "", nil
+	return combined, "", batches, nil
 }
 
 // Infer runs one inference with canonical raw inputs and reads the outputs back; parameters are

@@ -375,8 +375,10 @@ def _answer(
     media_type: str = "application/json",
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """An inference answer with X-Cache, compressed when the client accepts it (as Triton does)."""
-    headers = {"X-Cache": "HIT" if prediction.cache_hit else "MISS", **(headers or {})}
+    """An inference answer with X-Cache (and X-Cache-Hit-Rows for a per-row cached model), compressed when the client accepts it (as Triton does)."""
+    headers = {"X-Cache": prediction.cache_state, **(headers or {})}
+    if prediction.rows_from_cache is not None:
+        headers["X-Cache-Hit-Rows"] = str(prediction.rows_from_cache)
     coding = response_coding(request.headers.get("accept-encoding"))
     if coding != "identity":
         content = encoded(content, coding)

@@ -65,6 +65,40 @@ class PredictionCache:
             self._failed("set")
             return False
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The stored values of `keys` in one round trip (MGET), None for each absent one; all
+        None on any failure (see the class docstring)."""
+        if not self.available:
+            metrics.CACHE_ERRORS.labels("skipped").inc()
+            return [None] * len(keys)
+        started = time.perf_counter()
+        try:
+            return list(await self.client.mget(keys))
+        except Exception:  # any failure is a miss of every key
+            self._failed("get")
+            return [None] * len(keys)
+        finally:
+            metrics.CACHE_LOOKUP_DURATION.observe(time.perf_counter() - started)
+
+    async def put_many(self, items: list[tuple[str, bytes]], ttl_s: int) -> int:
+        """Store each (key, value) for `ttl_s` seconds in one pipeline, values larger than
+        `max_value_bytes` left out; the number sent (0 on any failure)."""
+        fitting = [(k, v) for k, v in items if len(v) <= self.max_value_bytes]
+        if ttl_s <= 0 or not fitting:
+            return 0
+        if not self.available:
+            metrics.CACHE_ERRORS.labels("skipped").inc()
+            return 0
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in fitting:
+                    pipe.set(key, value, ex=ttl_s)
+                await pipe.execute()
+            return len(fitting)
+        except Exception:  # any failure skips the stores (see the class docstring)
+            self._failed("set")
+            return 0
+
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())

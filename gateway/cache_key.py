@@ -5,6 +5,10 @@ then each input's name, datatype, shape and little-endian bytes in name order, t
 outputs in name order. Every field is length-prefixed so no two requests can collide by
 concatenation. The same tensor sent as nested JSON, flat JSON with a shape, or raw gRPC bytes gives
 the same key.
+
+A row key (per-row cache, docs/cache.md) is the same digest over one row of each input (its shape
+without the batch axis), after a leading `row` field, under the prefix `row:`: a row never shares
+a key with a whole request, and the same row gives the same key in any batch, position or wire form.
 """
 
 from __future__ import annotations
@@ -25,6 +29,37 @@ def cache_key(
     model: str, fingerprint: str, inputs: Sequence[Tensor], outputs: Iterable[str] = ()
 ) -> str:
     digest = hashlib.blake2b(digest_size=16, key=KEY_TAG)
+    _tensors(digest, model, fingerprint, inputs, outputs)
+    return f"pred:{model}:{digest.hexdigest()}"
+
+
+def row_keys(
+    model: str, fingerprint: str, inputs: Sequence[Tensor], outputs: Iterable[str] = ()
+) -> list[str]:
+    """One key per row of a batched request: `row:<model>:<32 hex digits>`, in row order.
+
+    `inputs` all have the batch axis first (shape `[batch, ...]`, as validated for a model with
+    max_batch_size > 0); row i's key covers row i of every input (name, datatype, row shape
+    `shape[1:]`, row bytes) and the requested outputs.
+    """
+    outputs = tuple(outputs)
+    keys = []
+    for row in range(inputs[0].shape[0]):
+        digest = hashlib.blake2b(digest_size=16, key=KEY_TAG)
+        _field(digest, b"row")
+        rows = [Tensor(t.name, t.datatype, t.array[row, ...]) for t in inputs]
+        _tensors(digest, model, fingerprint, rows, outputs)
+        keys.append(f"row:{model}:{digest.hexdigest()}")
+    return keys
+
+
+def _tensors(
+    digest: hashlib._Hash,
+    model: str,
+    fingerprint: str,
+    inputs: Sequence[Tensor],
+    outputs: Iterable[str],
+) -> None:
     _field(digest, model.encode())
     _field(digest, fingerprint.encode())
     for tensor in sorted(inputs, key=lambda t: t.name):
@@ -34,7 +69,6 @@ def cache_key(
         _field(digest, canonical_bytes(tensor))
     for name in sorted(set(outputs)):
         _field(digest, b"out:" + name.encode())
-    return f"pred:{model}:{digest.hexdigest()}"
 
 
 def canonical_bytes(tensor: Tensor) -> bytes:

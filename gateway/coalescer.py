@@ -1,4 +1,5 @@
-"""Coalescing of identical in-flight requests: one call per key, its result or error to all waiters."""
+"""Coalescing of identical in-flight requests (one call per key, its result or error to all
+waiters) and of identical rows of batched requests (RowFlights, for the per-row cache)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,42 @@ class Coalescer(Generic[T]):
             del self._in_flight[key]
         if not task.cancelled():
             task.exception()  # mark retrieved: waiters that went away must not log a warning
+
+
+class RowFlights(Generic[T]):
+    """Coalescing per row: one future per row key, claimed by the first request that needs it.
+
+    A request claims the keys nobody is working on and joins the futures of the others; it
+    settles its claimed futures (result or exception) and releases them, at once or once their
+    cache writes are done, so a request arriving between an answer and its store joins the
+    finished future instead of computing the row again.
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[str, asyncio.Future[T]] = {}
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def claim(self, keys: list[str]) -> tuple[dict[str, asyncio.Future[T]], list[str]]:
+        """({key: its future} for every key, [the keys this caller must settle], in key order)."""
+        loop = asyncio.get_running_loop()
+        futures, claimed = {}, []
+        for key in keys:
+            future = self._futures.get(key)
+            if future is None:
+                future = self._futures[key] = loop.create_future()
+                claimed.append(key)
+            futures[key] = future
+        return futures, claimed
+
+    def release(self, futures: dict[str, asyncio.Future[T]], after: asyncio.Future | None) -> None:
+        """Forget the settled `futures` now, or once `after` (their cache writes) is done."""
+        if after is not None and not after.done():
+            after.add_done_callback(lambda _: self.release(futures, None))
+            return
+        for key, future in futures.items():
+            if self._futures.get(key) is future:
+                del self._futures[key]
+            if future.done() and not future.cancelled():
+                future.exception()  # mark retrieved: a failure nobody waited for logs no warning

@@ -68,6 +68,16 @@ CACHE_LOOKUP_DURATION = Histogram(
 )
 CACHE_HITS = Counter("gateway_cache_hits", "Predictions answered from Redis.", ["model"])
 CACHE_MISSES = Counter("gateway_cache_misses", "Predictions not found in Redis.", ["model"])
+CACHE_ROW_HITS = Counter(
+    "gateway_cache_row_hits",
+    "Rows of batched requests answered from Redis (models with row_cache on).",
+    ["model"],
+)
+CACHE_ROW_MISSES = Counter(
+    "gateway_cache_row_misses",
+    "Rows of batched requests not found in Redis (computed, or joined another request's).",
+    ["model"],
+)
 CACHE_ERRORS = Counter(
     "gateway_cache_errors", "Cache operations that failed or were skipped.", ["op"]
 )

@@ -9,6 +9,12 @@ Parameters (string values in `config.pbtxt`'s `parameters`; gateway-grpc reads t
   are a 400 before Triton sees them: a native backend fails a whole dynamic batch for one bad id.
 - `allow_empty:<input>` = `"true"`: the model accepts a zero-length dynamic axis of that input
   (shape `[1, 0]`); without it such an input is a 400.
+- `row_cache` = `"true"` | `"false"`: cache each row of a batched request on its own (docs/cache.md).
+  Only for a model with max_batch_size > 0. Default: on where the model batches dynamically (its
+  config has `dynamic_batching`; an ensemble: every step does, recursively) and every output has a
+  fixed shape after the batch axis, so rows from different batches stack into one answer. Triton's
+  contract for dynamic batching is that a model treats the rows of a batch independently
+  (Triton docs, "Dynamic Batcher"): that is what makes a row's answer reusable in another batch.
 
 An ensemble's fingerprint combines its own with its steps' (resolved recursively), so a member
 converted again changes the ensemble's keys even when the ensemble's config was not rewritten.
@@ -23,6 +29,7 @@ from typing import Any
 from gateway.errors import GatewayError
 
 FINGERPRINT_PARAMETER = "fingerprint"
+ROW_CACHE_PARAMETER = "row_cache"
 VALID_RANGE_PREFIX = "valid_range:"
 ALLOW_EMPTY_PREFIX = "allow_empty:"
 _RANGE = re.compile(r"\s*([+-]?[0-9]+)\s*,\s*([+-]?[0-9]+)\s*")
@@ -81,6 +88,36 @@ def allow_empty(config: dict[str, Any]) -> frozenset[str]:
         for key, value in parameter_values(config).items()
         if key.startswith(ALLOW_EMPTY_PREFIX) and value.strip().lower() == "true"
     )
+
+
+def batches_dynamically(config: dict[str, Any]) -> bool:
+    """Whether the config itself has `dynamic_batching` (an ensemble's steps are checked by the
+    caller, which resolves their configs)."""
+    return "dynamic_batching" in config
+
+
+def row_cache(config: dict[str, Any], steps_batch: bool) -> bool:
+    """Whether answers are cached per row (see the module docstring).
+
+    `steps_batch`: the model batches dynamically (for an ensemble: all its steps do). Raises
+    GatewayError 500 naming the parameter when `row_cache` is neither "true" nor "false".
+    """
+    if int(config.get("max_batch_size", 0)) <= 0:
+        return False
+    value = parameter_values(config).get(ROW_CACHE_PARAMETER)
+    if value is None:
+        fixed = all(
+            all(int(d) >= 0 for d in output.get("dims", ())) for output in config.get("output", [])
+        )
+        return steps_batch and fixed
+    flag = value.strip().lower()
+    if flag not in ("true", "false"):
+        raise GatewayError(
+            500,
+            f"model '{config.get('name', '')}': config parameter {ROW_CACHE_PARAMETER} = "
+            f"'{value}' is not 'true' or 'false'",
+        )
+    return flag == "true"
 
 
 def ensemble_steps(config: dict[str, Any]) -> list[tuple[str, str]]:

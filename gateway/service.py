@@ -1,5 +1,7 @@
 """One prediction: validate -> key -> coalesce identical requests -> Redis -> on a miss, Triton -> store.
 
+Models with `row_cache` on take the same steps per row of the batch (gateway.row_cache).
+
 The HTTP front end (gateway.app) calls it; gateway-grpc (Go) implements the same steps for the
 KServe v2 gRPC service, with the same keys and stored values.
 """
@@ -8,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import numpy as np
-
 from gateway import metrics
 from gateway.cache import PredictionCache
-from gateway.cache_key import cache_key
+from gateway.cache_key import cache_key, row_keys
 from gateway.coalescer import Coalescer
 from gateway.codec import decode_outputs, encode_outputs
-from gateway.errors import GatewayError, listed
+from gateway.errors import GatewayError
+from gateway.row_cache import RowCache
+from gateway.rows import all_finite, check_complete, stack_rows
 from gateway.settings import Settings
-from gateway.tensors import FLOAT_DATATYPES, Tensor, as_floats
+from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo, TritonPool
 from gateway.validation import validate_request
 
@@ -33,7 +34,15 @@ class Prediction:
     model: str
     version: str
     outputs: dict[str, Tensor]
-    cache_hit: bool
+    cache_hit: bool  # every row came from the cache
+    rows_from_cache: int | None = None  # per-row cache: rows answered from Redis; else None
+
+    @property
+    def cache_state(self) -> str:
+        """`HIT` (all from the cache), `PARTIAL` (some rows), or `MISS`: the X-Cache header."""
+        if self.cache_hit:
+            return "HIT"
+        return "PARTIAL" if self.rows_from_cache else "MISS"
 
 
 class PredictionService:
@@ -44,6 +53,7 @@ class PredictionService:
         self.triton = triton
         self.cache = cache
         self.coalescer: Coalescer[tuple[dict[str, Tensor], bool]] = Coalescer()
+        self.row_cache = RowCache(triton, cache)
         self._in_flight = 0
         self._told_unfingerprinted: set[str] = set()
 
@@ -75,6 +85,8 @@ class PredictionService:
         are not part of the key: they change when and whether an answer comes, never which."""
         validate_request(info, inputs, outputs)
         ttl = self._ttl(info)
+        if ttl > 0 and info.row_cache and all(t.array.ndim for t in inputs):
+            return await self._predict_rows(info, inputs, outputs, parameters, ttl)
         key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
         try:
             (result, hit), coalesced = await self.coalescer.run(
@@ -91,6 +103,31 @@ class PredictionService:
         if ttl > 0:
             (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(info.name).inc()
         return Prediction(info.name, info.version, result, cache_hit=hit)
+
+    async def _predict_rows(
+        self,
+        info: ModelInfo,
+        inputs: list[Tensor],
+        outputs: list[str] | None,
+        parameters: dict[str, int] | None,
+        ttl: int,
+    ) -> Prediction:
+        """The per-row cache's answer (gateway.row_cache), counted per request and per row."""
+        keys = row_keys(info.name, info.fingerprint, inputs, outputs or ())
+        try:
+            answered = await self.row_cache.answer(info, keys, inputs, outputs, parameters, ttl)
+        except Exception:
+            metrics.CACHE_MISSES.labels(info.name).inc()
+            metrics.CACHE_ROW_MISSES.labels(info.name).inc(len(keys))
+            raise
+        hit = answered.hits == len(keys)
+        if answered.joined:
+            metrics.COALESCED.labels(info.name).inc()
+        (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(info.name).inc()
+        metrics.CACHE_ROW_HITS.labels(info.name).inc(answered.hits)
+        metrics.CACHE_ROW_MISSES.labels(info.name).inc(len(keys) - answered.hits)
+        result = stack_rows(info.name, answered.rows)
+        return Prediction(info.name, info.version, result, hit, rows_from_cache=answered.hits)
 
     def _ttl(self, info: ModelInfo) -> int:
         """The model's cache TTL; 0 for a model without a fingerprint (counted, told once)."""
@@ -133,25 +170,10 @@ class PredictionService:
                 except ValueError:  # a value this gateway did not write: ignore it, overwrite it
                     metrics.CACHE_ERRORS.labels("decode").inc()
         result = await self.triton.infer(info, inputs, outputs, parameters)
-        expected = set(outputs or info.outputs)
-        if set(result) != expected:
-            raise GatewayError(
-                502,
-                f"incomplete response from Triton: {listed(sorted(result))} != "
-                f"{listed(sorted(expected))}",
-            )
+        check_complete(result, outputs or info.outputs)
         if ttl > 0 and not all_finite(result.values()):
             metrics.CACHE_BYPASSED.labels(info.name, "non_finite").inc()
         elif ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
             self.coalescer.hold(key, store)
         return result, False
-
-
-def all_finite(tensors: Iterable[Tensor]) -> bool:
-    """True when no floating-point tensor (FP16, BF16, FP32, FP64) holds NaN or +-Infinity."""
-    return all(
-        bool(np.isfinite(as_floats(t)).all())
-        for t in tensors
-        if t.datatype in FLOAT_DATATYPES or t.datatype == "BF16"
-    )

@@ -54,7 +54,8 @@ class ModelInfo:
     """What validation and the cache key need to know about a model (see gateway.model_config).
 
     `fingerprint` is "" where the model, or a step of an ensemble, has none: then its answers are
-    not cached, and `unfingerprinted` names the model whose config lacks one.
+    not cached, and `unfingerprinted` names the model whose config lacks one. `row_cache`: answers
+    are cached per row of the batch (gateway.model_config.row_cache).
     """
 
     name: str
@@ -66,6 +67,7 @@ class ModelInfo:
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     allow_empty: frozenset[str] = frozenset()
     unfingerprinted: str = ""
+    row_cache: bool = False
     fetched_at: float = field(default_factory=time.monotonic, compare=False)
 
 
@@ -206,7 +208,7 @@ class TritonPool:
                 ),
                 self._config(model, version),
             )
-            fingerprint, unfingerprinted = await self._fingerprint(model, config, 0)
+            fingerprint, unfingerprinted, batches = await self._resolve(model, config, 0)
         except GatewayError as error:
             if cached and error.status == 503:
                 return (
@@ -226,6 +228,7 @@ class TritonPool:
             valid_ranges=model_config.valid_ranges(config),
             allow_empty=model_config.allow_empty(config),
             unfingerprinted=unfingerprinted,
+            row_cache=model_config.row_cache(config, batches),
         )
         self._model_info[(model, version)] = info
         return info
@@ -236,24 +239,27 @@ class TritonPool:
         )
         return response["config"]
 
-    async def _fingerprint(self, model: str, config: dict, depth: int) -> tuple[str, str]:
-        """(cache fingerprint, "") or ("", the model without one): an ensemble's combines its
-        own with each step's, resolved through their configs (gateway.model_config)."""
+    async def _resolve(self, model: str, config: dict, depth: int) -> tuple[str, str, bool]:
+        """(cache fingerprint, "", batches) or ("", the model without one, batches): an ensemble's
+        fingerprint combines its own with each step's, resolved through their configs
+        (gateway.model_config); `batches`: the model, or every step of an ensemble, batches
+        dynamically."""
         own = model_config.own_fingerprint(config)
-        if not own:
-            return "", model
         steps = model_config.ensemble_steps(config)
-        if depth >= MAX_ENSEMBLE_DEPTH and steps:
-            return "", model
-        members = []
+        if not steps:
+            return own, "" if own else model, model_config.batches_dynamically(config)
+        if not own or depth >= MAX_ENSEMBLE_DEPTH:
+            return "", model, False
+        members, batches = [], True
         for name, version in steps:
-            member, missing = await self._fingerprint(
+            member, missing, step_batches = await self._resolve(
                 name, await self._config(name, version), depth + 1
             )
             if missing:
-                return "", missing
+                return "", missing, False
             members.append((name, member))
-        return model_config.combined_fingerprint(own, members), ""
+            batches = batches and step_batches
+        return model_config.combined_fingerprint(own, members), "", batches
 
     async def infer(
         self,

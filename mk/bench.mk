@@ -5,9 +5,11 @@
 #   make soak                          the mixed scenario for SOAK_TIME (default 10m): zero failures,
 #                                      gateway RSS steady after warm-up (SOAK_ARGS: --max-rss-growth-pct ...)
 #   make bench-gpu                     python -m benchmarks gpu (where a CUDA GPU exists)
+#   make bench-rowcache                per-row vs whole-request cache, MiniLM text, 32 sentences with
+#                                      0/50/90 % seen -> docs/results/row-cache/ (ROWCACHE_ARGS=...)
 #   make perf-analyzer ARGS="..."      perf_analyzer (tritonclient 2.51's) with its libraries found,
 #                                      e.g. ARGS="-m digits -u 127.0.0.1:8080 -i http" (the gateway)
-.PHONY: bench loadtest soak bench-gpu bench-gateway perf-analyzer
+.PHONY: bench loadtest soak bench-gpu bench-gateway perf-analyzer bench-rowcache
 
 # Locust has its own venv: tritonclient[http] in .venv pins geventhttpclient<=2.0.2, which holds
 # Locust at 2.18.4; loadtests/requirements.txt (also the loadtest image's) has tritonclient[grpc] only.
@@ -28,6 +30,7 @@ LOADTEST_USERS ?= 16
 SOAK_TIME ?= 10m
 SOAK_ARGS ?=
 GPU_ARGS ?=
+ROWCACHE_ARGS ?=
 ARGS ?=
 
 bench: $(STAMP) ## Naive vs optimized, techniques, sweep, cost ranking -> reports/ (BENCH_ARGS=--tiny)
@@ -48,3 +51,6 @@ bench-gateway: $(STAMP) build/gateway-grpc build/paired-infer ## The gateway's o
 
 perf-analyzer: $(STAMP) ## Triton's perf_analyzer with its libraries found: ARGS="-m digits -u 127.0.0.1:8080 -i http"
 	@$(PY) -m benchmarks.perf $(ARGS)
+
+bench-rowcache: $(STAMP) build/gateway-grpc build/row-load ## Per-row vs whole-request cache on MiniLM text -> docs/results/row-cache/
+	$(PY) -m benchmarks.row_cache $(ROWCACHE_ARGS)

@@ -17,3 +17,6 @@ $(PAIRED_INFER): $(STAMP) $(wildcard benchmarks/paired_infer/*.go) gateway-grpc/
 	bash gateway-grpc/build.sh $(PY) $@ benchmarks/paired_infer
 
 paired-infer: $(PAIRED_INFER) ## Build bench-gateway's miss client (build/paired-infer)
+
+build/row-load: $(STAMP) $(wildcard benchmarks/row_load/*.go) gateway-grpc/build.sh gateway-grpc/protos.py
+	bash gateway-grpc/build.sh $(PY) $@ benchmarks/row_load

@@ -68,6 +68,52 @@ TEXT_HANDWRITTEN_STEP = Model(
     resolves_to="",
 )
 
+# Models cached per row (docs/cache.md): batching dynamically, or by their row_cache parameter.
+ROWS = Model(
+    "rows",
+    (("x", "FP32", (-1, 2)),),
+    (("y", "FP32", (-1, 1)), ("z", "FP32", (-1, 1))),
+    dynamic_batching=True,
+)
+ROWS_TOKENIZER = Model("rows_tokenizer", TOKENIZER.inputs, TOKENS, dynamic_batching=True)
+ROWS_ENCODER = Model(
+    "rows_encoder", TOKENS, (("embedding", "FP32", (-1, 4)),), dynamic_batching=True
+)
+ROWS_TEXT = Model(
+    "rows_text",
+    TEXT.inputs,
+    (("embedding", "FP32", (-1, 4)),),
+    steps=("rows_tokenizer", "rows_encoder"),
+    resolves_to="fingerprint-rows_text|rows_tokenizer=fingerprint-rows_tokenizer"
+    "|rows_encoder=fingerprint-rows_encoder",
+)
+ROWS_OFF = Model(
+    "rows_switched_off",
+    ROWS.inputs,
+    ROWS.outputs,
+    parameters=(("row_cache", "false"),),
+    dynamic_batching=True,
+)
+ROWS_ON = Model(
+    "rows_switched_on", ROWS.inputs, ROWS.outputs, parameters=(("row_cache", " True "),)
+)
+ROWS_VARIABLE = Model(
+    "rows_variable_output", ROWS.inputs, (("y", "FP32", (-1, -1)),), dynamic_batching=True
+)
+ROWS_BAD_SWITCH = Model(
+    "rows_bad_switch", ROWS.inputs, ROWS.outputs, parameters=(("row_cache", "yes"),)
+)
+ROW_MODELS = (
+    ROWS,
+    ROWS_TOKENIZER,
+    ROWS_ENCODER,
+    ROWS_TEXT,
+    ROWS_OFF,
+    ROWS_ON,
+    ROWS_VARIABLE,
+    ROWS_BAD_SWITCH,
+)
+
 
 def echo(datatype: str) -> Model:
     return Model(
@@ -121,6 +167,7 @@ MODELS = (
     *(ids_model(datatype) for datatype in ("INT8", "INT32", "UINT64")),
     *(range_model(name, value) for name, value in MALFORMED_RANGES),
     range_model("range_with_spaces", " 0 , 9 "),
+    *ROW_MODELS,
 )
 
 
@@ -1204,6 +1251,109 @@ TRITON_ERRORS = (
 )
 
 
+def rows(*firsts: float) -> tuple[Input, ...]:
+    """A batch for the `rows` models: row r is [first, first + 0.25]."""
+    values = tuple(v for first in firsts for v in (first, first + 0.25))
+    return (x("FP32", values, (len(firsts), 2)),)
+
+
+ROW_CACHE = "docs/cache.md, Per-row cache"
+
+
+def row_cache() -> list[Case]:
+    """The per-row cache: which rows reach Triton, in which order, what is stored per row and
+    what the answer says; and the models that keep the whole-request key."""
+    texts = ("one sentence is one row", "a second row", "one sentence is one row")
+    return [
+        Case("a batch of new rows is stored row by row", ROW_CACHE, "rows", rows(1, 2)),
+        Case(
+            "identical rows of one request reach Triton once",
+            ROW_CACHE,
+            "rows",
+            rows(1, 2, 1, 1),
+        ),
+        Case(
+            "only the rows the cache lacks reach Triton, in request order",
+            ROW_CACHE,
+            "rows",
+            rows(4, 3, 2, 1),
+            seeded=(1, 3),
+        ),
+        Case(
+            "a batch of cached rows is a HIT that never reaches Triton",
+            ROW_CACHE,
+            "rows",
+            rows(2, 1, 2),
+            seeded=(0, 1),
+        ),
+        Case(
+            "the requested outputs are part of a row's key",
+            ROW_CACHE,
+            "rows",
+            rows(1, 2),
+            outputs=("z",),
+            seeded=(1,),
+        ),
+        Case(
+            "a row holding NaN is answered, never stored; its batch-mates are",
+            ROW_CACHE,
+            "rows",
+            rows(1, 2),
+            Expect(cache_bypassed="non_finite"),
+            parameters=(("binary_data_output", True),),
+            answer=Answer(
+                (
+                    Input("y", "FP32", (2, 1), (float("nan"), 1.0)),
+                    Input("z", "FP32", (2, 1), (1.0, 2.0)),
+                )
+            ),
+            forms=("v2 binary", "raw"),
+        ),
+        Case(
+            "a text ensemble whose steps batch is cached per sentence",
+            ROW_CACHE,
+            "rows_text",
+            (Input("text", "BYTES", (3, 1), texts),),
+            seeded=(1,),
+        ),
+        Case(
+            "row_cache set to true turns it on without dynamic batching",
+            ROW_CACHE,
+            "rows_switched_on",
+            rows(1, 2),
+        ),
+        Case(
+            "row_cache set to false keeps the whole-request key",
+            ROW_CACHE,
+            "rows_switched_off",
+            rows(1, 2),
+        ),
+        Case(
+            "an output with a variable axis keeps the whole-request key",
+            ROW_CACHE,
+            "rows_variable_output",
+            rows(1, 2),
+        ),
+        Case(
+            "a model without a batch axis keeps the whole-request key",
+            ROW_CACHE,
+            "fixed",
+            (x("FP32", (1.0, 2.0), (2,)),),
+        ),
+        Case(
+            "a row_cache that is neither true nor false is a misconfiguration named in a 500",
+            ROW_CACHE,
+            "rows_bad_switch",
+            rows(1),
+            refused(
+                "model 'rows_bad_switch': config parameter row_cache = 'yes' is not 'true' or 'false'",
+                500,
+            ),
+            forms=("v2 JSON", "raw"),
+        ),
+    ]
+
+
 def triton_answers() -> list[Case]:
     """Triton's errors as each front end answers them, and answers that must not be stored."""
     cases = [
@@ -1272,6 +1422,7 @@ CASES = (
     *wire_formats(),
     *keys(),
     *triton_answers(),
+    *row_cache(),
 )
 
 

@@ -22,6 +22,12 @@ The file (JSON, keys sorted):
   After each request: `key` (the Redis key stored, null when nothing may be stored), `value` (the
   stored bytes, base64), `forwarded_parameters` (the request parameters Triton receives, JSON form),
   `queue_rejection` and `cache_bypassed` (the metric reason counted, "" for none).
+  A model cached per row (gateway.model_config.row_cache) has `key` null and instead: `seeded`
+  ({row key: value} in Redis before the request), `rows` ({row key: value} in Redis after it,
+  seeded ones included) and `triton_inputs` ({input: base64 of the raw bytes Triton receives}:
+  only the rows Redis lacked, each once, in request order); the HTTP `expect` `headers` then hold
+  X-Cache (HIT, PARTIAL or MISS) and X-Cache-Hit-Rows, the gRPC `expect` `trailers` x-cache and
+  x-cache-hit-rows (every success has x-cache).
 - `settings`: `env` -> the parsed `settings` (every Python setting; gateway-grpc's, which it prints
   with `-print-config`, are a subset with the same names) or `error`: the variable named.
 """
@@ -41,8 +47,10 @@ import numpy as np
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2, service_pb2
 
-from gateway.cache_key import cache_key
+from gateway import model_config
+from gateway.cache_key import cache_key, canonical_bytes, row_keys
 from gateway.codec import encode_outputs
+from gateway.rows import all_finite, pick_rows, split_rows
 from gateway.tensors import Tensor
 
 CORPUS = Path(__file__).with_name("corpus.json")
@@ -93,6 +101,7 @@ class Model:
     fingerprint: str | None = None  # None: fingerprint-<name>
     steps: tuple[str, ...] = ()  # an ensemble's step models
     resolves_to: str | None = None
+    dynamic_batching: bool = False
 
     @property
     def own_fingerprint(self) -> str:
@@ -129,6 +138,8 @@ class Model:
                 config.ensemble_scheduling.step.add(model_name=step, model_version=-1)
         else:
             config.backend = "python"
+        if self.dynamic_batching:
+            config.dynamic_batching.SetInParent()
         return _json(config)
 
     def datatype(self, tensor: str) -> str | None:
@@ -237,6 +248,7 @@ class Case:
     forms: tuple[str, ...] | None = None
     answer: Answer | None = None  # None: the model's outputs, from a fixed pattern
     same_key_as: str = ""
+    seeded: tuple[int, ...] = ()  # request rows in the per-row cache before the request
 
 
 def _json(message) -> dict:
@@ -351,26 +363,32 @@ def default_forms(case: Case, models: dict[str, Model]) -> tuple[str, ...]:
     return tuple(forms)
 
 
-def http_expect(expect: Expect) -> dict:
+def http_expect(expect: Expect, cache: dict[str, str]) -> dict:
     message = expect.http_message if expect.http_message is not None else expect.message
     headers = {"Retry-After": "1"} if expect.retry_after else {}
     if expect.status == 200:
-        headers["X-Cache"] = "MISS"
+        headers.update({name.title(): value for name, value in cache.items()})
     return {"status": expect.status, "message": message, "headers": headers}
 
 
-def grpc_expect(expect: Expect) -> dict:
+def grpc_expect(expect: Expect, cache: dict[str, str]) -> dict:
     message = expect.grpc_message if expect.grpc_message is not None else expect.message
-    return {"code": expect.code, "message": message}
+    trailers = cache if expect.code == "OK" else {}
+    return {"code": expect.code, "message": message, "trailers": trailers}
 
 
-def default_answer(case: Case, models: dict[str, Model]) -> Answer:
-    """The model's requested outputs (all, when none are named), batch of the first input, filled
-    with 0.5, 1.5, 2.5, ... (BYTES: 'y0', 'y1', ...)."""
+def default_answer(case: Case, models: dict[str, Model], batch: int | None = None) -> Answer:
+    """The model's requested outputs (all, when none are named), `batch` rows (default: the batch
+    of the first input), filled with 0.5, 1.5, 2.5, ... (BYTES: 'y0', 'y1', ...) from `start`."""
     model = models[case.model]
     first = case.inputs[0].shape if case.inputs else ()
-    batch = first[0] if model.max_batch_size and first else 1
-    names = dict.fromkeys(case.outputs) if case.outputs else [n for n, _, _ in model.outputs]
+    if batch is None:
+        batch = first[0] if model.max_batch_size and first else 1
+    return Answer(tuple(_pattern(model, case.outputs, batch, 0.5)))
+
+
+def _pattern(model: Model, requested: tuple[str, ...] | None, batch: int, start: float) -> list:
+    names = dict.fromkeys(requested) if requested else [n for n, _, _ in model.outputs]
     outputs = []
     for name in names:
         datatype, declared = next((d, s) for n, d, s in model.outputs if n == name)
@@ -382,30 +400,86 @@ def default_answer(case: Case, models: dict[str, Model]) -> Answer:
             values = tuple(i % 2 == 0 for i in range(count))
         else:
             floating = datatype in ("FP16", "BF16", "FP32", "FP64")
-            values = tuple(i + 0.5 if floating else i for i in range(count))
+            values = tuple(i + start if floating else i for i in range(count))
         outputs.append(Input(name, datatype, shape, values))
-    return Answer(tuple(outputs))
+    return outputs
+
+
+def row_cached(model: Model, models: dict[str, Model]) -> bool:
+    """Whether a gateway caches the model's answers per row (gateway.model_config.row_cache)."""
+
+    def batches(m: Model) -> bool:
+        return all(batches(models[s]) for s in m.steps) if m.steps else m.dynamic_batching
+
+    return bool(resolved_fingerprint(model, models)) and model_config.row_cache(
+        model.config(), batches(model)
+    )
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What the per-row cache does with a case: the rows seeded, those Triton computes, the rest."""
+
+    keys: list[str]
+    seeded: dict[str, bytes]
+    missing: dict[str, int]  # key -> its first row, for rows Redis lacks, in request order
+
+    @property
+    def hits(self) -> int:
+        return sum(key in self.seeded for key in self.keys)
+
+    @property
+    def cache(self) -> dict[str, str]:
+        state = "HIT" if self.hits == len(self.keys) else "PARTIAL" if self.hits else "MISS"
+        return {"x-cache": state, "x-cache-hit-rows": str(self.hits)}
+
+
+def row_plan(case: Case, models: dict[str, Model]) -> RowPlan:
+    model = models[case.model]
+    inputs = [item.tensor() for item in case.inputs]
+    keys = row_keys(model.name, resolved_fingerprint(model, models), inputs, case.outputs or ())
+    seeded = {}
+    for row in case.seeded:  # a stored row: the pattern from 100.5 + 10 * its row
+        stored = Answer(tuple(_pattern(model, case.outputs, 1, 100.5 + 10 * row)))
+        outputs = {o.name: o.tensor() for o in stored.outputs}
+        seeded[keys[row]] = encode_outputs(split_rows(outputs, 1)[0])
+    missing: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        if key not in seeded:
+            missing.setdefault(key, row)
+    return RowPlan(keys, seeded, missing)
 
 
 def request_entry(case: Case, models: dict[str, Model]) -> dict:
     """A case as the corpus stores it (see the module docstring)."""
     forms = case.forms or default_forms(case, models)
     expect = case.expect
-    answer = case.answer or (default_answer(case, models) if expect.status == 200 else None)
+    plan = (
+        row_plan(case, models)
+        if expect.status == 200 and row_cached(models[case.model], models)
+        else None
+    )
+    if plan is not None and not plan.missing:
+        answer = None
+    elif plan is not None:
+        answer = case.answer or default_answer(case, models, len(plan.missing))
+    else:
+        answer = case.answer or (default_answer(case, models) if expect.status == 200 else None)
+    cache = plan.cache if plan else {"x-cache": "MISS"}
     requests = []
     for form in forms:
         if form in HTTP_FORMS:
-            requests.append({**http_request(case, form), "expect": http_expect(expect)})
+            requests.append({**http_request(case, form), "expect": http_expect(expect, cache)})
         else:
-            requests.append({**grpc_request(case, form), "expect": grpc_expect(expect)})
+            requests.append({**grpc_request(case, form), "expect": grpc_expect(expect, cache)})
     key = value = None
-    if expect.status == 200 and expect.cached:
+    if plan is None and expect.status == 200 and expect.cached:
         model = models[case.model]
         inputs = [item.tensor() for item in case.inputs]
         key = cache_key(model.name, resolved_fingerprint(model, models), inputs, case.outputs or ())
         outputs = {o.name: o.tensor() for o in answer.outputs}
         value = base64.b64encode(encode_outputs(outputs)).decode()
-    return {
+    entry = {
         "name": case.name,
         "rule": case.rule,
         "model": case.model,
@@ -416,6 +490,26 @@ def request_entry(case: Case, models: dict[str, Model]) -> dict:
         "forwarded_parameters": expect.forwarded,
         "queue_rejection": expect.queue_rejection,
         "cache_bypassed": expect.cache_bypassed,
+    }
+    return {**entry, **(_row_entry(case, plan, answer) if plan else {})}
+
+
+def _row_entry(case: Case, plan: RowPlan, answer: Answer | None) -> dict:
+    """The per-row fields of a case's entry (see the module docstring)."""
+    encoded = lambda values: {k: base64.b64encode(v).decode() for k, v in values.items()}  # noqa: E731
+    stored = dict(plan.seeded)
+    triton_inputs = {}
+    if plan.missing:
+        outputs = {o.name: o.tensor() for o in answer.outputs}
+        for key, row in zip(plan.missing, split_rows(outputs, len(plan.missing)), strict=True):
+            if all_finite(row.values()):
+                stored[key] = encode_outputs(row)
+        picked = pick_rows([item.tensor() for item in case.inputs], list(plan.missing.values()))
+        triton_inputs = {t.name: canonical_bytes(t) for t in picked}
+    return {
+        "seeded": encoded(plan.seeded),
+        "rows": encoded(stored),
+        "triton_inputs": encoded(triton_inputs),
     }
 
 

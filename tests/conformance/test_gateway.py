@@ -50,11 +50,38 @@ class DictRedis:
         self.values[key] = value
         return True
 
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        return [self.values.get(key) for key in keys]
+
+    def pipeline(self, transaction: bool = True) -> DictPipeline:
+        return DictPipeline(self)
+
     async def ping(self) -> bool:
         return True
 
     async def aclose(self) -> None:
         pass
+
+
+class DictPipeline:
+    """redis.asyncio's pipeline over DictRedis: SETs queued, written by execute()."""
+
+    def __init__(self, redis: DictRedis) -> None:
+        self.redis = redis
+        self.queued: list[tuple[str, bytes]] = []
+
+    async def __aenter__(self) -> DictPipeline:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        pass
+
+    def set(self, key: str, value: bytes, ex: int | None = None) -> None:
+        self.queued.append((key, value))
+
+    async def execute(self) -> list[bool]:
+        self.redis.values.update(self.queued)
+        return [True] * len(self.queued)
 
 
 class Gateway:
@@ -70,7 +97,7 @@ class Gateway:
     async def settled(self) -> None:
         """Until no key is in flight or held for its store (the answer is stored, or not)."""
         deadline = time.monotonic() + 10
-        while len(self.service.coalescer):
+        while len(self.service.coalescer) + len(self.service.row_cache.flights):
             assert time.monotonic() < deadline, "a key stayed in flight"
             await asyncio.sleep(0.001)
 
@@ -117,7 +144,7 @@ async def send(gateway: Gateway, request: dict) -> httpx.Response:
 @pytest.mark.parametrize(("case", "request_"), HTTP_REQUESTS)
 async def test_the_python_gateway_answers_as_the_corpus_says(gateway, case, request_):
     gateway.standin.answer_with(case["triton"])
-    gateway.redis.values.clear()
+    gateway.redis.values = decoded(case.get("seeded", {}))
     before = counters(case)
     response = await send(gateway, request_)
     expect = request_["expect"]
@@ -127,21 +154,28 @@ async def test_the_python_gateway_answers_as_the_corpus_says(gateway, case, requ
         assert response.headers.get(header) == value, header
     await gateway.settled()
     stored = {case["key"]: base64.b64decode(case["value"])} if case["key"] else {}
-    assert gateway.redis.values == stored
+    assert gateway.redis.values == (decoded(case["rows"]) if "rows" in case else stored)
     received = gateway.standin.received
     assert len(received) == (1 if case["triton"] else 0)
     if received:
         parameters = json_format.MessageToDict(received[0], preserving_proto_field_name=True)
         assert parameters.get("parameters", {}) == case["forwarded_parameters"]
+    if received and "triton_inputs" in case:
+        sent = zip(received[0].inputs, received[0].raw_input_contents, strict=True)
+        assert {i.name: raw for i, raw in sent} == decoded(case["triton_inputs"])
     after = counters(case)
     assert [b - a for a, b in zip(before, after, strict=True)] == [
         1.0 if case["queue_rejection"] else 0.0,
         1.0 if case["cache_bypassed"] else 0.0,
     ]
-    if case["key"]:
+    if case["key"] or (case.get("rows") and not case["cache_bypassed"]):
         again = await send(gateway, request_)
         assert (again.status_code, again.headers["X-Cache"]) == (200, "HIT")
-        assert len(gateway.standin.received) == 1
+        assert len(gateway.standin.received) == (1 if case["triton"] else 0)
+
+
+def decoded(values: dict[str, str]) -> dict[str, bytes]:
+    return {key: base64.b64decode(value) for key, value in values.items()}
 
 
 @pytest.mark.parametrize("case", DOCUMENT["settings"], ids=lambda c: c["name"])

@@ -6,9 +6,11 @@ from conversion.triton_config import ModelConfigSpec, Tensor, build_config
 from gateway.errors import GatewayError
 from gateway.model_config import (
     allow_empty,
+    batches_dynamically,
     combined_fingerprint,
     ensemble_steps,
     own_fingerprint,
+    row_cache,
     valid_ranges,
 )
 
@@ -76,3 +78,46 @@ def test_an_ensembles_fingerprint_names_each_step_and_its_fingerprint():
     combined = combined_fingerprint("e1", [("tokenizer", "t1"), ("encoder", "m1")])
     assert combined == "e1|tokenizer=t1|encoder=m1"
     assert combined != combined_fingerprint("e1", [("tokenizer", "t1"), ("encoder", "m2")])
+
+
+BATCHING = {
+    "name": "m",
+    "max_batch_size": 8,
+    "dynamic_batching": {},
+    "output": [{"name": "y", "dims": ["10"]}],
+}
+
+
+def test_rows_are_cached_by_default_where_the_model_batches_dynamically():
+    assert row_cache(BATCHING, batches_dynamically(BATCHING))
+
+
+def test_rows_are_not_cached_by_default_without_dynamic_batching():
+    config = {k: v for k, v in BATCHING.items() if k != "dynamic_batching"}
+    assert not row_cache(config, batches_dynamically(config))
+
+
+def test_rows_are_never_cached_for_a_model_without_a_batch_axis():
+    config = {
+        **BATCHING,
+        "max_batch_size": 0,
+        "parameters": {"row_cache": {"string_value": "true"}},
+    }
+    assert not row_cache(config, True)
+
+
+def test_rows_are_not_cached_by_default_when_an_output_has_a_variable_axis():
+    assert not row_cache({**BATCHING, "output": [{"name": "y", "dims": ["-1"]}]}, True)
+
+
+def test_the_row_cache_parameter_turns_it_on_or_off():
+    on = {**BATCHING, "parameters": {"row_cache": {"string_value": " TRUE "}}}
+    off = {**BATCHING, "parameters": {"row_cache": {"string_value": "false"}}}
+    assert row_cache(on, False) and not row_cache(off, True)
+
+
+def test_a_row_cache_parameter_that_is_not_true_or_false_is_a_500_naming_it():
+    config = {**BATCHING, "parameters": {"row_cache": {"string_value": "yes"}}}
+    with pytest.raises(GatewayError) as raised:
+        row_cache(config, True)
+    assert raised.value.status == 500 and "row_cache = 'yes'" in str(raised.value.message)
