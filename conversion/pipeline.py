@@ -26,7 +26,7 @@ from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_f
 from conversion.export import check_against_torch, export_onnx, prove_dynamic_axes
 from conversion.input_ranges import index_ranges
 from conversion.progress import StepError, Steps, describe
-from conversion.repository import publish, remove
+from conversion.repository import claim_names, publish, remove
 from conversion.settings import Settings
 from conversion.spec import DEFAULT_TASK, DTYPES, TASKS, Dataset, InputSpec, OutputSpec, SpecError
 from conversion.text_serving import TextServing, write_text_models
@@ -577,6 +577,14 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
     )
 
 
+def written_names(name: str) -> list[str]:
+    """Every model name converting `name` may write or remove: its served variants (SERVED),
+    their text ensembles, its tokenizer and its TensorRT plans."""
+    served = [name + suffix for suffix, _ in SERVED.values()]
+    plans = [f"{name}_trt_{precision}" for precision in ("fp16", "int8")]
+    return [*served, *(f"{s}_text" for s in served), f"{name}_tokenizer", *plans]
+
+
 def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversion) -> None:
     """`<model>/portable.onnx` and `calibration.npz`: what `python -m conversion tensorrt` builds
     plans from; plans of an earlier export are removed (stale now)."""
@@ -644,9 +652,14 @@ def build_tensorrt(repository: Path, name: str, steps: Steps) -> str:
 def convert(
     conversion: Conversion, repository: Path, console=None, workdir: Path | None = None
 ) -> Report:
-    """Run every step; return the report (the manifest is written to the repository)."""
+    """Run every step; return the report (the manifest is written to the repository).
+
+    Raises repository.ModelNameError first when the name is unsafe or another model serves one
+    of the names this conversion would write (`written_names`).
+    """
     from conversion.manifest import write_manifest
 
+    claim_names(repository, conversion.name, written_names(conversion.name))
     own_tmp = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix=f"convert-{conversion.name}-")) if own_tmp else workdir
     workdir.mkdir(parents=True, exist_ok=True)
