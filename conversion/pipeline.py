@@ -23,7 +23,13 @@ from rich.markup import escape
 
 from conversion import gate, int8_search, latency, optimize, variants
 from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_forward
-from conversion.export import check_against_torch, export_onnx, prove_dynamic_axes
+from conversion.export import (
+    check_against_torch,
+    export_onnx,
+    prove_dynamic_axes,
+    require_dynamic_batch,
+)
+from conversion.external_data import copy_onnx
 from conversion.input_ranges import index_ranges
 from conversion.progress import StepError, Steps, describe
 from conversion.repository import claim_names, publish, remove
@@ -166,7 +172,9 @@ def resolve_inputs(conversion: Conversion) -> tuple[InputSpec, ...]:
     if conversion.inputs:
         return conversion.inputs
     if is_onnx_file(conversion.source) and Path(conversion.source).exists():
-        return graph_inputs(Path(conversion.source))
+        found = graph_inputs(Path(conversion.source))
+        require_dynamic_batch(list(found), Path(conversion.source))
+        return found
     return tuple(InputSpec.infer(n, a) for n, a in conversion.validation.head(1).items())
 
 
@@ -284,9 +292,7 @@ def load_onnx(
         source = Path(conversion.source)
         if not source.exists():
             raise SpecError(f"{source} does not exist")
-        onnx.checker.check_model(str(source), full_check=True)
-        path = workdir / "exported.onnx"
-        shutil.copyfile(source, path)
+        path = copy_onnx(source, workdir / "exported.onnx")  # with its external data
         found = graph_inputs(path)
         if sorted(s.name for s in inputs) != sorted(s.name for s in found):
             raise SpecError(
@@ -300,11 +306,7 @@ def load_onnx(
         missing = [o.name for o in outputs if o.name not in graph_outputs]
         if missing:
             raise SpecError(f"the model has no output {missing}; its outputs are {graph_outputs}")
-        fixed = [s.name for s in found if not isinstance(s.dims[0], str)]
-        if fixed:
-            raise SpecError(
-                f"inputs {fixed} have a fixed first axis: export with a dynamic batch axis"
-            )
+        require_dynamic_batch(list(found), source)
     return Exported(path, inputs, tuple(outputs))
 
 
@@ -591,7 +593,7 @@ def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversi
     for precision in ("fp16", "int8"):
         remove(repository, f"{conversion.name}_trt_{precision}")
     model_dir = repository / conversion.name
-    shutil.copyfile(exported.path, model_dir / "portable.onnx")
+    copy_onnx(exported.path, model_dir / "portable.onnx")  # with its weights
     size = conversion.settings.quantization.calibration_batch_size
     batches = conversion.calibration.equal_shaped(size)
     arrays = {f"{i}/{name}": array for i, b in enumerate(batches) for name, array in b.items()}

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from conversion.external_data import external_data_files
 from conversion.fingerprint import file_digest, version_fingerprint
 from conversion.spec import SpecError
 from conversion.triton_config import ModelConfigSpec, build_config, gpu_spec, write_config
@@ -103,6 +104,9 @@ def publish(
 ) -> Path:
     """Copy `model_file` (and `extra_files`, by target name) into version 1 and write both configs.
 
+    An ONNX model's external data files (a model of 2 GiB or more) are copied beside it under the
+    names its graph gives them.
+
     The configs carry the fingerprint of those files and, for the checksum agent, their MD5s.
     """
     model_dir = repository / spec.name
@@ -112,6 +116,9 @@ def publish(
     if model_file.resolve() != target.resolve():
         shutil.copyfile(model_file, target)
     files = [target.name]
+    for name in external_data_files(model_file) if model_file.suffix == ".onnx" else []:
+        shutil.copyfile(model_file.parent / name, version_dir / name)  # found by the same name
+        files.append(name)
     for name, path in sorted((extra_files or {}).items()):
         shutil.copyfile(path, version_dir / name)
         files.append(name)

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from conversion.pipeline import written_names
@@ -69,3 +70,21 @@ def test_a_model_may_replace_its_own_served_names(tmp_path):
     _served(tmp_path, "twoin", ["twoin", "twoin_fp16"])
     claim_names(tmp_path, "twoin", written_names("twoin"))
     claim_names(tmp_path / "not-yet-made", "twoin", written_names("twoin"))
+
+
+def test_a_published_model_with_external_data_carries_its_data_file_and_its_checksum(tmp_path):
+    import hashlib
+
+    from conversion.external_data import copy_onnx
+    from conversion.repository import publish
+    from conversion.triton_config import ModelConfigSpec, Tensor, read_config
+    from tests.conversion.test_external_data import answers, linear_with_external_weights
+
+    source = linear_with_external_weights(tmp_path / "src")
+    large = copy_onnx(source, tmp_path / "work" / "fp32.onnx", limit=1024)
+    spec = ModelConfigSpec("big", (Tensor("x", "float32", (64,)),), (Tensor("y", "float32", (8,)),))
+    model_dir = publish(tmp_path / "repo", spec, large)
+    assert np.allclose(answers(model_dir / "1" / "model.onnx"), answers(large))
+    (agent,) = read_config(model_dir / "config.pbtxt").model_repository_agents.agents
+    data = (model_dir / "1" / "fp32.onnx.data").read_bytes()
+    assert agent.parameters["MD5:1/fp32.onnx.data"] == hashlib.md5(data).hexdigest()
