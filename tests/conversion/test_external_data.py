@@ -55,5 +55,5 @@ def test_a_model_over_the_size_limit_keeps_its_weights_in_one_file_beside_the_co
 def test_a_model_whose_external_data_is_missing_is_refused_naming_the_file(tmp_path):
     source = linear_with_external_weights(tmp_path / "source")
     (tmp_path / "source" / "linear.onnx.data").unlink()
-    with pytest.raises(SpecError, match="keeps its weights in external data 'linear.onnx.data'"):
+    with pytest.raises(SpecError, match=r"keeps its weights in external data 'linear\.onnx\.data'"):
         copy_onnx(source, tmp_path / "work" / "exported.onnx")
