@@ -66,12 +66,23 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Batching:
-    """Dynamic batching: how long a request may wait for others, and how the queue is bounded."""
+    """Dynamic batching: how long a request may wait for others, and how the queue is bounded.
+
+    `queue_timeout_us`: a request still queued after it is rejected (0: never); with
+    `allow_timeout_override` a request's own `timeout` parameter (microseconds, KServe v2
+    request parameters / gRPC `timeout`) applies instead when it is shorter: Triton's
+    ModelQueuePolicy `allow_timeout_override` ("individual requests can set a timeout that is
+    less than the default timeout value but may not increase it", model_config.proto), off by
+    default, which silently ignores every client's timeout. Triton core applies a request's
+    timeout only when it is below a non-zero default (PriorityQueue::PolicyQueue::Enqueue in
+    src/scheduler_utils.cc), so with `queue_timeout_us` 0 client timeouts are ignored anyway.
+    """
 
     max_queue_delay_us: int = 2000
     preferred_batch_sizes: tuple[int, ...] = ()
     queue_timeout_us: int = 0
     max_queue_size: int = 0
+    allow_timeout_override: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,11 +143,13 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         batching = config.dynamic_batching
         batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
         batching.preferred_batch_size.extend(spec.batching.preferred_batch_sizes)
-        if spec.batching.queue_timeout_us or spec.batching.max_queue_size:
+        queue = spec.batching
+        if queue.queue_timeout_us or queue.max_queue_size or queue.allow_timeout_override:
             policy = batching.default_queue_policy
             policy.timeout_action = mc.ModelQueuePolicy.REJECT
-            policy.default_timeout_microseconds = spec.batching.queue_timeout_us
-            policy.max_queue_size = spec.batching.max_queue_size
+            policy.default_timeout_microseconds = queue.queue_timeout_us
+            policy.allow_timeout_override = queue.allow_timeout_override
+            policy.max_queue_size = queue.max_queue_size
     if spec.platform != "ensemble":  # an ensemble has no instances of its own
         config.instance_group.add(
             count=spec.instance_count, kind=mc.ModelInstanceGroup.Kind.Value(spec.instance_kind)

@@ -33,7 +33,7 @@ def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_o
     config = _parse(digits_converted.repository / "digits_int8" / "config.pbtxt")
     assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 64
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
-    assert not config.dynamic_batching.preferred_batch_size  # a lone request must not wait
+    assert not config.dynamic_batching.preferred_batch_size
     policy = config.dynamic_batching.default_queue_policy
     assert policy.default_timeout_microseconds == 1_000_000 and policy.max_queue_size == 1024
     assert [(g.count, g.kind) for g in config.instance_group] == [
@@ -153,3 +153,19 @@ def test_checksums_name_tritons_checksum_agent_in_the_format_of_its_readme():
     )
     config = parse(render(build_config(spec)))
     assert config.model_repository_agents == documented.model_repository_agents
+
+
+def test_a_batching_config_lets_a_request_shorten_its_queue_timeout():
+    batching = Batching(queue_timeout_us=1_000_000)
+    tensors = (Tensor("x", "float32", (4,)),), (Tensor("y", "float32", (4,)),)
+    spec = ModelConfigSpec("m", *tensors, batching=batching)
+    policy = build_config(spec).dynamic_batching.default_queue_policy
+    assert policy.allow_timeout_override and policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    assert policy.default_timeout_microseconds == 1_000_000  # a client may only shorten it
+    assert "allow_timeout_override: true" in render(build_config(spec))
+
+
+def test_every_generated_batching_config_honours_client_timeouts(digits_converted):
+    for name in digits_converted.report.served:
+        config = _parse(digits_converted.repository / name / "config.pbtxt")
+        assert config.dynamic_batching.default_queue_policy.allow_timeout_override
