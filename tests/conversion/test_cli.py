@@ -229,6 +229,7 @@ def test_make_convert_passes_a_user_model_to_the_cli():
             "OUTPUTS=logits",
             "CALIB=c.npz",
             "VALID=v.npz",
+            "REPOSITORY=scratch",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -245,12 +246,13 @@ def test_make_convert_passes_a_user_model_to_the_cli():
         '--output "logits"',
         '--calibration "c.npz"',
         '--validation "v.npz"',
+        '--repository "scratch"',
     ):
         assert part in line
     demo = subprocess.run(
         ["make", "-n", "convert"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
-    assert "-m conversion demo" in demo.stdout
+    assert '-m conversion demo --repository "model_repository"' in demo.stdout
 
 
 def test_without_input_and_output_flags_the_spec_is_inferred_and_printed(tmp_path, datasets):
