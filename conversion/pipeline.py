@@ -30,7 +30,7 @@ from conversion.export import (
     require_dynamic_batch,
 )
 from conversion.external_data import copy_onnx
-from conversion.input_ranges import index_ranges
+from conversion.input_ranges import index_ranges, max_lengths
 from conversion.progress import StepError, Steps, describe
 from conversion.repository import claim_names, publish, remove
 from conversion.settings import Settings
@@ -576,6 +576,7 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
         },
         # read from the unoptimized export: the optimized graph has fused the lookups away
         valid_ranges=index_ranges(exported.path),
+        max_lengths=max_lengths(exported.path, {s.name: s.dynamic_axes for s in exported.inputs}),
     )
 
 

@@ -29,6 +29,10 @@ FINGERPRINT_PARAMETER = "fingerprint"
 # `valid_range:<input>` = "<min>,<max>" (inclusive integers): the gateways refuse values outside
 # it (conversion.input_ranges finds them); gateway/model_config.py and gateway-grpc read it.
 VALID_RANGE_PREFIX = "valid_range:"
+# `max_length:<input>` = "<n>" (an integer): the input's one variable (-1) axis besides the batch
+# may be at most n long (MiniLM's `input_ids`: 512 tokens, its position table); longer fails in
+# ONNX Runtime (conversion.input_ranges.max_lengths finds it). For the gateways to refuse.
+MAX_LENGTH_PREFIX = "max_length:"
 # Triton's checksum repository agent (github.com/triton-inference-server/checksum_repository_agent,
 # shipped in the official image under /opt/tritonserver/repoagents/checksum): one parameter
 # "MD5:<path relative to the model directory>" = lowercase hex MD5 per file; a mismatch fails the load.
@@ -118,6 +122,8 @@ class ModelConfigSpec:
     ensemble_steps: tuple[EnsembleStep, ...] = ()
     # {input: (lowest, highest)} valid values of index inputs, both inclusive
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # {input: the largest length of its one variable axis besides the batch}
+    max_lengths: dict[str, int] = field(default_factory=dict)
     # {path relative to the model directory, e.g. "1/model.onnx": its MD5}: the checksum agent
     checksums: dict[str, str] = field(default_factory=dict)
 
@@ -167,6 +173,8 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         parameters[FINGERPRINT_PARAMETER] = spec.fingerprint
     for name, (lowest, highest) in spec.valid_ranges.items():
         parameters[VALID_RANGE_PREFIX + name] = f"{lowest},{highest}"
+    for name, length in spec.max_lengths.items():
+        parameters[MAX_LENGTH_PREFIX + name] = str(length)
     for key, value in sorted(parameters.items()):
         config.parameters[key].string_value = value
     if spec.graph_optimization_level is not None:

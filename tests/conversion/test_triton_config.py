@@ -169,3 +169,18 @@ def test_every_generated_batching_config_honours_client_timeouts(digits_converte
     for name in digits_converted.report.served:
         config = _parse(digits_converted.repository / name / "config.pbtxt")
         assert config.dynamic_batching.default_queue_policy.allow_timeout_override
+
+
+def test_max_lengths_become_max_length_parameters():
+    tensors = (Tensor("input_ids", "int64", (-1,)),), (Tensor("y", "float32", (4,)),)
+    spec = ModelConfigSpec("m", *tensors, max_lengths={"input_ids": 512})
+    assert build_config(spec).parameters["max_length:input_ids"].string_value == "512"
+
+
+def test_every_minilm_variant_carries_its_512_token_limit(minilm_converted):
+    for name in ("minilm", "minilm_fp16", "minilm_int8"):
+        path = minilm_converted.repository / name / "config.pbtxt"
+        if path.exists():
+            parameters = _parse(path).parameters
+            assert parameters["max_length:input_ids"].string_value == "512"
+            assert parameters["max_length:attention_mask"].string_value == "512"
