@@ -83,6 +83,21 @@ def export_onnx(
     return list(dict.fromkeys(found))
 
 
+def require_dynamic_batch(inputs: list[InputSpec], source: Path) -> None:
+    """Raise SpecError when an input of the ONNX model at `source` has a fixed first axis: the
+    served models batch (Triton's dynamic batcher), so axis 0 must be symbolic in the graph."""
+    fixed = {s.name: s.dims[0] for s in inputs if s.dims and not isinstance(s.dims[0], str)}
+    if fixed:
+        shown = ", ".join(f"'{n}' axis 0 is {d}" for n, d in fixed.items())
+        axes = ", ".join(f"'{n}': {{0: 'batch'}}" for n in fixed)
+        raise SpecError(
+            f"{source} has a fixed batch axis ({shown}): the served model batches, so re-export "
+            f"it with a dynamic batch axis: torch.onnx.export(..., dynamic_axes={{{axes}}}), or "
+            "with dynamo=True dynamic_shapes naming torch.export.Dim('batch') for axis 0; or "
+            "convert the PyTorch model itself (--model package.module:factory)"
+        )
+
+
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failing run is reported by the caller, not logged twice

@@ -13,6 +13,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
+from conversion.external_data import external_data_files
 from conversion.settings import TransformerHint
 
 LEVELS = {
@@ -63,11 +64,22 @@ def op_counts(path: Path) -> Counter:
 
 
 def ort_offline(source: Path, target: Path, level: str = "extended") -> Path:
-    """Let ORT optimize `source` at `level` and save the result to `target` (CPU provider)."""
+    """Let ORT optimize `source` at `level` and save the result to `target` (CPU provider).
+
+    A source with external data (a model of 2 GiB or more) is saved with its weights in
+    `<target name>.data` beside `target` (ORT's optimized_model_external_initializers options).
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.optimized_model_filepath = str(target)
     options.log_severity_level = 3
+    if external_data_files(source):  # a large model: its weights stay outside the graph
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", f"{target.name}.data"
+        )
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+        )
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
     return target
 
@@ -88,7 +100,9 @@ def transformers_optimize(source: Path, target: Path, hint: TransformerHint) -> 
         opt_level=0,  # graph fusions only; ORT's own levels run afterwards
         only_onnxruntime=False,
     )
-    model.save_model_to_file(str(target))
+    model.save_model_to_file(
+        str(target), use_external_data_format=bool(external_data_files(source))
+    )
     return {op: int(n) for op, n in model.get_fused_operator_statistics().items() if n}
 
 

@@ -23,10 +23,16 @@ from rich.markup import escape
 
 from conversion import gate, int8_search, latency, optimize, variants
 from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_forward
-from conversion.export import check_against_torch, export_onnx, prove_dynamic_axes
-from conversion.input_ranges import index_ranges
+from conversion.export import (
+    check_against_torch,
+    export_onnx,
+    prove_dynamic_axes,
+    require_dynamic_batch,
+)
+from conversion.external_data import copy_onnx
+from conversion.input_ranges import index_ranges, max_lengths
 from conversion.progress import StepError, Steps, describe
-from conversion.repository import publish, remove
+from conversion.repository import claim_names, publish, remove
 from conversion.settings import Settings
 from conversion.spec import DEFAULT_TASK, DTYPES, TASKS, Dataset, InputSpec, OutputSpec, SpecError
 from conversion.text_serving import TextServing, write_text_models
@@ -166,7 +172,9 @@ def resolve_inputs(conversion: Conversion) -> tuple[InputSpec, ...]:
     if conversion.inputs:
         return conversion.inputs
     if is_onnx_file(conversion.source) and Path(conversion.source).exists():
-        return graph_inputs(Path(conversion.source))
+        found = graph_inputs(Path(conversion.source))
+        require_dynamic_batch(list(found), Path(conversion.source))
+        return found
     return tuple(InputSpec.infer(n, a) for n, a in conversion.validation.head(1).items())
 
 
@@ -284,9 +292,7 @@ def load_onnx(
         source = Path(conversion.source)
         if not source.exists():
             raise SpecError(f"{source} does not exist")
-        onnx.checker.check_model(str(source), full_check=True)
-        path = workdir / "exported.onnx"
-        shutil.copyfile(source, path)
+        path = copy_onnx(source, workdir / "exported.onnx")  # with its external data
         found = graph_inputs(path)
         if sorted(s.name for s in inputs) != sorted(s.name for s in found):
             raise SpecError(
@@ -300,11 +306,7 @@ def load_onnx(
         missing = [o.name for o in outputs if o.name not in graph_outputs]
         if missing:
             raise SpecError(f"the model has no output {missing}; its outputs are {graph_outputs}")
-        fixed = [s.name for s in found if not isinstance(s.dims[0], str)]
-        if fixed:
-            raise SpecError(
-                f"inputs {fixed} have a fixed first axis: export with a dynamic batch axis"
-            )
+        require_dynamic_batch(list(found), source)
     return Exported(path, inputs, tuple(outputs))
 
 
@@ -574,7 +576,16 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
         },
         # read from the unoptimized export: the optimized graph has fused the lookups away
         valid_ranges=index_ranges(exported.path),
+        max_lengths=max_lengths(exported.path, {s.name: s.dynamic_axes for s in exported.inputs}),
     )
+
+
+def written_names(name: str) -> list[str]:
+    """Every model name converting `name` may write or remove: its served variants (SERVED),
+    their text ensembles, its tokenizer and its TensorRT plans."""
+    served = [name + suffix for suffix, _ in SERVED.values()]
+    plans = [f"{name}_trt_{precision}" for precision in ("fp16", "int8")]
+    return [*served, *(f"{s}_text" for s in served), f"{name}_tokenizer", *plans]
 
 
 def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversion) -> None:
@@ -583,7 +594,7 @@ def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversi
     for precision in ("fp16", "int8"):
         remove(repository, f"{conversion.name}_trt_{precision}")
     model_dir = repository / conversion.name
-    shutil.copyfile(exported.path, model_dir / "portable.onnx")
+    copy_onnx(exported.path, model_dir / "portable.onnx")  # with its weights
     size = conversion.settings.quantization.calibration_batch_size
     batches = conversion.calibration.equal_shaped(size)
     arrays = {f"{i}/{name}": array for i, b in enumerate(batches) for name, array in b.items()}
@@ -644,9 +655,14 @@ def build_tensorrt(repository: Path, name: str, steps: Steps) -> str:
 def convert(
     conversion: Conversion, repository: Path, console=None, workdir: Path | None = None
 ) -> Report:
-    """Run every step; return the report (the manifest is written to the repository)."""
+    """Run every step; return the report (the manifest is written to the repository).
+
+    Raises repository.ModelNameError first when the name is unsafe or another model serves one
+    of the names this conversion would write (`written_names`).
+    """
     from conversion.manifest import write_manifest
 
+    claim_names(repository, conversion.name, written_names(conversion.name))
     own_tmp = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix=f"convert-{conversion.name}-")) if own_tmp else workdir
     workdir.mkdir(parents=True, exist_ok=True)

@@ -11,15 +11,69 @@ the official server refuses to load a file that is not the one this config was w
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from conversion.external_data import external_data_files
 from conversion.fingerprint import file_digest, version_fingerprint
+from conversion.spec import SpecError
 from conversion.triton_config import ModelConfigSpec, build_config, gpu_spec, write_config
 
 MODEL_VERSION = "1"
 GPU_CONFIG = Path("configs") / "gpu.pbtxt"
+# A served model's name is its folder in the repository and a path segment of the KServe v2 URL
+# (/v2/models/<name>/infer): letters, digits, `_`, `.`, `-`, not starting with a dot or a dash
+# (so never `.` or `..`: Triton's ValidateModelName refuses `..` and `/`, server PR #8400).
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+
+
+class ModelNameError(SpecError):
+    """A model name that is unsafe as a folder of the repository, or taken by another model."""
+
+
+def check_model_name(name: str) -> None:
+    """Raise ModelNameError unless `name` matches MODEL_NAME (1-200 characters of `[A-Za-z0-9_.-]`,
+    not starting with `.` or `-`): a name such as `..`, `../x` or `` would write outside the
+    repository or into its root."""
+    if not MODEL_NAME.fullmatch(name):
+        raise ModelNameError(
+            f"model name {name!r}: use 1-200 letters, digits, '_', '.' or '-', not starting "
+            "with '.' or '-' (it is a folder of the repository and part of the request URL)"
+        )
+
+
+def owners(repository: Path) -> dict[str, str]:
+    """{served name: the converted model that owns it}, from every `<repo>/<model>/manifest.json`
+    (a model owns its own name and every name its manifest lists as `served`)."""
+    owned: dict[str, str] = {}
+    for manifest in sorted(repository.glob("*/manifest.json")):
+        model = manifest.parent.name
+        try:
+            served = json.loads(manifest.read_text()).get("served", [])
+        except (OSError, ValueError):
+            served = []
+        for name in [model, *served]:
+            owned.setdefault(name, model)
+    return owned
+
+
+def claim_names(repository: Path, model: str, names: Iterable[str]) -> None:
+    """Check that converting `model` may write `names` (its own name and its variants'): raise
+    ModelNameError for an unsafe name, or for one that another converted model serves (it would be
+    silently replaced, and that model's manifest would still list it)."""
+    check_model_name(model)
+    owned = owners(repository) if repository.is_dir() else {}
+    for name in names:
+        owner = owned.get(name, model)
+        if owner != model:
+            raise ModelNameError(
+                f"model name {model!r}: it would write '{name}', which model '{owner}' serves "
+                f"in {repository} (see {owner}/manifest.json); choose another --name"
+            )
 
 
 def fingerprint(path: Path) -> str:
@@ -50,6 +104,9 @@ def publish(
 ) -> Path:
     """Copy `model_file` (and `extra_files`, by target name) into version 1 and write both configs.
 
+    An ONNX model's external data files (a model of 2 GiB or more) are copied beside it under the
+    names its graph gives them.
+
     The configs carry the fingerprint of those files and, for the checksum agent, their MD5s.
     """
     model_dir = repository / spec.name
@@ -59,6 +116,9 @@ def publish(
     if model_file.resolve() != target.resolve():
         shutil.copyfile(model_file, target)
     files = [target.name]
+    for name in external_data_files(model_file) if model_file.suffix == ".onnx" else []:
+        shutil.copyfile(model_file.parent / name, version_dir / name)  # found by the same name
+        files.append(name)
     for name, path in sorted((extra_files or {}).items()):
         shutil.copyfile(path, version_dir / name)
         files.append(name)

@@ -77,6 +77,16 @@ class ServingOptions:
     dynamic_size: int = 16  # warmup size of non-batch dynamic axes
     graph_level: int = 1  # onnxruntime_backend: 1 = ORT_ENABLE_EXTENDED
 
+    def __post_init__(self) -> None:
+        """ValueError for a max_batch_size below 1: the generated configs leave the batch axis
+        out of `dims` and use the dynamic batcher, which Triton allows only with max_batch_size
+        >= 1 (0 means "does not batch, dims include the batch axis": model_config.proto)."""
+        if self.max_batch_size < 1:
+            raise ValueError(
+                f"max batch size {self.max_batch_size}: must be at least 1 (the served models "
+                "batch; Triton's 0 means a model that does not batch, which these are not)"
+            )
+
 
 @dataclass(frozen=True)
 class TensorRTShapes:

@@ -59,7 +59,11 @@ def _tokenizer_spec(name: str, text: TextServing, stamp: str) -> ModelConfigSpec
         batching=Batching(max_queue_delay_us=1000, queue_timeout_us=1_000_000, max_queue_size=1024),
         instance_count=2,  # one instance behind a queue policy stalls now and then (Triton 2.51)
         fingerprint=stamp,
-        parameters={"buckets": ",".join(map(str, text.buckets)), "pad_id": str(text.pad_id)},
+        parameters={
+            "buckets": ",".join(map(str, text.buckets)),
+            "pad_id": str(text.pad_id),
+            "max_chars": str(tokenizer_model.max_chars(text.buckets)),
+        },
     )
 
 

@@ -29,6 +29,10 @@ FINGERPRINT_PARAMETER = "fingerprint"
 # `valid_range:<input>` = "<min>,<max>" (inclusive integers): the gateways refuse values outside
 # it (conversion.input_ranges finds them); gateway/model_config.py and gateway-grpc read it.
 VALID_RANGE_PREFIX = "valid_range:"
+# `max_length:<input>` = "<n>" (an integer): the input's one variable (-1) axis besides the batch
+# may be at most n long (MiniLM's `input_ids`: 512 tokens, its position table); longer fails in
+# ONNX Runtime (conversion.input_ranges.max_lengths finds it). For the gateways to refuse.
+MAX_LENGTH_PREFIX = "max_length:"
 # Triton's checksum repository agent (github.com/triton-inference-server/checksum_repository_agent,
 # shipped in the official image under /opt/tritonserver/repoagents/checksum): one parameter
 # "MD5:<path relative to the model directory>" = lowercase hex MD5 per file; a mismatch fails the load.
@@ -66,12 +70,23 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Batching:
-    """Dynamic batching: how long a request may wait for others, and how the queue is bounded."""
+    """Dynamic batching: how long a request may wait for others, and how the queue is bounded.
+
+    `queue_timeout_us`: a request still queued after it is rejected (0: never); with
+    `allow_timeout_override` a request's own `timeout` parameter (microseconds, KServe v2
+    request parameters / gRPC `timeout`) applies instead when it is shorter: Triton's
+    ModelQueuePolicy `allow_timeout_override` ("individual requests can set a timeout that is
+    less than the default timeout value but may not increase it", model_config.proto), off by
+    default, which silently ignores every client's timeout. Triton core applies a request's
+    timeout only when it is below a non-zero default (PriorityQueue::PolicyQueue::Enqueue in
+    src/scheduler_utils.cc), so with `queue_timeout_us` 0 client timeouts are ignored anyway.
+    """
 
     max_queue_delay_us: int = 2000
     preferred_batch_sizes: tuple[int, ...] = ()
     queue_timeout_us: int = 0
     max_queue_size: int = 0
+    allow_timeout_override: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,8 @@ class ModelConfigSpec:
     ensemble_steps: tuple[EnsembleStep, ...] = ()
     # {input: (lowest, highest)} valid values of index inputs, both inclusive
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # {input: the largest length of its one variable axis besides the batch}
+    max_lengths: dict[str, int] = field(default_factory=dict)
     # {path relative to the model directory, e.g. "1/model.onnx": its MD5}: the checksum agent
     checksums: dict[str, str] = field(default_factory=dict)
 
@@ -132,11 +149,13 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         batching = config.dynamic_batching
         batching.max_queue_delay_microseconds = spec.batching.max_queue_delay_us
         batching.preferred_batch_size.extend(spec.batching.preferred_batch_sizes)
-        if spec.batching.queue_timeout_us or spec.batching.max_queue_size:
+        queue = spec.batching
+        if queue.queue_timeout_us or queue.max_queue_size or queue.allow_timeout_override:
             policy = batching.default_queue_policy
             policy.timeout_action = mc.ModelQueuePolicy.REJECT
-            policy.default_timeout_microseconds = spec.batching.queue_timeout_us
-            policy.max_queue_size = spec.batching.max_queue_size
+            policy.default_timeout_microseconds = queue.queue_timeout_us
+            policy.allow_timeout_override = queue.allow_timeout_override
+            policy.max_queue_size = queue.max_queue_size
     if spec.platform != "ensemble":  # an ensemble has no instances of its own
         config.instance_group.add(
             count=spec.instance_count, kind=mc.ModelInstanceGroup.Kind.Value(spec.instance_kind)
@@ -154,6 +173,8 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         parameters[FINGERPRINT_PARAMETER] = spec.fingerprint
     for name, (lowest, highest) in spec.valid_ranges.items():
         parameters[VALID_RANGE_PREFIX + name] = f"{lowest},{highest}"
+    for name, length in spec.max_lengths.items():
+        parameters[MAX_LENGTH_PREFIX + name] = str(length)
     for key, value in sorted(parameters.items()):
         config.parameters[key].string_value = value
     if spec.graph_optimization_level is not None:

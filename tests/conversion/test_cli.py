@@ -134,6 +134,52 @@ def test_a_model_that_cannot_be_loaded_or_exported_fails_naming_the_step(
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.fixture(scope="module")
+def random_digits(tmp_path_factory):
+    """calib.npz and valid.npz of random 8x8 images: for refusals that come before any work."""
+    root = tmp_path_factory.mktemp("random")
+    images = np.random.default_rng(0).standard_normal((8, 1, 8, 8)).astype(np.float32)
+    np.savez(root / "calib.npz", image=images)
+    np.savez(root / "valid.npz", image=images, labels=np.zeros(8, np.int64))
+    return root
+
+
+@pytest.mark.parametrize("name", ["..", "", "../x"])
+def test_a_name_that_would_write_outside_its_folder_is_refused_in_one_line(
+    tmp_path, random_digits, name
+):
+    args = _args("tests.conversion.factories:digits_untrained", random_digits, tmp_path / "repo")
+    args[args.index("--name") + 1] = name
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert f"conversion failed: model name {name!r}: use 1-200 letters" in result.said
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even the repo
+
+
+def test_a_name_another_model_serves_is_refused_in_one_line(tmp_path, random_digits):
+    (tmp_path / "twoin").mkdir()
+    (tmp_path / "twoin" / "manifest.json").write_text('{"served": ["twoin", "twoin_fp16"]}')
+    args = _args("tests.conversion.factories:digits_untrained", random_digits, tmp_path)
+    args[args.index("--name") + 1] = "twoin_fp16"
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert (
+        "conversion failed: model name 'twoin_fp16': it would write 'twoin_fp16', which model "
+        "'twoin' serves" in result.said
+    )
+    assert not (tmp_path / "twoin_fp16").exists()
+
+
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_max_batch_size_below_one_is_refused_before_any_work(tmp_path, random_digits, size):
+    args = _args("tests.conversion.factories:digits_untrained", random_digits, tmp_path)
+    result = run_cli(*args, "--max-batch-size", size)
+    assert result.returncode == 1
+    assert f"step 'read arguments' failed: max batch size {size}: must be at least 1" in result.said
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_an_onnx_file_is_converted_into_served_variants_with_progress_per_step(
     tmp_path, datasets, digits_converted
 ):
@@ -183,6 +229,7 @@ def test_make_convert_passes_a_user_model_to_the_cli():
             "OUTPUTS=logits",
             "CALIB=c.npz",
             "VALID=v.npz",
+            "REPOSITORY=scratch",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -199,12 +246,13 @@ def test_make_convert_passes_a_user_model_to_the_cli():
         '--output "logits"',
         '--calibration "c.npz"',
         '--validation "v.npz"',
+        '--repository "scratch"',
     ):
         assert part in line
     demo = subprocess.run(
         ["make", "-n", "convert"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
-    assert "-m conversion demo" in demo.stdout
+    assert '-m conversion demo --repository "model_repository"' in demo.stdout
 
 
 def test_without_input_and_output_flags_the_spec_is_inferred_and_printed(tmp_path, datasets):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conversion.input_ranges import index_ranges
+from conversion.input_ranges import axis_limits, index_ranges, max_lengths
 
 
 def table(name: str, rows: int) -> onnx.TensorProto:
@@ -89,3 +90,69 @@ def test_a_float_input_is_never_an_index(tmp_path):
 
 def test_the_minilm_export_takes_token_ids_of_its_30522_word_vocabulary(model_repository):
     assert index_ranges(model_repository / "minilm" / "portable.onnx") == {"input_ids": (0, 30521)}
+
+
+def sliced_buffer(path, buffer_length: int, ends_from_shape: bool = True, start: int = 0):
+    """out = positions[:, start:ids.shape[1]] (positions: a constant [1, buffer_length]), as
+    BERT exports `self.position_ids[:, :seq_length]`; or sliced to a constant end."""
+    positions = numpy_helper.from_array(np.arange(buffer_length)[None, :], "positions")
+    ints = {
+        n: numpy_helper.from_array(np.array(v, np.int64), n)
+        for n, v in {"one": 1, "axes": [1], "starts": [start], "fixed": [8]}.items()
+    }
+    nodes = [
+        helper.make_node("Shape", ["ids"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["length"], axis=0),
+        helper.make_node("Unsqueeze", ["length", "axes"], ["ends"]),
+        helper.make_node(
+            "Slice",
+            ["positions", "starts", "ends" if ends_from_shape else "fixed", "axes"],
+            ["out"],
+        ),
+    ]
+    mask = helper.make_tensor_value_info("mask", TensorProto.INT64, ["batch", "sequence"])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [ids(), mask],
+        [helper.make_tensor_value_info("out", TensorProto.INT64, None)],
+        initializer=[positions, *ints.values()],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+SEQUENCE = {"ids": {0: "batch", 1: "sequence"}, "mask": {0: "batch", 1: "sequence"}}
+
+
+def test_an_axis_that_slices_a_constant_buffer_is_at_most_the_buffers_length(tmp_path):
+    path = sliced_buffer(tmp_path / "m.onnx", 64)
+    assert axis_limits(path) == {"ids": {1: 64}}
+    assert max_lengths(path, SEQUENCE) == {"ids": 64, "mask": 64}  # mask shares the axis name
+
+
+def test_a_slice_that_starts_later_leaves_fewer_entries(tmp_path):
+    assert axis_limits(sliced_buffer(tmp_path / "m.onnx", 64, start=2)) == {"ids": {1: 62}}
+
+
+def test_a_buffer_sliced_to_a_constant_end_limits_nothing(tmp_path):
+    assert axis_limits(sliced_buffer(tmp_path / "m.onnx", 64, ends_from_shape=False)) == {}
+
+
+def test_an_input_with_two_variable_axes_gets_no_single_length(tmp_path):
+    path = sliced_buffer(tmp_path / "m.onnx", 64)
+    assert max_lengths(path, {"ids": {0: "batch", 1: "sequence", 2: "width"}}) == {}
+
+
+def test_the_minilm_export_takes_at_most_512_tokens_and_fails_beyond(model_repository):
+    import onnxruntime as ort
+
+    path = model_repository / "minilm" / "portable.onnx"
+    names = {"input_ids": SEQUENCE["ids"], "attention_mask": SEQUENCE["mask"]}
+    assert max_lengths(path, names) == {"input_ids": 512, "attention_mask": 512}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {n: np.ones((1, 512), np.int64) for n in names}
+    session.run(None, feed)
+    longer = {n: np.ones((1, 513), np.int64) for n in names}
+    with pytest.raises(Exception, match="invalid expand shape"):
+        session.run(None, longer)

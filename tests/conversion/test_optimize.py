@@ -1,3 +1,5 @@
+import numpy as np
+
 from conversion.optimize import op_counts
 
 
@@ -27,3 +29,14 @@ def test_the_manifest_lists_the_fusions(minilm_converted):
     manifest = json.loads((minilm_converted.repository / "minilm" / "manifest.json").read_text())
     assert manifest["optimization"]["fusions"]["Attention"] == 6
     assert manifest["optimization"]["nodes_after"] < manifest["optimization"]["nodes_before"]
+
+
+def test_a_model_with_external_data_is_optimized_with_its_weights_kept_outside(tmp_path):
+    from conversion.external_data import copy_onnx, external_data_files
+    from conversion.optimize import ort_offline
+    from tests.conversion.test_external_data import answers, linear_with_external_weights
+
+    large = copy_onnx(linear_with_external_weights(tmp_path / "src"), tmp_path / "big.onnx", 1024)
+    optimized = ort_offline(large, tmp_path / "fp32.onnx")
+    assert external_data_files(optimized) == ["fp32.onnx.data"]
+    assert np.allclose(answers(optimized), answers(large))

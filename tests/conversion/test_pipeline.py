@@ -109,8 +109,33 @@ def test_an_onnx_model_with_a_fixed_batch_axis_is_refused(tmp_path):
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
     onnx.save(model, str(tmp_path / "fixed.onnx"))
     conversion = replace(DICT_OUTPUT.conversion(), source=tmp_path / "fixed.onnx")
-    with pytest.raises(StepError, match=r"inputs \['x'\] have a fixed first axis"):
-        pipeline.load_onnx(conversion, pipeline.resolve_inputs(conversion), tmp_path, _steps())
+    with pytest.raises(StepError, match=r"fixed.onnx has a fixed batch axis \('x' axis 0 is 4\)"):
+        pipeline.load_onnx(
+            conversion, (InputSpec("x", "float32", ("batch", 4)),), tmp_path, _steps()
+        )
+    undeclared = replace(conversion, inputs=())  # read from the graph: named before the data
+    with pytest.raises(SpecError, match=r"re-export it with a dynamic batch axis.*dynamic_axes"):
+        convert(undeclared, tmp_path / "repo", quiet_console(), workdir=tmp_path / "again")
+
+
+def test_an_onnx_model_with_its_weights_in_external_data_is_converted_and_served(tmp_path):
+    _converted(DICT_OUTPUT, tmp_path / "first", quantization={"variants": ()})
+    model = onnx.load(str(tmp_path / "first" / "work" / "exported.onnx"))
+    onnx.save_model(
+        model,
+        str(tmp_path / "m.onnx"),
+        save_as_external_data=True,
+        location="m.onnx.data",
+        size_threshold=0,
+    )
+    assert (tmp_path / "m.onnx.data").exists()  # as torch.onnx.export writes it by default
+    conversion = tuned(
+        replace(DICT_OUTPUT.conversion(), source=tmp_path / "m.onnx"),
+        quantization={"variants": ("fp16",)},
+    )
+    report = convert(conversion, tmp_path / "repo", quiet_console())
+    assert "dict_output" in report.served
+    assert (tmp_path / "repo" / "dict_output" / "1" / "model.onnx").exists()
 
 
 def test_an_onnx_source_is_judged_against_itself_with_its_absolute_accuracy(tmp_path):

@@ -117,3 +117,29 @@ def test_the_served_repository_has_every_accepted_variant(model_repository):
                     variant["passed"]
                     and (model_repository / variant["served_as"] / "config.pbtxt").exists()
                 )
+
+
+def test_a_request_whose_own_timeout_expires_in_the_queue_is_refused_by_triton(tmp_path):
+    """Triton honours a request's `timeout` parameter only with allow_timeout_override (set by
+    triton_config.Batching) and below a non-zero default timeout; a lone request waits
+    max_queue_delay in the queue, longer than 1 us."""
+    from conversion.external_data import copy_onnx
+    from conversion.repository import publish
+    from conversion.triton_config import Batching, ModelConfigSpec, Tensor
+    from tests.conftest import start_stack
+    from tests.conversion.test_external_data import linear_with_external_weights
+
+    model = copy_onnx(linear_with_external_weights(tmp_path / "src"), tmp_path / "linear.onnx")
+    tensors = (Tensor("x", "float32", (64,)),), (Tensor("y", "float32", (8,)),)
+    spec = ModelConfigSpec("linear", *tensors, batching=Batching(50_000, (), 1_000_000))
+    publish(tmp_path / "repo", spec, model)
+    running = start_stack(tmp_path / "run", tmp_path / "repo")
+    try:
+        url = f"{running.triton_http_url}/v2/models/linear/infer"
+        body = {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": [1.0] * 64}]}
+        answered = httpx.post(url, json=body, timeout=30)
+        expired = httpx.post(url, json={**body, "parameters": {"timeout": 1}}, timeout=30)
+    finally:
+        running.local.stop()
+    assert answered.status_code == 200, answered.text
+    assert expired.status_code != 200 and "timeout expired" in expired.text.lower(), expired.text

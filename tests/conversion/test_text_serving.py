@@ -56,3 +56,11 @@ def test_a_model_that_does_not_take_token_ids_and_a_mask_cannot_get_a_tokenizer(
         SpecError, match=r"'digits' takes \['image'\]: a model behind the tokenizer takes"
     ):
         write_text_models(digits_converted.repository, "digits", ["digits"], text)
+
+
+def test_the_tokenizer_config_names_its_character_budget(tmp_path):
+    from conversion.text_serving import write_tokenizer
+
+    write_tokenizer(tmp_path, "t_tokenizer", TextServing(minilm.tokenizer_file()))
+    config = read_config(tmp_path / "t_tokenizer" / "config.pbtxt")
+    assert config.parameters["max_chars"].string_value == "4096"  # 32 characters x 128 tokens

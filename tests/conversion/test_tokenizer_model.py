@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -52,6 +53,46 @@ def test_the_serving_tokenizer_gives_the_same_embedding_as_the_conversion_tokeni
     assert np.allclose(
         padded, unpadded, atol=1e-5
     )  # padding to a bucket does not change the answer
+
+
+class Recording:
+    """The real tokenizer, recording the texts it is given."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.seen = tokenizer, []
+
+    def encode_batch(self, texts):
+        self.seen += texts
+        return self.tokenizer.encode_batch(texts)
+
+
+def test_a_huge_text_is_cut_to_the_character_budget_before_it_is_tokenized(tokenizer):
+    huge = "abc123 " * 600_000  # 4.2 MB: ~10 s of CPU when tokenized whole (issue t9)
+    recording = Recording(tokenizer)
+    started = time.perf_counter()
+    ids, mask = tokenizer_model.encode(recording, [huge, "short"])
+    elapsed = time.perf_counter() - started
+    assert [len(t) for t in recording.seen] == [tokenizer_model.max_chars(), 5]
+    assert tokenizer_model.max_chars() == 32 * 128
+    assert ids.shape == (2, 128) and mask[0].sum() == 128
+    assert elapsed < 2.0  # the whole text took 9.5 s; the budget takes milliseconds
+
+
+def test_a_normal_texts_tokens_are_the_same_with_and_without_the_budget(tokenizer):
+    texts = [
+        *minilm.validation_sentences(32),
+        " ".join(minilm.validation_sentences(40)),  # far past 128 tokens: truncated either way
+        "Ünïcödé wörds, URLs like https://example.com/a/b?c=d and numbers 3.14159 " * 20,
+    ]
+    unbounded = tokenizer_model.encode(tokenizer, texts, limit=10**9)
+    bounded = tokenizer_model.encode(tokenizer, texts)
+    assert all(np.array_equal(a, b) for a, b in zip(unbounded, bounded, strict=True))
+
+
+def test_a_huge_bytes_element_is_decoded_only_up_to_the_budget():
+    text = tokenizer_model.decode_text("é€𝄞".encode() * 1_000_000, 10)
+    assert text == "é€𝄞é€𝄞é€𝄞é" and "\ufffd" not in text
+    assert tokenizer_model.decode_text(b"\xff" + b"a" * 100, 3) == "\ufffdaa"
 
 
 def model_args(version_dir, fingerprint: str) -> dict:

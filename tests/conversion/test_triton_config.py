@@ -5,6 +5,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor, build_config, parse, render
 
+MINILM_VARIANTS = ("minilm", "minilm_fp16", "minilm_int8")
+
 
 def _configs(repository):
     return sorted([*repository.glob("*/config.pbtxt"), *repository.glob("*/configs/*.pbtxt")])
@@ -33,7 +35,7 @@ def test_an_onnx_variant_config_has_batching_queue_policy_instances_warmup_and_o
     config = _parse(digits_converted.repository / "digits_int8" / "config.pbtxt")
     assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 64
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
-    assert not config.dynamic_batching.preferred_batch_size  # a lone request must not wait
+    assert not config.dynamic_batching.preferred_batch_size
     policy = config.dynamic_batching.default_queue_policy
     assert policy.default_timeout_microseconds == 1_000_000 and policy.max_queue_size == 1024
     assert [(g.count, g.kind) for g in config.instance_group] == [
@@ -53,7 +55,7 @@ def test_the_gpu_config_uses_gpu_instances_and_the_tensorrt_accelerator(
     for repository, name, precision in [
         (digits_converted.repository, "digits", "FP16"),
         (digits_converted.repository, "digits_int8", "INT8"),  # static Q/DQ: explicit quantization
-        (minilm_converted.repository, "minilm_fp16", "FP16"),
+        (minilm_converted.repository, "minilm", "FP16"),  # fp16 is served only if fast here
     ]:
         gpu = _parse(repository / name / "configs" / "gpu.pbtxt")
         cpu = _parse(repository / name / "config.pbtxt")
@@ -131,7 +133,9 @@ def test_valid_ranges_become_valid_range_parameters_of_inclusive_integers():
 
 
 def test_every_minilm_variant_carries_the_vocabulary_range_of_its_token_ids(minilm_converted):
-    for name in ("minilm", "minilm_fp16", "minilm_int8"):
+    served = [n for n in minilm_converted.report.served if n in MINILM_VARIANTS]
+    assert "minilm" in served  # the others are served only if they are fast enough here
+    for name in served:
         for path in (f"{name}/config.pbtxt", f"{name}/configs/gpu.pbtxt"):
             config = _parse(minilm_converted.repository / path)
             assert config.parameters["valid_range:input_ids"].string_value == "0,30521", path
@@ -153,3 +157,34 @@ def test_checksums_name_tritons_checksum_agent_in_the_format_of_its_readme():
     )
     config = parse(render(build_config(spec)))
     assert config.model_repository_agents == documented.model_repository_agents
+
+
+def test_a_batching_config_lets_a_request_shorten_its_queue_timeout():
+    batching = Batching(queue_timeout_us=1_000_000)
+    tensors = (Tensor("x", "float32", (4,)),), (Tensor("y", "float32", (4,)),)
+    spec = ModelConfigSpec("m", *tensors, batching=batching)
+    policy = build_config(spec).dynamic_batching.default_queue_policy
+    assert policy.allow_timeout_override and policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    assert policy.default_timeout_microseconds == 1_000_000  # a client may only shorten it
+    assert "allow_timeout_override: true" in render(build_config(spec))
+
+
+def test_every_generated_batching_config_honours_client_timeouts(digits_converted):
+    for name in digits_converted.report.served:
+        config = _parse(digits_converted.repository / name / "config.pbtxt")
+        assert config.dynamic_batching.default_queue_policy.allow_timeout_override
+
+
+def test_max_lengths_become_max_length_parameters():
+    tensors = (Tensor("input_ids", "int64", (-1,)),), (Tensor("y", "float32", (4,)),)
+    spec = ModelConfigSpec("m", *tensors, max_lengths={"input_ids": 512})
+    assert build_config(spec).parameters["max_length:input_ids"].string_value == "512"
+
+
+def test_every_minilm_variant_carries_its_512_token_limit(minilm_converted):
+    served = [n for n in minilm_converted.report.served if n in MINILM_VARIANTS]
+    assert "minilm" in served
+    for name in served:
+        parameters = _parse(minilm_converted.repository / name / "config.pbtxt").parameters
+        assert parameters["max_length:input_ids"].string_value == "512"
+        assert parameters["max_length:attention_mask"].string_value == "512"
