@@ -14,6 +14,9 @@ from conversion.repository import publish
 from conversion.settings import GateSettings
 from conversion.triton_config import read_config
 
+# the session fixture converts MiniLM with every variant (NNCF included) before the first test
+pytestmark = pytest.mark.timeout(1500)
+
 
 def test_ov_int8_is_quantized_as_a_transformer_and_passes_the_gate(minilm_converted):
     result = minilm_converted.report.results["ov_int8"]

@@ -76,13 +76,13 @@ def test_minilm_takes_variable_length_token_ids_and_warms_up_on_one_bucket(minil
 
 
 def test_the_text_ensemble_chains_the_tokenizer_and_the_encoder(minilm_converted):
-    ensemble = _parse(minilm_converted.repository / "minilm_int8_text" / "config.pbtxt")
+    ensemble = _parse(minilm_converted.repository / "minilm_text" / "config.pbtxt")
     assert ensemble.platform == "ensemble" and not ensemble.instance_group
     assert [(i.name, i.data_type, list(i.dims)) for i in ensemble.input] == [
         ("text", mc.TYPE_STRING, [1])
     ]
     steps = ensemble.ensemble_scheduling.step
-    assert [s.model_name for s in steps] == ["minilm_tokenizer", "minilm_int8"]
+    assert [s.model_name for s in steps] == ["minilm_tokenizer", "minilm"]
     internal = {"input_ids": "_input_ids", "attention_mask": "_attention_mask"}
     assert dict(steps[0].output_map) == internal == dict(steps[1].input_map)
     assert dict(steps[1].output_map) == {"embedding": "embedding"}
@@ -93,9 +93,9 @@ def test_the_text_ensemble_chains_the_tokenizer_and_the_encoder(minilm_converted
 
 def test_the_ensemble_fingerprint_changes_with_its_member(minilm_converted):
     text = _parse(minilm_converted.repository / "minilm_text" / "config.pbtxt")
-    int8_text = _parse(minilm_converted.repository / "minilm_int8_text" / "config.pbtxt")
+    fp16_text = _parse(minilm_converted.repository / "minilm_fp16_text" / "config.pbtxt")
     member = _parse(minilm_converted.repository / "minilm" / "config.pbtxt")
-    prints = {c.parameters["fingerprint"].string_value for c in (text, int8_text, member)}
+    prints = {c.parameters["fingerprint"].string_value for c in (text, fp16_text, member)}
     assert len(prints) == 3
 
 
@@ -131,7 +131,8 @@ def test_valid_ranges_become_valid_range_parameters_of_inclusive_integers():
 
 
 def test_every_minilm_variant_carries_the_vocabulary_range_of_its_token_ids(minilm_converted):
-    for name in ("minilm", "minilm_fp16", "minilm_int8"):
+    served = minilm_converted.report.served
+    for name in [n for n in served if not n.endswith(("_text", "_tokenizer"))]:
         for path in (f"{name}/config.pbtxt", f"{name}/configs/gpu.pbtxt"):
             config = _parse(minilm_converted.repository / path)
             assert config.parameters["valid_range:input_ids"].string_value == "0,30521", path

@@ -245,7 +245,7 @@ def test_models_built_the_demo_models_into_the_fresh_repository_volume(run):
     log = run.logs("models")
     assert "present in /models, skipped" not in log, log[-3000:]
     assert "served models: digits, digits_fp16, digits_int8" in log
-    assert "minilm_int8_text" in log
+    assert "minilm_text" in log
 
 
 def test_every_service_is_healthy_and_every_one_shot_completed(run):
@@ -299,7 +299,7 @@ def test_tritonclient_grpc_through_the_published_gateway_grpc_port(run, api_key)
 
 
 def test_the_text_model_is_served_with_triton_tokenizing(run, api_key):
-    payload = {"model": "minilm_int8_text", "inputs": {"text": [["Triton batches requests."]]}}
+    payload = {"model": "minilm_text", "inputs": {"text": [["Triton batches requests."]]}}
     answer = httpx.post(
         run.url("gateway", "/predict"), json=payload, headers={"X-API-Key": api_key}, timeout=60
     )
