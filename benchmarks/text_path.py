@@ -49,22 +49,36 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its descendants so far (0 for a gone process)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / TICKS
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 for a gone process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
+
+
+def stub_model(pid: int) -> str | None:
+    """The model a python-backend stub serves (its first argument is `<repo>/<model>/<v>/model.py`)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if len(arguments) < 2 or not arguments[1].endswith(b"model.py"):
+        return None
+    return Path(arguments[1].decode()).parent.parent.name
 
 
 def component_cpu(local: LocalStack) -> dict[str, float]:
-    """{component: CPU seconds so far} of the stack's running components."""
-    states = local.component_states()
-    return {name: cpu_seconds(s.pid) for name, s in states.items() if s.pid}
+    """{component: CPU seconds so far} of the stack's running components, tritonserver's
+    python-backend stubs apart as `stubs:<model>`."""
+    found: dict[str, float] = {}
+    for name, state in local.component_states().items():
+        for member in process_tree(state.pid) if state.pid else []:
+            model = stub_model(member) if name == "triton" else None
+            key = f"stubs:{model}" if model else name
+            found[key] = found.get(key, 0.0) + own_cpu_seconds(member)
+    return found
 
 
 def short_sentences(count: int, seed: int = 11) -> list[str]:
