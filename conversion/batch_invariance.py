@@ -37,10 +37,12 @@ def pad_stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     batch = {}
     for name in rows[0]:
         arrays = [row[name] for row in rows]
-        shape = np.max([a.shape for a in arrays], axis=0) if arrays[0].ndim else ()
-        batch[name] = np.stack(
-            [np.pad(a, [(0, s - d) for s, d in zip(shape, a.shape, strict=True)]) for a in arrays]
-        )
+        if arrays[0].ndim:  # a scalar per row (an input of shape [batch]) has nothing to pad
+            shape = np.max([a.shape for a in arrays], axis=0)
+            arrays = [
+                np.pad(a, [(0, s - d) for s, d in zip(shape, a.shape, strict=True)]) for a in arrays
+            ]
+        batch[name] = np.stack(arrays)
     return batch
 
 

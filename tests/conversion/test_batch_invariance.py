@@ -48,6 +48,11 @@ def test_rows_of_different_lengths_are_zero_padded_to_the_longest():
     assert batch["ids"].tolist() == [[1, 2, 0, 0], [3, 4, 5, 6]]
 
 
+def test_a_scalar_input_per_row_is_stacked_as_it_is():
+    rows = [{"category": np.array(2)}, {"category": np.array(5)}]
+    assert batch_invariance.pad_stack(rows)["category"].tolist() == [2, 5]
+
+
 def test_a_longer_padded_answer_is_compared_on_the_length_of_the_answer_alone():
     alone = np.array([[1.0, 2.0]])
     assert batch_invariance.deviation(alone, np.array([[1.0, 2.0], [9.0, 9.0]])) == 0.0
