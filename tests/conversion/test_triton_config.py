@@ -1,5 +1,6 @@
 """Every generated config parses as Triton's ModelConfig and says what the design asks for."""
 
+import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -53,7 +54,7 @@ def test_the_gpu_config_uses_gpu_instances_and_the_tensorrt_accelerator(
     for repository, name, precision in [
         (digits_converted.repository, "digits", "FP16"),
         (digits_converted.repository, "digits_int8", "INT8"),  # static Q/DQ: explicit quantization
-        (minilm_converted.repository, "minilm_fp16", "FP16"),
+        (minilm_converted.repository, "minilm", "FP16"),  # always served (fp16 only if not slower)
     ]:
         gpu = _parse(repository / name / "configs" / "gpu.pbtxt")
         cpu = _parse(repository / name / "config.pbtxt")
@@ -93,9 +94,12 @@ def test_the_text_ensemble_chains_the_tokenizer_and_the_encoder(minilm_converted
 
 def test_the_ensemble_fingerprint_changes_with_its_member(minilm_converted):
     text = _parse(minilm_converted.repository / "minilm_text" / "config.pbtxt")
-    fp16_text = _parse(minilm_converted.repository / "minilm_fp16_text" / "config.pbtxt")
+    others = [n for n in minilm_converted.report.served if n.endswith("_text") and n != text.name]
+    if not others:
+        pytest.skip("only the FP32 variant is served on this machine (latency rule)")
+    other_text = _parse(minilm_converted.repository / others[0] / "config.pbtxt")
     member = _parse(minilm_converted.repository / "minilm" / "config.pbtxt")
-    prints = {c.parameters["fingerprint"].string_value for c in (text, fp16_text, member)}
+    prints = {c.parameters["fingerprint"].string_value for c in (text, other_text, member)}
     assert len(prints) == 3
 
 
