@@ -1,7 +1,7 @@
 """Per-row against whole-request caching on MiniLM text (issue 17.5): `make bench-rowcache`.
 
-One stack (redis-server, tritonserver, both gateways) serves two copies of the MiniLM INT8 text
-ensemble: `minilm_int8_text` (per-row cache, its default) and `minilm_int8_text_whole` (the same
+One stack (redis-server, tritonserver, both gateways) serves two copies of the MiniLM text
+ensemble: `minilm_text` (per-row cache, its default) and `minilm_text_whole` (the same
 steps with `row_cache: "false"`: one entry per whole request). The same Go closed-loop client
 (benchmarks/row_load, built as build/row-load) sends requests of `batch` sentences of which 0 %,
 50 % and 90 % come from a pool sent once before (warm), the rest new, through gateway-grpc;
@@ -27,8 +27,8 @@ from conversion.triton_config import read_config, write_config
 from localstack.stack import LocalStack, StackPorts
 
 ROW_LOAD = Path("build/row-load")
-MODELS = ("minilm_tokenizer", "minilm_int8", "minilm_int8_text")
-PER_ROW, WHOLE = "minilm_int8_text", "minilm_int8_text_whole"
+MODELS = ("minilm_tokenizer", "minilm", "minilm_text")
+PER_ROW, WHOLE = "minilm_text", "minilm_text_whole"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import typer
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 NUMPY = {"FP32": "<f4", "FP16": "<f2", "INT64": "<i8"}
-MODELS = ("digits", "digits_fp16", "digits_int8", "minilm", "minilm_int8")
+MODELS = ("digits", "digits_fp16", "digits_int8", "minilm", "minilm_ov_int8")
 VOCABULARY = 30522  # MiniLM's (bert-base-uncased) token ids: [0, 30522)
 
 

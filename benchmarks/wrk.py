@@ -22,7 +22,8 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
-
+"""
+DONE = """
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -31,6 +32,7 @@ function done(summary, latency, requests)
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99)))
 end
 """
+SCRIPT += DONE
 
 
 class WrkError(RuntimeError):
@@ -55,6 +57,54 @@ def run(
     body_file.write_bytes(body)
     script = work_dir / "wrk.lua"
     script.write_text(SCRIPT % {"body": json.dumps(str(body_file)), "mark": MARK})
+    return _measure(url, script, concurrency, duration_s, warmup_s)
+
+
+# Lua: POST {"model": M, "inputs": {"text": [[S]]}} with S = a sentence from a file, a run nonce
+# and a counter, so no two requests (of one run or two) share a cache key: every one is a miss.
+UNIQUE_TEXTS = (
+    """
+local sentences = {}
+for line in io.lines(%(sentences)s) do sentences[#sentences + 1] = line end
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+function request()
+  counter = counter + 1
+  local text = sentences[(counter %% #sentences) + 1] .. " " .. %(nonce)s .. counter
+  local body = '{"model": "' .. %(model)s .. '", "inputs": {"text": [["' .. text .. '"]]}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+    + DONE
+)
+
+
+def run_unique_texts(
+    url: str,
+    model: str,
+    sentences: list[str],
+    concurrency: int,
+    duration_s: float,
+    work_dir: Path,
+    nonce: str,
+    warmup_s: float = 1.0,
+) -> LoadResult:
+    """`concurrency` connections POSTing one text each to `url` (the gateway's /predict) for
+    `model`, every request a new text (`UNIQUE_TEXTS`); sentences must not contain `"` or `\\`."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    listing = work_dir / "sentences.txt"
+    listing.write_text("\n".join(sentences) + "\n")
+    script = work_dir / "wrk-unique.lua"
+    quoted = {k: json.dumps(v) for k, v in (("sentences", str(listing)), ("model", model))}
+    script.write_text(UNIQUE_TEXTS % {**quoted, "nonce": json.dumps(nonce), "mark": MARK})
+    return _measure(url, script, concurrency, duration_s, warmup_s)
+
+
+def _measure(
+    url: str, script: Path, concurrency: int, duration_s: float, warmup_s: float
+) -> LoadResult:
     if warmup_s > 0:
         _wrk(url, script, concurrency, warmup_s)
     numbers = _wrk(url, script, concurrency, duration_s)

@@ -8,7 +8,9 @@ matched PyTorch on the sample rows only, fails there. The metric follows each ou
 * embedding: mean and min cosine, and nearest-neighbour ranking agreement;
 * regression: mean and max absolute deviation;
 * integer outputs (ids, argmax): the share of rows equal to the reference.
-Every output also records its max |candidate - reference|.
+Every output also records its max |candidate - reference| and its `batch_dependence`: the worst
+relative deviation of a row answered inside random batches from the same row answered alone
+(conversion.batch_invariance); a variant above `max_batch_dependence` (beyond FP32's own) fails.
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from conversion import batch_invariance
 from conversion.settings import GateSettings
 from conversion.spec import Dataset, OutputSpec, SpecError
 
 RANKING_ROWS = 4096  # nearest-neighbour agreement on at most this many rows (an N x N matrix)
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """An ORT CPU session (ENABLE_ALL online, `threads` intra-op threads, 0 = ORT's default)."""
+def session(path: Path, threads: int = 0):
+    """An ORT CPU session (ENABLE_ALL online, `threads` intra-op threads, 0 = ORT's default);
+    for an OpenVINO IR (`.xml`) an `openvino_variants.CompiledModel`, which runs the same way
+    (`run(output names, feed) -> list of arrays`)."""
+    if path.suffix == ".xml":
+        from conversion.openvino_variants import CompiledModel
+
+        return CompiledModel(path, threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -68,12 +77,25 @@ def run(
     outputs: tuple[OutputSpec, ...],
     progress: Callable[[], None] | None = None,
 ) -> Outputs:
-    """The ONNX model's outputs over the dataset (see `collect`)."""
+    """The model's outputs over the dataset (see `collect`)."""
+    return collect(caller(path, outputs), dataset, outputs, progress)
+
+
+def caller(
+    path: Path, outputs: tuple[OutputSpec, ...]
+) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """A function {input: array} -> {output: array} running the model at `path` (see `session`)."""
     sess = session(path)
     names = [o.name for o in outputs]
-    return collect(
-        lambda b: dict(zip(names, sess.run(names, b), strict=True)), dataset, outputs, progress
-    )
+    return lambda batch: dict(zip(names, sess.run(names, batch), strict=True))
+
+
+def batch_dependence(
+    path: Path, dataset: Dataset, outputs: tuple[OutputSpec, ...]
+) -> dict[str, float]:
+    """{output: worst deviation of a row inside random batches from the row alone} of the model
+    at `path` over every row of `dataset` (conversion.batch_invariance.measure)."""
+    return batch_invariance.measure(caller(path, outputs), dataset, outputs)
 
 
 def check_labels(
@@ -170,8 +192,16 @@ class Verdict:
         """True when no output gave a reason to reject."""
         return not self.reasons
 
+    @property
+    def batch_dependent(self) -> bool:
+        """True when an output failed on batch dependence (keeping layers in FP32 does not fix
+        dynamic activation scales in the others, so the INT8 search skips such a variant)."""
+        return any("batch dependence" in reason for reason in self.reasons)
 
-def _reasons(task: str, values: Mapping[str, float], gate: GateSettings) -> list[str]:
+
+def _reasons(
+    task: str, values: Mapping[str, float], gate: GateSettings, baseline: float = 0.0
+) -> list[str]:
     found = []
     if not all(np.isfinite(v) for v in values.values()):
         found.append("non-finite outputs")
@@ -192,6 +222,13 @@ def _reasons(task: str, values: Mapping[str, float], gate: GateSettings) -> list
     bound = gate.max_abs_deviation
     if bound is not None and values["max_abs_deviation"] > bound:
         found.append(f"max deviation {values['max_abs_deviation']:.4g} > {bound}")
+    dependence = values.get("batch_dependence")
+    if dependence is not None and dependence > gate.max_batch_dependence + baseline:
+        found.append(
+            f"batch dependence {dependence:.4g} > {gate.max_batch_dependence}"
+            + (f" + FP32's {baseline:.2g}" if baseline else "")
+            + ": its answer to a row changes with the rows batched with it"
+        )
     return found
 
 
@@ -201,10 +238,18 @@ def judge(
     values: dict[str, dict[str, float]],
     gate: GateSettings,
     reference: str = "fp32",
+    baseline: Mapping[str, float] | None = None,
 ) -> Verdict:
-    """Apply the gate to every output; each reason starts with the output's name."""
+    """Apply the gate to every output; each reason starts with the output's name.
+
+    `baseline`: {output: the reference model's own batch dependence}, allowed on top of
+    `gate.max_batch_dependence` (zero padding that is not neutral for a model moves FP32 too).
+    """
+    base = baseline or {}
     reasons = [
-        f"{o.name}: {reason}" for o in outputs for reason in _reasons(o.task, values[o.name], gate)
+        f"{o.name}: {reason}"
+        for o in outputs
+        for reason in _reasons(o.task, values[o.name], gate, base.get(o.name, 0.0))
     ]
     return Verdict(variant, reference, values, reasons)
 

@@ -67,7 +67,8 @@ def write_manifest(conversion: Conversion, report: Report, tensorrt_status: str)
         "int8_search": [s.as_dict() for s in report.searches],
         "latency_setup": {
             "what": "median ms per batch in ONNX Runtime (CPU provider, ENABLE_ALL online, "
-            "default threads)",
+            "default threads); OpenVINO variants in OpenVINO Runtime (CPU, PERFORMANCE_HINT "
+            "LATENCY, default threads, the precision their config gives)",
             "row_shape": {
                 n: list(a.shape[1:]) for n, a in conversion.validation.batches[0].items()
             },

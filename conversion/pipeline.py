@@ -21,7 +21,7 @@ import onnx
 import torch
 from rich.markup import escape
 
-from conversion import gate, int8_search, latency, optimize, variants
+from conversion import gate, int8_search, latency, openvino_variants, optimize, variants
 from conversion.binding import NamedModel, bind_inputs, bind_outputs, describe_forward
 from conversion.export import (
     check_against_torch,
@@ -31,6 +31,7 @@ from conversion.export import (
 )
 from conversion.external_data import copy_onnx
 from conversion.input_ranges import index_ranges, max_lengths
+from conversion.openvino_parameters import WEIGHTS_FILE
 from conversion.progress import StepError, Steps, describe
 from conversion.repository import claim_names, publish, remove
 from conversion.settings import Settings
@@ -39,9 +40,16 @@ from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor
 
 INT8_KINDS = ("int8_dynamic", "int8_static")
+KINDS = ("fp16", *INT8_KINDS, *openvino_variants.OV_KINDS)
 SEARCH_SAMPLE_ROWS = 16  # rows the INT8 search ranks layers on (the full gate decides)
-# served name suffix and the ORT-TensorRT precision of its configs/gpu.pbtxt
-SERVED = {"fp32": ("", "FP16"), "fp16": ("_fp16", "FP16"), "int8": ("_int8", "FP16")}
+# served name suffix and the ORT-TensorRT precision of its configs/gpu.pbtxt (OpenVINO: CPU only)
+SERVED = {
+    "fp32": ("", "FP16"),
+    "fp16": ("_fp16", "FP16"),
+    "int8": ("_int8", "FP16"),
+    "ov_int8": ("_ov_int8", None),
+    "ov_bf16": ("_ov_bf16", None),
+}
 
 Source = torch.nn.Module | str | Path  # a module, "package.module:factory", or an .onnx file
 
@@ -98,6 +106,7 @@ class VariantResult:
     not_served: str | None = None  # why a variant that passed is not served
     size_bytes: int | None = None
     kept_fp32: tuple[str, ...] = ()
+    inference_precision: str | None = None  # OpenVINO: what its float layers ran in (bf16, f32)
 
     @property
     def passed(self) -> bool:
@@ -107,9 +116,12 @@ class VariantResult:
     def as_dict(self) -> dict:
         """The manifest entry of this variant (size in bytes, metrics per output, ms per batch)."""
         if self.size_bytes is None and self.path and self.path.exists():
-            self.size_bytes = self.path.stat().st_size
+            files = [self.path, openvino_variants.weights(self.path)]
+            self.size_bytes = sum(f.stat().st_size for f in files if f.exists())
         return {
             "served_as": self.served_as,
+            "runtime": "openvino" if self.kind in openvino_variants.OV_KINDS else "onnxruntime",
+            "inference_precision": self.inference_precision,
             "size_bytes": self.size_bytes,
             "metrics": self.verdict.metrics if self.verdict else {},
             "judged_against": self.verdict.reference if self.verdict else None,
@@ -341,7 +353,8 @@ def keep_fp32(
 def build_variant(
     kind: str, base: Path, target: Path, conversion: Conversion, more: tuple[str, ...] = ()
 ) -> Path:
-    """Build one variant of `base` at `target` (FP16, INT8 dynamic, INT8 static)."""
+    """Build one variant of `base` at `target` (FP16, INT8 dynamic, INT8 static; OpenVINO
+    variants are built from the export instead: `build_openvino`)."""
     q = conversion.settings.quantization
     keep = keep_fp32(kind, base, conversion, more)
     if kind == "fp16":
@@ -359,30 +372,46 @@ def build_variant(
             keep_fp32=keep,
             cache=target.parent / "calibration_ranges.json",
         )
-    raise SpecError(f"unknown variant '{kind}' (choose from fp16, {', '.join(INT8_KINDS)})")
+    raise SpecError(f"unknown variant '{kind}' (choose from {', '.join(KINDS)})")
+
+
+def build_openvino(kind: str, exported: Path, workdir: Path, conversion: Conversion) -> Path:
+    """`workdir/<kind>.xml` (+ .bin) from the unfused export (OpenVINO cannot read ORT's fused
+    ops), INT8 calibrated on the conversion's calibration set (openvino_variants.build)."""
+    size = conversion.settings.quantization.calibration_batch_size
+    batches = conversion.calibration.equal_shaped(size) or conversion.calibration.batches
+    return openvino_variants.build(kind, exported, workdir / f"{kind}.xml", batches)
 
 
 def build_variants(
-    optimized: optimize.Optimized, conversion: Conversion, workdir: Path, steps: Steps
+    optimized: optimize.Optimized,
+    exported: Path,
+    conversion: Conversion,
+    workdir: Path,
+    steps: Steps,
 ) -> dict[str, VariantResult]:
-    """Steps 'fp16', 'int8_dynamic', 'int8_static': a variant that fails to build is rejected
-    with the node and what to try; the others go on."""
+    """Steps 'fp16', 'int8_dynamic', 'int8_static', 'ov_int8', 'ov_bf16': a variant that fails
+    to build is rejected with the node and what to try; the others go on."""
     (workdir / "calibration_ranges.json").unlink(missing_ok=True)  # ranges of an earlier model
     results = {"fp32": VariantResult("fp32", optimized.fp32)}
     for kind in conversion.settings.quantization.variants:
-        if kind not in ("fp16", *INT8_KINDS):
+        if kind not in KINDS:
             raise StepError(
-                "variants", f"unknown variant '{kind}' (choose from fp16, {', '.join(INT8_KINDS)})"
+                "variants", f"unknown variant '{kind}' (choose from {', '.join(KINDS)})"
             )
         with steps.step(kind) as advance:
-            result = results[kind] = VariantResult(
-                kind, kept_fp32=keep_fp32(kind, optimized.base, conversion)
-            )
+            openvino = kind in openvino_variants.OV_KINDS
+            kept = () if openvino else keep_fp32(kind, optimized.base, conversion)
+            result = results[kind] = VariantResult(kind, kept_fp32=kept)
             try:
-                result.path = build_variant(
-                    kind, optimized.base, workdir / f"{kind}.onnx", conversion
-                )
-                gate.session(result.path)  # must load in ORT
+                if openvino:
+                    result.path = build_openvino(kind, exported, workdir, conversion)
+                else:
+                    result.path = build_variant(
+                        kind, optimized.base, workdir / f"{kind}.onnx", conversion
+                    )
+                loaded = gate.session(result.path)  # must load in ORT (OpenVINO for an IR)
+                result.inference_precision = getattr(loaded, "inference_precision", None)
             except Exception as error:
                 result.error = f"could not be built or loaded: {variants.explain_failure(error, kind, optimized.base)}"
                 advance(note="[red]failed to build")
@@ -406,6 +435,9 @@ def judge_all(
         gate.check_labels(outputs, reference, validation.labels)
         against = "pytorch" if exported.torch_outputs is not None else "fp32"
         values = gate.metrics(outputs, reference, fp32, validation.labels)
+        baseline = gate.batch_dependence(results["fp32"].path, validation, outputs)
+        for name, dependence in baseline.items():
+            values[name]["batch_dependence"] = dependence
         verdict = results["fp32"].verdict = gate.judge("fp32", outputs, values, settings, against)
         if not verdict.passed:
             shown = "; ".join(f"{o}: {gate.headline(v)}" for o, v in values.items())
@@ -415,9 +447,12 @@ def judge_all(
                 "or the export matched PyTorch on the sample rows only"
             )
         for kind in built[1:]:
-            candidate = gate.run(results[kind].path, validation, outputs, advance)
+            path = results[kind].path
+            candidate = gate.run(path, validation, outputs, advance)
             values = gate.metrics(outputs, fp32, candidate, validation.labels)
-            results[kind].verdict = gate.judge(kind, outputs, values, settings)
+            for name, dependence in gate.batch_dependence(path, validation, outputs).items():
+                values[name]["batch_dependence"] = dependence
+            results[kind].verdict = gate.judge(kind, outputs, values, settings, baseline=baseline)
         advance(0, note=" ".join(f"{k}:{'ok' if results[k].passed else 'REJECT'}" for k in built))
     return fp32
 
@@ -498,7 +533,9 @@ def search_int8(
     for kind in failed if budget > 0 else []:
         fp32_ms, kind_ms = results["fp32"].latency_ms, results[kind].latency_ms
         slow = latency.too_slow(kind, fp32_ms, kind_ms, settings.noise_margin)
-        if slow and not settings.serve_slower:  # FP32 nodes would make it slower still
+        if results[kind].verdict.batch_dependent:
+            steps.skip(f"{kind} search", "its answers depend on batch-mates; FP32 layers keep that")
+        elif slow and not settings.serve_slower:  # FP32 nodes would make it slower still
             steps.skip(f"{kind} search", f"fully quantized it is already {slow}")
         else:
             searched.append(kind)
@@ -519,10 +556,12 @@ def search_int8(
 
 
 def choose(results: dict[str, VariantResult], conversion: Conversion) -> dict[str, str | None]:
-    """{served kind (fp32, fp16, int8): the variant served as it, or None}; fills `not_served`.
+    """{served kind (fp32, fp16, int8, ov_int8, ov_bf16): the variant served as it, or None};
+    fills `not_served`.
 
-    INT8: the fastest passing kind at the largest batch size. A variant slower than FP32 here
-    (latency.too_slow) is not served unless settings.latency.serve_slower.
+    INT8 (ONNX Runtime): the fastest passing kind at the largest batch size. OpenVINO variants
+    are served under their own names. A variant slower than FP32 here (latency.too_slow) is not
+    served unless settings.latency.serve_slower.
     """
     settings = conversion.settings.latency
     largest = str(max(settings.batch_sizes))
@@ -537,7 +576,8 @@ def choose(results: dict[str, VariantResult], conversion: Conversion) -> dict[st
     for kind in int8:
         if kind != selected:
             results[kind].not_served = f"{selected} is faster at batch {largest}"
-    return {"fp32": "fp32", "fp16": "fp16" if "fp16" in servable else None, "int8": selected}
+    chosen = {"fp32": "fp32", "fp16": "fp16" if "fp16" in servable else None, "int8": selected}
+    return chosen | {k: k if k in servable else None for k in openvino_variants.OV_KINDS}
 
 
 def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> ModelConfigSpec:
@@ -588,6 +628,23 @@ def written_names(name: str) -> list[str]:
     return [*served, *(f"{s}_text" for s in served), f"{name}_tokenizer", *plans]
 
 
+def openvino_spec(spec: ModelConfigSpec, ir: Path, conversion: Conversion) -> ModelConfigSpec:
+    """The served config of an OpenVINO variant: Triton's OpenVINO backend (`backend:
+    "openvino"`, `model.xml` + `model.bin`) with its documented parameters
+    (conversion.openvino_parameters): PERFORMANCE_HINT LATENCY and one stream per instance
+    with `intra_op_threads` threads, as the ONNX Runtime configs run, plus what the IR stores
+    (HINT_BF16). ORT's `intra_op_thread_count` and graph level do not apply."""
+    threads = conversion.settings.serving.intra_op_threads
+    parameters = {k: v for k, v in spec.parameters.items() if k != "intra_op_thread_count"}
+    parameters |= {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+    if threads:
+        parameters["INFERENCE_NUM_THREADS"] = str(threads)
+    parameters |= openvino_variants.parameters(ir)
+    return replace(
+        spec, platform="", backend="openvino", parameters=parameters, graph_optimization_level=None
+    )
+
+
 def keep_for_tensorrt(repository: Path, exported: Exported, conversion: Conversion) -> None:
     """`<model>/portable.onnx` and `calibration.npz`: what `python -m conversion tensorrt` builds
     plans from; plans of an earlier export are removed (stale now)."""
@@ -623,12 +680,12 @@ def publish_all(
             else:
                 if kind.startswith("int8_static"):
                     precision = "INT8"  # explicit Q/DQ: TensorRT takes the scales from the graph
-                publish(
-                    repository,
-                    replace(spec, name=name),
-                    results[kind].path,
-                    gpu_precision=precision,
-                )
+                path, extra = results[kind].path, None
+                served_spec = replace(spec, name=name)
+                if kind in openvino_variants.OV_KINDS:
+                    served_spec = openvino_spec(served_spec, path, conversion)
+                    extra = {WEIGHTS_FILE: openvino_variants.weights(path)}
+                publish(repository, served_spec, path, gpu_precision=precision, extra_files=extra)
                 results[kind].served_as = name
                 served.append(name)
             advance()
@@ -672,7 +729,7 @@ def convert(
             export = load_onnx if is_onnx_file(conversion.source) else export_model
             exported = export(conversion, inputs, workdir, steps)
             optimized = optimize_graph(exported, conversion, workdir, steps)
-            results = build_variants(optimized, conversion, workdir, steps)
+            results = build_variants(optimized, exported.path, conversion, workdir, steps)
             fp32 = judge_all(results, exported, conversion, steps)
             time_variants(results, conversion, steps)
             searches = search_int8(results, fp32, optimized, exported, conversion, workdir, steps)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-VARIANTS = ("fp16", "int8_dynamic", "int8_static")
+VARIANTS = ("fp16", "int8_dynamic", "int8_static", "ov_int8", "ov_bf16")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -46,6 +46,9 @@ class GateSettings:
     min_mean_cosine: float = 0.99  # embedding
     min_ranking_agreement: float = 0.90  # embedding: share of rows with the same nearest row
     max_abs_deviation: float | None = None  # any task: optional bound on |variant - reference|
+    # any task: worst ||row in a random batch - row alone|| / ||row alone|| (relative L2) beyond
+    # FP32's own; 0.01 is a cosine of ~0.99995 between the two answers (conversion.batch_invariance)
+    max_batch_dependence: float = 0.01
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,10 @@ def gpu_spec(spec: ModelConfigSpec, tensorrt_precision: str | None = "FP16") -> 
     """
     from dataclasses import replace
 
-    if spec.platform == "ensemble" or spec.backend == "python":
-        return spec  # ensembles have no instances; the tokenizer stays on the CPU
+    if spec.platform == "ensemble" or spec.backend in ("python", "openvino"):
+        # ensembles have no instances; the tokenizer stays on the CPU; Triton's OpenVINO backend
+        # supports only KIND_CPU instances (openvino_backend src/openvino.cc)
+        return spec
     precision = tensorrt_precision if spec.platform == "onnxruntime_onnx" else None
     return replace(spec, instance_kind="KIND_GPU", tensorrt_precision=precision)
 

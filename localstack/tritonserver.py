@@ -1,9 +1,11 @@
 """The real tritonserver shipped in the nvidia-pytriton wheel, and the repository it serves locally.
 
-The canonical repository uses `platform: "onnxruntime_onnx"` for the official Triton image. The
-bundled server has only the python backend, so `derive_local_repository` writes a twin of each
-ONNX model: same name, tensors, max_batch_size, dynamic_batching, instance_group and parameters,
-with `backend: "python"` running the same model.onnx (linked, not copied) in ONNX Runtime. The
+The canonical repository uses `platform: "onnxruntime_onnx"` and `backend: "openvino"` for the
+official Triton image. The bundled server has only the python backend, so
+`derive_local_repository` writes a twin of each ONNX and OpenVINO model: same name, tensors,
+max_batch_size, dynamic_batching, instance_group and parameters, with `backend: "python"` running
+the same model.onnx in ONNX Runtime, or model.xml + model.bin in OpenVINO Runtime with the knobs
+the OpenVINO backend reads (linked, not copied). The
 bundled server has no repository agents either: the `model_repository_agents` section (the
 checksum agent) is left out of every derived config, and the twin verifies the `fingerprint`
 itself when it loads.
@@ -20,11 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conversion import fingerprint as fingerprint_module
+from conversion import openvino_parameters
 from conversion.triton_config import read_config, write_config
 from localstack.errors import StackError
 
 TWIN_MODEL = Path(__file__).parent / "twin" / "model.py"
 FINGERPRINT_MODULE = Path(fingerprint_module.__file__)
+OPENVINO_PARAMETERS_MODULE = Path(openvino_parameters.__file__)
+# model files of each twinned model, by its config: (platform, backend)
+TWINNED_FILES = {
+    ("onnxruntime_onnx", ""): ("model.onnx",),
+    ("", "openvino"): (openvino_parameters.MODEL_FILE, openvino_parameters.WEIGHTS_FILE),
+}
 STUB_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -129,8 +138,9 @@ def derive_model(model_dir: Path, twin_dir: Path) -> bool:
         return False  # needs a GPU and TensorRT; served by the official image only
     if twin_dir.exists():
         shutil.rmtree(twin_dir)
-    if config.platform == "onnxruntime_onnx":
-        _write_onnx_twin(config, model_dir, twin_dir)
+    files = TWINNED_FILES.get((config.platform, config.backend))
+    if files:
+        _write_twin(config, model_dir, twin_dir, files)
     else:
         shutil.copytree(model_dir, twin_dir, symlinks=True)
         if config.HasField("model_repository_agents"):
@@ -139,19 +149,21 @@ def derive_model(model_dir: Path, twin_dir: Path) -> bool:
     return True
 
 
-def _write_onnx_twin(config, model_dir: Path, twin_dir: Path) -> None:
+def _write_twin(config, model_dir: Path, twin_dir: Path, files: tuple[str, ...]) -> None:
     config.platform = ""
     config.backend = "python"
     # The twin reads optimization.graph like the native backend; accelerators need a GPU.
     config.optimization.ClearField("execution_accelerators")
     config.ClearField("model_repository_agents")  # the twin checks the fingerprint itself
-    versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / "model.onnx").exists()]
+    versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / files[0]).exists()]
     if not versions:
-        raise StackError(f"model {model_dir.name}: no <version>/model.onnx in {model_dir}")
+        raise StackError(f"model {model_dir.name}: no <version>/{files[0]} in {model_dir}")
     for version in versions:
         twin_version = twin_dir / version.name
         twin_version.mkdir(parents=True)
-        (twin_version / "model.onnx").symlink_to((version / "model.onnx").resolve())
+        for name in files:
+            (twin_version / name).symlink_to((version / name).resolve())
         shutil.copyfile(TWIN_MODEL, twin_version / "model.py")
         shutil.copyfile(FINGERPRINT_MODULE, twin_version / "fingerprint.py")
+        shutil.copyfile(OPENVINO_PARAMETERS_MODULE, twin_version / "openvino_parameters.py")
     write_config(config, twin_dir / "config.pbtxt")

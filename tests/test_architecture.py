@@ -21,7 +21,14 @@ PROJECT = ("gateway", "conversion", "localstack", "benchmarks", "loadtests", "te
 ALLOWED = {
     "gateway": set(),
     "conversion": set(),
-    "localstack": {"conversion.triton_config", "conversion.repository", "conversion.fingerprint"},
+    # conversion.openvino_parameters: copied beside the twin (like fingerprint.py), so the twin
+    # maps a config's OpenVINO parameters exactly as the gate does
+    "localstack": {
+        "conversion.triton_config",
+        "conversion.repository",
+        "conversion.fingerprint",
+        "conversion.openvino_parameters",
+    },
     "benchmarks": {"gateway", "conversion", "localstack"},
     "loadtests": set(),
 }

@@ -40,7 +40,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.target, "target", "127.0.0.1:8081", "gateway-grpc host:port")
-	flag.StringVar(&o.model, "model", "minilm_int8_text", "text model (BYTES input [batch, 1])")
+	flag.StringVar(&o.model, "model", "minilm_text", "text model (BYTES input [batch, 1])")
 	flag.StringVar(&o.input, "input", "text", "input name")
 	flag.IntVar(&o.batch, "batch", 32, "sentences per request")
 	flag.IntVar(&o.pool, "pool", 512, "sentences seen before (sent by -warm)")

@@ -1,51 +1,61 @@
-"""Python-backend twin of an `onnxruntime_onnx` model: the same model.onnx, run by ONNX Runtime.
+"""Python-backend twin of an `onnxruntime_onnx` or `backend: "openvino"` model: the same model
+files, run by ONNX Runtime (`model.onnx`) or OpenVINO Runtime (`model.xml` + `model.bin`).
 
-The bundled tritonserver has no native ONNX Runtime backend, so the local stack serves each ONNX
-model through this file (copied as `<version>/model.py`, with `conversion/fingerprint.py` beside
-it). Triton's dynamic batcher hands `execute` every request of one batch; they are concatenated
-along the batch axis and run as one ORT call, as the native backend would. Unlike the native
-backend, a batch that fails is run again request by request, so only the guilty request fails:
-each failed response carries its own `TritonError` (the python backend must never share one
-between responses), with code INVALID_ARG where ONNX Runtime blames the input (index out of range,
-rank, dimensions, type: ORT's INVALID_ARGUMENT status; clients see HTTP 400 / INVALID_ARGUMENT),
-INTERNAL otherwise.
+The bundled tritonserver has neither native backend, so the local stack serves each such model
+through this file (copied as `<version>/model.py`, with `conversion/fingerprint.py` and
+`conversion/openvino_parameters.py` beside it). Triton's dynamic batcher hands `execute` every
+request of one batch; they are concatenated along the batch axis and run as one call, as the
+native backends would. Unlike them, a batch that fails is run again request by request, so only
+the guilty request fails: each failed response carries its own `TritonError` (the python backend
+must never share one between responses), with code INVALID_ARG where ONNX Runtime blames the
+input (index out of range, rank, dimensions, type: ORT's INVALID_ARGUMENT status; clients see
+HTTP 400 / INVALID_ARGUMENT), INTERNAL otherwise.
 
-`initialize` refuses a model.onnx whose sha256 is not the config's `fingerprint`, as Triton's
-checksum repository agent refuses it in the official image, so Triton keeps serving the file it
-had loaded and the gateway's cache keys keep describing the file that answers.
+`initialize` refuses model files whose sha256 is not the config's `fingerprint`, as Triton's
+checksum repository agent refuses them in the official image, so Triton keeps serving the files
+it had loaded and the gateway's cache keys keep describing the files that answer.
 
-It reads the knobs the native onnxruntime_backend reads, with the same meaning, so one config
-tunes both: `optimization.graph.level` (-1 basic, 1 extended, 2 disabled, absent: all) and the
-parameters `intra_op_thread_count`, `inter_op_thread_count` and `execution_mode` (1 = parallel).
+It reads the knobs the native backends read, with the same meaning, so one config tunes both.
+ONNX Runtime (onnxruntime_backend): `optimization.graph.level` (-1 basic, 1 extended,
+2 disabled, absent: all) and the parameters `intra_op_thread_count`, `inter_op_thread_count` and
+`execution_mode` (1 = parallel). OpenVINO (openvino_backend): PERFORMANCE_HINT,
+INFERENCE_NUM_THREADS, COMPILATION_NUM_THREADS, NUM_STREAMS and HINT_BF16, mapped to OpenVINO
+properties by `openvino_parameters.runtime_properties`, as the accuracy gate runs it.
 """
 
 import json
 import os
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
-# Triton imports this file as `<version>.model`: `fingerprint.py` beside it is `<version>.fingerprint`
+# Triton imports this file as `<version>.model`: the modules beside it are `<version>.<name>`
 from .fingerprint import verify_fingerprint
+from .openvino_parameters import MODEL_FILE as OPENVINO_MODEL
+from .openvino_parameters import WEIGHTS_FILE as OPENVINO_WEIGHTS
+from .openvino_parameters import runtime_properties
 
-MODEL_FILE = "model.onnx"
-GRAPH_LEVELS = {
-    -1: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    1: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    2: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-}
+ONNX_MODEL = "model.onnx"
+
+
+def parameters_of(config):
+    """{parameter: string value} of a model config (as JSON)."""
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
 
 def session_options(config):
     """ORT session options from the knobs of the native backend's config (see module docstring)."""
-    parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    import onnxruntime as ort
+
+    levels = {
+        -1: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        1: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        2: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
+    parameters = parameters_of(config)
     level = int(config.get("optimization", {}).get("graph", {}).get("level", 0))
     options = ort.SessionOptions()
-    options.graph_optimization_level = GRAPH_LEVELS.get(
-        level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    )
+    options.graph_optimization_level = levels.get(level, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     options.intra_op_num_threads = int(parameters.get("intra_op_thread_count", "0"))
     options.inter_op_num_threads = int(parameters.get("inter_op_thread_count", "0"))
     if parameters.get("execution_mode") == "1":
@@ -53,29 +63,75 @@ def session_options(config):
     return options
 
 
-def error_response(error):
-    """A response carrying its own TritonError: INVALID_ARG where ORT blames the input."""
-    code = (
-        pb_utils.TritonError.INVALID_ARG
-        if isinstance(error, InvalidArgument)
-        else pb_utils.TritonError.INTERNAL
-    )
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"onnxruntime: {error}", code))
+class OnnxRuntimeModel:
+    """model.onnx in an ORT CPU session; `run(feed)` -> the outputs in `output_names` order."""
+
+    files = (ONNX_MODEL,)
+
+    def __init__(self, version_dir, config, output_names):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(
+            os.path.join(version_dir, ONNX_MODEL),
+            session_options(config),
+            providers=["CPUExecutionProvider"],
+        )
+        self.output_names = output_names
+
+    def run(self, feed):
+        return self.session.run(self.output_names, feed)
+
+    @staticmethod
+    def blames_input(error):
+        """True when ORT's status is INVALID_ARGUMENT (the input, not the model, is wrong)."""
+        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+        return isinstance(error, InvalidArgument)
+
+
+class OpenVINOModel:
+    """model.xml + model.bin compiled for the CPU with the config's OpenVINO backend parameters."""
+
+    files = (OPENVINO_MODEL, OPENVINO_WEIGHTS)
+
+    def __init__(self, version_dir, config, output_names):
+        import openvino as ov
+
+        properties = runtime_properties(parameters_of(config))
+        path = os.path.join(version_dir, OPENVINO_MODEL)
+        self.compiled = ov.Core().compile_model(path, "CPU", properties)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = output_names
+
+    def run(self, feed):
+        answer = self.request.infer(feed)
+        by_name = {port.get_any_name(): value for port, value in answer.items()}
+        return [by_name[name] for name in self.output_names]
+
+    @staticmethod
+    def blames_input(error):
+        """OpenVINO raises RuntimeError for everything: a shape it cannot take is the input's."""
+        return "shape" in str(error).lower()
+
+
+def error_response(error, blames_input):
+    """A response carrying its own TritonError: INVALID_ARG where the runtime blames the input."""
+    code = pb_utils.TritonError.INVALID_ARG if blames_input else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{error}", code))
 
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         version_dir = os.path.join(args["model_repository"], args["model_version"])
-        fingerprint = config.get("parameters", {}).get("fingerprint", {}).get("string_value", "")
-        verify_fingerprint(args["model_name"], version_dir, fingerprint, [MODEL_FILE])
-        self.session = ort.InferenceSession(
-            os.path.join(version_dir, MODEL_FILE),
-            session_options(config),
-            providers=["CPUExecutionProvider"],
-        )
+        is_openvino = os.path.exists(os.path.join(version_dir, OPENVINO_MODEL))
+        runtime = OpenVINOModel if is_openvino else OnnxRuntimeModel
+        fingerprint = parameters_of(config).get("fingerprint", "")
+        verify_fingerprint(args["model_name"], version_dir, fingerprint, list(runtime.files))
         self.input_names = [tensor["name"] for tensor in config["input"]]
         self.output_names = [tensor["name"] for tensor in config["output"]]
+        self.model = runtime(version_dir, config, self.output_names)
+        self.runtime = "openvino" if is_openvino else "onnxruntime"
 
     def execute(self, requests):
         feeds = [
@@ -91,10 +147,10 @@ class TritonPythonModel:
         return [self._response(outputs) for outputs in together]
 
     def _run_together(self, feeds):
-        """Each request's outputs from one ORT call over the concatenated batch; None if it fails."""
+        """Each request's outputs from one call over the concatenated batch; None if it fails."""
         try:
             batch = {name: np.concatenate([f[name] for f in feeds]) for name in self.input_names}
-            outputs = self.session.run(self.output_names, batch)
+            outputs = self.model.run(batch)
         except Exception:
             return None
         ends = np.cumsum([f[self.input_names[0]].shape[0] for f in feeds])[:-1]
@@ -103,9 +159,9 @@ class TritonPythonModel:
 
     def _run_alone(self, feed):
         try:
-            return self._response(self.session.run(self.output_names, feed))
+            return self._response(self.model.run(feed))
         except Exception as error:
-            return error_response(error)
+            return error_response(f"{self.runtime}: {error}", self.model.blames_input(error))
 
     def _response(self, outputs):
         tensors = [

@@ -31,15 +31,15 @@ DIGITS = Model(
 )
 TOKENS = (("input_ids", "INT64", (-1, -1)), ("attention_mask", "INT64", (-1, -1)))
 EMBEDDING = (("embedding", "FP32", (-1, 384)),)
-MINILM = Model("minilm_int8", TOKENS, EMBEDDING, parameters=(("valid_range:input_ids", "0,30521"),))
+MINILM = Model("minilm", TOKENS, EMBEDDING, parameters=(("valid_range:input_ids", "0,30521"),))
 TOKENIZER = Model("minilm_tokenizer", (("text", "BYTES", (-1, 1)),), TOKENS)
 TEXT = Model(
-    "minilm_int8_text",
+    "minilm_text",
     (("text", "BYTES", (-1, 1)),),
     EMBEDDING,
-    steps=("minilm_tokenizer", "minilm_int8"),
-    resolves_to="fingerprint-minilm_int8_text|minilm_tokenizer=fingerprint-minilm_tokenizer"
-    "|minilm_int8=fingerprint-minilm_int8",
+    steps=("minilm_tokenizer", "minilm"),
+    resolves_to="fingerprint-minilm_text|minilm_tokenizer=fingerprint-minilm_tokenizer"
+    "|minilm=fingerprint-minilm",
 )
 # Models for one rule each.
 PAIR = Model(
@@ -64,7 +64,7 @@ TEXT_HANDWRITTEN_STEP = Model(
     "text_with_handwritten_step",
     TEXT.inputs,
     EMBEDDING,
-    steps=("tokenizer_handwritten", "minilm_int8"),
+    steps=("tokenizer_handwritten", "minilm"),
     resolves_to="",
 )
 
@@ -303,9 +303,9 @@ def shapes_and_names() -> list[Case]:
         Case(
             "a missing input is named",
             README,
-            "minilm_int8",
+            "minilm",
             tokens([101, 102])[:1],
-            refused("model 'minilm_int8' needs input ['attention_mask']"),
+            refused("model 'minilm' needs input ['attention_mask']"),
         ),
         Case(
             "an input given twice is refused",
@@ -384,7 +384,7 @@ def shapes_and_names() -> list[Case]:
         Case(
             "inputs that disagree on the batch size are named",
             README,
-            "minilm_int8",
+            "minilm",
             (
                 Input("input_ids", "INT64", (1, 2), (101, 102)),
                 Input("attention_mask", "INT64", (2, 2), (1, 1, 1, 1)),
@@ -472,7 +472,7 @@ def empty_and_ranges() -> list[Case]:
         Case(
             "an empty sequence is refused without allow_empty",
             FAILURES,
-            "minilm_int8",
+            "minilm",
             tokens([]),
             refused(
                 "input 'input_ids': shape [1, 0] has an empty axis, which the model does not "
@@ -489,7 +489,7 @@ def empty_and_ranges() -> list[Case]:
         Case(
             "an id beyond valid_range is named with the range",
             FAILURES,
-            "minilm_int8",
+            "minilm",
             tokens([101, 40000, 102]),
             refused(
                 "input 'input_ids': value 40000 is outside the valid range [0, 30521] "
@@ -499,14 +499,14 @@ def empty_and_ranges() -> list[Case]:
         Case(
             "the first id below valid_range is named",
             FAILURES,
-            "minilm_int8",
+            "minilm",
             tokens([101, -5, 40000]),
             refused(
                 "input 'input_ids': value -5 is outside the valid range [0, 30521] "
                 "(config parameter valid_range:input_ids)"
             ),
         ),
-        Case("ids at both bounds of valid_range pass", README, "minilm_int8", tokens([0, 30521])),
+        Case("ids at both bounds of valid_range pass", README, "minilm", tokens([0, 30521])),
         Case(
             "a UINT64 id beyond int64 is named in full",
             README,
@@ -1039,7 +1039,7 @@ def wire_formats() -> list[Case]:
         Case(
             "raw contents must be one per input",
             "KServe v2 gRPC protocol",
-            "minilm_int8",
+            "minilm",
             tokens([101, 102]),
             refused("raw_input_contents must hold one entry per input"),
             forms=("raw, one missing",),
@@ -1051,11 +1051,11 @@ def keys() -> list[Case]:
     """What the key is made of: the same tensors in any order, the requested outputs as a set,
     the fingerprints of an ensemble's steps; and models whose answers are never stored."""
     return [
-        Case("tokens", KEY, "minilm_int8", tokens([101, 7592, 102])),
+        Case("tokens", KEY, "minilm", tokens([101, 7592, 102])),
         Case(
             "inputs in another order share the key",
             KEY,
-            "minilm_int8",
+            "minilm",
             tokens([101, 7592, 102], mask_first=True),
             same_key_as="tokens",
         ),
@@ -1095,7 +1095,7 @@ def keys() -> list[Case]:
         Case(
             "an ensemble's key holds its steps' fingerprints",
             KEY,
-            "minilm_int8_text",
+            "minilm_text",
             (Input("text", "BYTES", (1, 1), ("Triton batches requests.",)),),
         ),
         Case(
@@ -1117,7 +1117,7 @@ def keys() -> list[Case]:
 
 ORT_FAULT = (
     "onnxruntime: [ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned "
-    "while running QEmbedLayerNormalization node. Status Message: input index out of range"
+    "while running EmbedLayerNormalization node. Status Message: input index out of range"
 )
 # Triton's status code and message -> (HTTP status, gRPC code, the client's message, Retry-After,
 # the queue rejection counted).

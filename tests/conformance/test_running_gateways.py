@@ -17,7 +17,7 @@ from tests.conformance.test_gateway import DOCUMENT
 
 pytestmark = pytest.mark.integration
 
-DEMO_MODELS = ("digits", "minilm_int8", "minilm_int8_text", "nope")
+DEMO_MODELS = ("digits", "minilm", "minilm_text", "nope")
 REFUSALS = [
     pytest.param(case, request, id=f"{case['name']} [{request['form']}]")
     for case in DOCUMENT["requests"]

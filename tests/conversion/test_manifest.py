@@ -6,7 +6,14 @@ def test_the_manifest_records_variants_sizes_accuracy_verdicts_and_latency(digit
     manifest = json.loads((repository / "digits" / "manifest.json").read_text())
     assert manifest["validation_samples"] == 270
     assert manifest["gate"]["max_accuracy_drop"] == 0.005
-    assert set(manifest["variants"]) == {"fp32", "fp16", "int8_dynamic", "int8_static"}
+    assert set(manifest["variants"]) == {
+        "fp32",
+        "fp16",
+        "int8_dynamic",
+        "int8_static",
+        "ov_int8",
+        "ov_bf16",
+    }
     for variant in manifest["variants"].values():
         assert variant["size_bytes"] > 0
         assert set(variant["latency_ms"]) == {"1", "8", "32"}

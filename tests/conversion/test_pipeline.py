@@ -276,7 +276,13 @@ def test_the_fastest_passing_int8_kind_is_served_and_the_other_says_why_not():
         "int8_dynamic": _result("int8_dynamic", (0.5, 3, 8)),
         "int8_static": _result("int8_static", (0.5, 2, 6)),
     }
-    assert _choose(results) == {"fp32": "fp32", "fp16": None, "int8": "int8_static"}
+    assert _choose(results) == {
+        "fp32": "fp32",
+        "fp16": None,
+        "int8": "int8_static",
+        "ov_int8": None,
+        "ov_bf16": None,
+    }
     assert results["int8_dynamic"].not_served == "int8_static is faster at batch 32"
 
 

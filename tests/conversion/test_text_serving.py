@@ -42,8 +42,8 @@ def test_buckets_stop_at_the_models_position_limit():
 
 def test_each_served_variant_gets_an_ensemble_with_all_its_outputs(minilm_converted):
     repository = minilm_converted.repository
-    config = read_config(repository / "minilm_int8_text" / "config.pbtxt")
-    member = read_config(repository / "minilm_int8" / "config.pbtxt")
+    config = read_config(repository / "minilm_text" / "config.pbtxt")
+    member = read_config(repository / "minilm" / "config.pbtxt")
     assert [o.name for o in config.output] == [o.name for o in member.output]
     tokenizer = read_config(repository / "minilm_tokenizer" / "config.pbtxt")
     assert tokenizer.parameters["pad_id"].string_value == "0"

@@ -300,7 +300,7 @@ def test_tritonclient_grpc_through_the_published_gateway_grpc_port(run, api_key)
 
 
 def test_the_text_model_is_served_with_triton_tokenizing(run, api_key):
-    payload = {"model": "minilm_int8_text", "inputs": {"text": [["Triton batches requests."]]}}
+    payload = {"model": "minilm_text", "inputs": {"text": [["Triton batches requests."]]}}
     answer = httpx.post(
         run.url("gateway", "/predict"), json=payload, headers={"X-API-Key": api_key}, timeout=60
     )

@@ -285,12 +285,12 @@ def test_a_stalled_triton_gives_504_and_in_flight_stays_bounded(make_stack):
 
 def token_request(ids: list[list[int]]) -> dict:
     return {
-        "model": "minilm_int8",
+        "model": "minilm",
         "inputs": {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]},
     }
 
 
-def grpc_tokens(ids: list[list[int]], model: str = "minilm_int8") -> list[grpcclient.InferInput]:
+def grpc_tokens(ids: list[list[int]], model: str = "minilm") -> list[grpcclient.InferInput]:
     array = np.array(ids, np.int64).reshape(len(ids), -1)
     tensors = []
     for name, values in (("input_ids", array), ("attention_mask", np.ones_like(array))):
@@ -300,7 +300,7 @@ def grpc_tokens(ids: list[list[int]], model: str = "minilm_int8") -> list[grpccl
     return tensors
 
 
-def grpc_refusal(stack, tensors, model: str = "minilm_int8") -> str:
+def grpc_refusal(stack, tensors, model: str = "minilm") -> str:
     client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
     with pytest.raises(InferenceServerException) as raised:
         client.infer(model, tensors)
@@ -317,11 +317,11 @@ OUT_OF_VOCABULARY = (
 def test_token_ids_outside_the_vocabulary_are_a_400_on_both_front_ends_and_never_reach_triton(
     stack,
 ):
-    before = stack.triton_inferences("minilm_int8")
+    before = stack.triton_inferences("minilm")
     http = stack.predict(token_request([[101, 40000, 102]]))
     assert (http.status_code, http.json()["error"]) == (400, OUT_OF_VOCABULARY)
     assert grpc_refusal(stack, grpc_tokens([[101, 40000, 102]])) == OUT_OF_VOCABULARY
-    assert stack.triton_inferences_since(before, "minilm_int8") == 0
+    assert stack.triton_inferences_since(before, "minilm") == 0
 
 
 def test_good_and_out_of_vocabulary_requests_sent_together_each_get_their_own_answer(stack):
@@ -359,9 +359,9 @@ def config_stack(tmp_path_factory, model_repository):
     hand-written config (no fingerprint, no valid_range). Model info is re-read every 0.2 s."""
     root = tmp_path_factory.mktemp("configs")
     repository = root / "repo"
-    for name in ("minilm_tokenizer", "minilm_int8", "minilm_int8_text"):
+    for name in ("minilm_tokenizer", "minilm", "minilm_text"):
         shutil.copytree(model_repository / name, repository / name)
-    shutil.copytree(model_repository / "minilm_int8", repository / "minilm_handwritten")
+    shutil.copytree(model_repository / "minilm", repository / "minilm_handwritten")
     config = read_config(repository / "minilm_handwritten" / "config.pbtxt")
     config.name = "minilm_handwritten"
     config.ClearField("parameters")
@@ -430,19 +430,19 @@ def token_arrays(ids: list[list[int]]) -> dict[str, np.ndarray]:
 def test_an_ensemble_answers_anew_when_a_step_model_is_converted_again(
     config_stack, model_repository
 ):
-    text = {"model": "minilm_int8_text", "inputs": {"text": [["a member changed underneath"]]}}
+    text = {"model": "minilm_text", "inputs": {"text": [["a member changed underneath"]]}}
     assert config_stack.predict(text).headers["X-Cache"] == "MISS"
     assert config_stack.predict(text).headers["X-Cache"] == "HIT"
 
     # converted again: a new file and its fingerprint; the ensemble's own config is not rewritten
-    member = config_stack.local.model_repository / "minilm_int8"
+    member = config_stack.local.model_repository / "minilm"
     shutil.copyfile(
         model_repository / "minilm_fp16" / "1" / "model.onnx", member / "1" / "model.onnx"
     )
     config = read_config(member / "config.pbtxt")
     config.parameters["fingerprint"].string_value = version_fingerprint(member / "1")
     write_config(config, member / "config.pbtxt")
-    config_stack.local.reload_model("minilm_int8")
+    config_stack.local.reload_model("minilm")
     deadline = time.monotonic() + 10
     while (answer := config_stack.predict(text)).headers["X-Cache"] == "HIT":
         assert time.monotonic() < deadline, "the ensemble kept answering from the old entry"
@@ -451,6 +451,6 @@ def test_an_ensemble_answers_anew_when_a_step_model_is_converted_again(
     # gateway-grpc combines the steps' fingerprints alike: the same key, stored by the HTTP answer
     words = {"text": np.array([[b"a member changed underneath"]], dtype=object)}
     deadline = time.monotonic() + 10
-    while grpc_call(config_stack, "minilm_int8_text", words)["x-cache"] != "HIT":
+    while grpc_call(config_stack, "minilm_text", words)["x-cache"] != "HIT":
         assert time.monotonic() < deadline, "gateway-grpc computes another ensemble key"
         time.sleep(0.1)

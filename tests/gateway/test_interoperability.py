@@ -95,7 +95,7 @@ def test_tritonclient_http_health_and_metadata_calls_answer_as_triton_does(stack
     served, tritons = gateway.get_server_metadata(), triton.get_server_metadata()
     assert set(served.pop("extensions")) < set(tritons.pop("extensions"))  # those it serves
     assert served == tritons
-    for model in ("digits", "minilm_int8", "minilm_int8_text"):
+    for model in ("digits", "minilm", "minilm_text"):
         metadata = gateway.get_model_metadata(model)
         assert metadata == triton.get_model_metadata(model)
         assert all(isinstance(d, int) for d in metadata["inputs"][0]["shape"])
@@ -328,7 +328,7 @@ INFERENCE_REQUEST_EXAMPLE = """{
 def test_the_kserve_inference_request_example_answers_as_triton_does(stack):
     answers = [
         httpx.post(
-            f"{url}/v2/models/minilm_int8/infer",
+            f"{url}/v2/models/minilm/infer",
             content=INFERENCE_REQUEST_EXAMPLE,
             headers={"Content-Type": "application/json"},
             timeout=30,
@@ -366,7 +366,7 @@ def binary_data_example() -> tuple[bytes, dict[str, str]]:
     ids, mask = np.array([[101, 7592, 102]], np.int64), np.ones((1, 3), np.int64)
     head = json.dumps(
         {
-            "model_name": "minilm_int8",
+            "model_name": "minilm",
             "inputs": [
                 {
                     "name": name,
@@ -391,7 +391,7 @@ def binary_data_example() -> tuple[bytes, dict[str, str]]:
 def test_the_binary_data_extension_example_answers_byte_for_byte_as_triton_does(stack):
     body, headers = binary_data_example()
     (_, triton_headers, triton_body), (status, gateway_headers, gateway_body) = (
-        raw_post(f"{url}/v2/models/minilm_int8/infer", body, headers)
+        raw_post(f"{url}/v2/models/minilm/infer", body, headers)
         for url in (stack.triton_http_url, stack.gateway_url)
     )
     assert status == 200 and gateway_body == triton_body

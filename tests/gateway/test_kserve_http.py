@@ -150,7 +150,7 @@ def test_bytes_tensors_travel_as_length_prefixed_binary_data(stack):
         client = httpclient.InferenceServerClient(address(url))
         tensor = httpclient.InferInput("text", [1, 1], "BYTES")
         tensor.set_data_from_numpy(text, binary_data=True)
-        answers.append(client.infer("minilm_int8_text", [tensor]).as_numpy("embedding"))
+        answers.append(client.infer("minilm_text", [tensor]).as_numpy("embedding"))
     assert answers[0].shape == (1, 384) and np.allclose(answers[0], answers[1], atol=1e-6)
 
 

@@ -53,12 +53,12 @@ def test_a_cached_row_is_not_sent_to_triton_again(stack, protocol):
 def test_a_text_ensemble_is_cached_per_sentence(stack, protocol):
     send = SENDERS[protocol]
     seen = sentences(f"rows are cached one by one ({protocol})", f"a second sentence ({protocol})")
-    until_hit(lambda: send(stack, "minilm_int8_text", {"text": seen}), lambda a: a.cache)
-    before = stack.triton_inferences("minilm_int8_text")
+    until_hit(lambda: send(stack, "minilm_text", {"text": seen}), lambda a: a.cache)
+    before = stack.triton_inferences("minilm_text")
     mixed = np.concatenate([seen[1:], sentences(f"one new sentence ({protocol})"), seen[:1]])
-    answer = send(stack, "minilm_int8_text", {"text": mixed})
+    answer = send(stack, "minilm_text", {"text": mixed})
     assert (answer.cache, answer.hit_rows) == ("PARTIAL", 2)
-    assert stack.triton_inferences_since(before, "minilm_int8_text") == 1
+    assert stack.triton_inferences_since(before, "minilm_text") == 1
     assert answer.outputs["embedding"].shape == (3, 384)
 
 

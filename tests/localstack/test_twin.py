@@ -24,7 +24,7 @@ from tests.conftest import RunningStack, start_stack
 
 pytestmark = pytest.mark.integration
 
-MODELS = ("digits", "digits_int8", "minilm_int8")
+MODELS = ("digits", "digits_int8", "minilm")
 GOOD_IDS = [101, 2003, 102]  # [CLS] is [SEP]
 OUT_OF_VOCABULARY = [101, 40000, 102]  # the vocabulary has 30,522 ids
 ROUNDS, EACH = 20, 4
@@ -32,13 +32,13 @@ ROUNDS, EACH = 20, 4
 
 @pytest.fixture(scope="module")
 def twin_stack(tmp_path_factory, model_repository) -> RunningStack:
-    """A private stack on a copy of digits, digits_int8, minilm_int8 and its text models, written
+    """A private stack on a copy of digits, digits_int8, minilm and its text models, written
     by this checkout's converter; the gateway re-reads model configs on every request."""
     root = tmp_path_factory.mktemp("twin")
     for name in MODELS:
         shutil.copytree(model_repository / name, root / "repo" / name)
     text = TextServing.for_tokenizer(minilm.tokenizer_file())
-    write_text_models(root / "repo", "minilm", ["minilm_int8"], text)
+    write_text_models(root / "repo", "minilm", ["minilm"], text)
     running = start_stack(root / "run", root / "repo", GATEWAY_MODEL_INFO_TTL_S="0")
     yield running
     running.local.stop()
@@ -101,31 +101,29 @@ def run_rounds(stack: RunningStack, good: tuple[str, list], bad: tuple[str, list
 
 
 def test_bad_token_ids_batched_with_good_ones_fail_alone_and_the_server_stays_up(twin_stack):
-    good = ("minilm_int8", token_inputs(grpcaio, GOOD_IDS))
+    good = ("minilm", token_inputs(grpcaio, GOOD_IDS))
     alone = asyncio.run(infer_concurrently(twin_stack.triton_grpc_url, [good]))[0]
     expected = alone.as_numpy("embedding")
-    requests_before, executions_before = executions(twin_stack, "minilm_int8")
+    requests_before, executions_before = executions(twin_stack, "minilm")
 
-    answers = run_rounds(
-        twin_stack, good, ("minilm_int8", token_inputs(grpcaio, OUT_OF_VOCABULARY))
-    )
+    answers = run_rounds(twin_stack, good, ("minilm", token_inputs(grpcaio, OUT_OF_VOCABULARY)))
 
     for answer in answers[0::2]:
         assert not isinstance(answer, Exception), answer
         assert_same_answer(answer.as_numpy("embedding"), expected)
     for answer in answers[1::2]:
         assert_refused_as_client_mistake(answer, "input index out of range")
-    requests, runs = executions(twin_stack, "minilm_int8")
+    requests, runs = executions(twin_stack, "minilm")
     assert requests - requests_before == len(answers)
     assert runs - executions_before < len(answers)  # requests were batched together
     assert twin_stack.local.processes.running("triton")
 
 
 def test_a_text_request_batched_with_bad_token_ids_gets_the_answer_it_gets_alone(twin_stack):
-    text = ("minilm_int8_text", text_inputs(grpcaio, "Triton batches requests of the same shape."))
+    text = ("minilm_text", text_inputs(grpcaio, "Triton batches requests of the same shape."))
     expected = asyncio.run(infer_concurrently(twin_stack.triton_grpc_url, [text]))[0]
     # 16 ids: the tokenizer's bucket, so the encoder's batcher may put them in one batch
-    bad = ("minilm_int8", token_inputs(grpcaio, [*OUT_OF_VOCABULARY, *[0] * 13]))
+    bad = ("minilm", token_inputs(grpcaio, [*OUT_OF_VOCABULARY, *[0] * 13]))
 
     answers = run_rounds(twin_stack, text, bad)
 
@@ -146,7 +144,7 @@ def test_a_text_request_batched_with_bad_token_ids_gets_the_answer_it_gets_alone
 def test_an_input_onnx_runtime_refuses_is_a_400_over_http(twin_stack, ids, mask, names):
     client = httpclient.InferenceServerClient(twin_stack.triton_http_url.removeprefix("http://"))
     with pytest.raises(InferenceServerException) as refused:
-        client.infer("minilm_int8", token_inputs(httpclient, ids, mask))
+        client.infer("minilm", token_inputs(httpclient, ids, mask))
     assert refused.value.status() == "400"
     assert names in refused.value.message()
 
@@ -244,7 +242,7 @@ def test_a_file_changed_with_its_config_gets_new_keys_and_the_old_keys_stay_the_
 def test_the_tokenizer_refuses_a_changed_tokenizer_file_and_keeps_answering(twin_stack):
     served = twin_stack.local.run_dir / "triton-repository/minilm_tokenizer/1/tokenizer.json"
     original = served.read_bytes()
-    text = ("minilm_int8_text", text_inputs(grpcaio, "a sentence"))
+    text = ("minilm_text", text_inputs(grpcaio, "a sentence"))
     expected = asyncio.run(infer_concurrently(twin_stack.triton_grpc_url, [text]))[0]
     try:
         served.write_bytes(original + b"\n")
