@@ -70,6 +70,7 @@ const (
 	FingerprintParameter = {go_string(model_config.FINGERPRINT_PARAMETER)}
 	ValidRangePrefix     = {go_string(model_config.VALID_RANGE_PREFIX)}
 	AllowEmptyPrefix     = {go_string(model_config.ALLOW_EMPTY_PREFIX)}
+	MaxLengthPrefix      = {go_string(model_config.MAX_LENGTH_PREFIX)}
 	RowCacheParameter    = {go_string(model_config.ROW_CACHE_PARAMETER)}
 )
 """

@@ -1,5 +1,6 @@
 // What the gateway reads from a model's metadata and config, as gateway/model_config.py reads it:
-// max_batch_size, the inputs and outputs, the valid_range:<input>, allow_empty:<input> and row_cache
+// max_batch_size, the inputs and outputs, the valid_range:<input>, max_length:<input>,
+// allow_empty:<input> and row_cache
 // parameters (the fingerprint, and whether an ensemble's steps batch, are resolved by the Triton
 // client: an ensemble needs its steps' configs).
 package main
@@ -38,7 +39,8 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 	info := &ModelInfo{
 		Name: model, Version: served, MaxBatchSize: int64(config.GetMaxBatchSize()),
 		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
-		ValidRanges: map[string][2]int64{}, AllowEmpty: map[string]bool{}, fetched: time.Now(),
+		ValidRanges: map[string][2]int64{}, MaxLengths: map[string]int64{}, AllowEmpty: map[string]bool{},
+		fetched: time.Now(),
 	}
 	for _, t := range metadata.Inputs {
 		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}
@@ -58,6 +60,14 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 			}
 			info.ValidRanges[name] = bounds
 		}
+		if name := strings.TrimPrefix(key, shared.MaxLengthPrefix); name != key {
+			limit, ok := parseLength(p.StringValue)
+			if !ok {
+				return nil, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not '<n>' (a positive integer)",
+					model, key, p.StringValue)
+			}
+			info.MaxLengths[name] = limit
+		}
 	}
 	return info, nil
 }
@@ -72,6 +82,17 @@ func parseRange(value string) ([2]int64, bool) {
 	low, errLow := strconv.ParseInt(strings.TrimSpace(parts[0]), 10, 64)
 	high, errHigh := strconv.ParseInt(strings.TrimSpace(parts[1]), 10, 64)
 	return [2]int64{low, high}, errLow == nil && errHigh == nil && low <= high
+}
+
+// parseLength reads "<n>": one decimal integer in 1..int64 max, spaces around allowed
+// (gateway/model_config.py's max_lengths accepts exactly the same).
+func parseLength(value string) (int64, bool) {
+	text := strings.TrimSpace(value)
+	if strings.HasPrefix(text, "-") {
+		return 0, false
+	}
+	limit, err := strconv.ParseInt(text, 10, 64)
+	return limit, err == nil && limit >= 1
 }
 
 // rowCache says whether answers are cached per row, as gateway/model_config.py's row_cache:

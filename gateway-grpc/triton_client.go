@@ -209,6 +209,7 @@ type ModelInfo struct {
 	MaxBatchSize               int64
 	Inputs, Outputs            map[string]TensorInfo
 	ValidRanges                map[string][2]int64 // inclusive bounds of index inputs
+	MaxLengths                 map[string]int64    // longest variable axis of an input, batch aside
 	AllowEmpty                 map[string]bool     // inputs that may have a zero-length axis
 	Unfingerprinted            string
 	RowCache                   bool // answers are cached per row (rowCache)

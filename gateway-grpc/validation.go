@@ -73,6 +73,9 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 		if err := checkNotEmpty(info, t); err != nil {
 			return err
 		}
+		if err := checkLength(info, t); err != nil {
+			return err
+		}
 		if err := checkRange(info, t); err != nil {
 			return err
 		}
@@ -94,6 +97,26 @@ func checkNotEmpty(info *ModelInfo, t Tensor) error {
 		if declared[i] == -1 && t.Shape[i] == 0 {
 			return badRequest("input '%s': shape %s has an empty axis, which the model does not accept (config parameter %s%s)",
 				t.Name, shapeText(t.Shape), shared.AllowEmptyPrefix, t.Name)
+		}
+	}
+	return nil
+}
+
+// checkLength: a variable (-1) axis, batch aside, is at most max_length:<input> long.
+func checkLength(info *ModelInfo, t Tensor) error {
+	limit, ok := info.MaxLengths[t.Name]
+	if !ok {
+		return nil
+	}
+	first := 0
+	if info.MaxBatchSize > 0 {
+		first = 1
+	}
+	declared := info.Inputs[t.Name].Shape
+	for i := first; i < len(t.Shape) && i < len(declared); i++ {
+		if declared[i] == -1 && t.Shape[i] > limit {
+			return badRequest("input '%s': length %d exceeds the model's maximum %d (config parameter %s%s)",
+				t.Name, t.Shape[i], limit, shared.MaxLengthPrefix, t.Name)
 		}
 	}
 	return nil

@@ -7,6 +7,10 @@ Parameters (string values in `config.pbtxt`'s `parameters`; gateway-grpc reads t
 - `valid_range:<input>` = `"<min>,<max>"`: inclusive integer bounds of an index input (token ids:
   `0,<vocabulary size - 1>`, written by the converter from the embedding table). Values outside
   are a 400 before Triton sees them: a native backend fails a whole dynamic batch for one bad id.
+- `max_length:<input>` = `"<n>"`: the input's variable (-1) axes, batch aside, may be at most n
+  long (MiniLM's `input_ids` and `attention_mask`: 512, its position table; written by the
+  converter). Longer is a 400 before Triton sees it: ONNX Runtime would fail it with `Expand node
+  ... invalid expand shape`.
 - `allow_empty:<input>` = `"true"`: the model accepts a zero-length dynamic axis of that input
   (shape `[1, 0]`); without it such an input is a 400.
 - `row_cache` = `"true"` | `"false"`: cache each row of a batched request on its own (docs/cache.md).
@@ -32,7 +36,9 @@ FINGERPRINT_PARAMETER = "fingerprint"
 ROW_CACHE_PARAMETER = "row_cache"
 VALID_RANGE_PREFIX = "valid_range:"
 ALLOW_EMPTY_PREFIX = "allow_empty:"
+MAX_LENGTH_PREFIX = "max_length:"
 _RANGE = re.compile(r"\s*([+-]?[0-9]+)\s*,\s*([+-]?[0-9]+)\s*")
+_LENGTH = re.compile(r"\s*(\+?[0-9]+)\s*")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -79,6 +85,28 @@ def _bounds(value: str) -> tuple[int, int] | None:
     if not INT64_MIN <= lowest <= highest <= INT64_MAX:
         return None
     return lowest, highest
+
+
+def max_lengths(config: dict[str, Any]) -> dict[str, int]:
+    """{input: n} from `max_length:<input>` parameters: the most elements a variable axis of that
+    input may have, batch aside.
+
+    Raises GatewayError 500 naming the parameter when a value is not one decimal integer in
+    1..int64 max (spaces around allowed; gateway-grpc's parseLength accepts exactly the same).
+    """
+    lengths = {}
+    for key, value in parameter_values(config).items():
+        if not key.startswith(MAX_LENGTH_PREFIX):
+            continue
+        match = _LENGTH.fullmatch(value)
+        if match is None or not 1 <= int(match[1]) <= INT64_MAX:
+            raise GatewayError(
+                500,
+                f"model '{config.get('name', '')}': config parameter {key} = '{value}' "
+                "is not '<n>' (a positive integer)",
+            )
+        lengths[key.removeprefix(MAX_LENGTH_PREFIX)] = int(match[1])
+    return lengths
 
 
 def allow_empty(config: dict[str, Any]) -> frozenset[str]:

@@ -66,6 +66,7 @@ class ModelInfo:
     outputs: dict[str, TensorInfo]
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     allow_empty: frozenset[str] = frozenset()
+    max_lengths: dict[str, int] = field(default_factory=dict)
     unfingerprinted: str = ""
     row_cache: bool = False
     fetched_at: float = field(default_factory=time.monotonic, compare=False)
@@ -227,6 +228,7 @@ class TritonPool:
             outputs={t["name"]: _tensor_info(t) for t in metadata.get("outputs", [])},
             valid_ranges=model_config.valid_ranges(config),
             allow_empty=model_config.allow_empty(config),
+            max_lengths=model_config.max_lengths(config),
             unfingerprinted=unfingerprinted,
             row_cache=model_config.row_cache(config, batches),
         )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gateway.errors import GatewayError, listed
-from gateway.model_config import ALLOW_EMPTY_PREFIX, VALID_RANGE_PREFIX
+from gateway.model_config import ALLOW_EMPTY_PREFIX, MAX_LENGTH_PREFIX, VALID_RANGE_PREFIX
 from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo
 
@@ -37,7 +37,8 @@ def validate_request(
 ) -> None:
     """Check `inputs` and the requested `outputs` (None: all) against the model before Triton:
     names, datatypes, shapes (-1 matches any size; with max_batch_size > 0 the first dimension
-    is the batch, equal across inputs and in 1..max_batch_size), empty axes and valid ranges.
+    is the batch, equal across inputs and in 1..max_batch_size), empty axes, lengths of variable
+    axes and valid ranges.
     Raises GatewayError 400 naming the first problem.
     """
     names = [t.name for t in inputs]
@@ -79,6 +80,7 @@ def validate_request(
             )
     for tensor in inputs:
         check_not_empty(info, tensor)
+        check_length(info, tensor)
         check_range(info, tensor)
 
 
@@ -94,6 +96,23 @@ def check_not_empty(info: ModelInfo, tensor: Tensor) -> None:
             f"input '{tensor.name}': shape {list(tensor.shape)} has an empty axis, which the "
             f"model does not accept (config parameter {ALLOW_EMPTY_PREFIX}{tensor.name})",
         )
+
+
+def check_length(info: ModelInfo, tensor: Tensor) -> None:
+    """A variable (-1) axis, batch aside, longer than `max_length:<input>` is a 400 (ONNX Runtime
+    would fail it inside Triton: MiniLM's position table has 512 rows)."""
+    limit = info.max_lengths.get(tensor.name)
+    if limit is None:
+        return
+    declared = info.inputs[tensor.name].shape[1 if info.max_batch_size else 0 :]
+    given = tensor.shape[1 if info.max_batch_size else 0 :]
+    for want, got in zip(declared, given, strict=True):
+        if want == -1 and got > limit:
+            raise GatewayError(
+                400,
+                f"input '{tensor.name}': length {got} exceeds the model's maximum {limit} "
+                f"(config parameter {MAX_LENGTH_PREFIX}{tensor.name})",
+            )
 
 
 def check_range(info: ModelInfo, tensor: Tensor) -> None:

@@ -31,7 +31,16 @@ DIGITS = Model(
 )
 TOKENS = (("input_ids", "INT64", (-1, -1)), ("attention_mask", "INT64", (-1, -1)))
 EMBEDDING = (("embedding", "FP32", (-1, 384)),)
-MINILM = Model("minilm", TOKENS, EMBEDDING, parameters=(("valid_range:input_ids", "0,30521"),))
+MINILM = Model(
+    "minilm",
+    TOKENS,
+    EMBEDDING,
+    parameters=(
+        ("valid_range:input_ids", "0,30521"),
+        ("max_length:input_ids", "512"),
+        ("max_length:attention_mask", "512"),
+    ),
+)
 TOKENIZER = Model("minilm_tokenizer", (("text", "BYTES", (-1, 1)),), TOKENS)
 TEXT = Model(
     "minilm_text",
@@ -149,6 +158,27 @@ def range_model(name: str, value: str) -> Model:
     )
 
 
+MALFORMED_LENGTHS = (
+    ("length_empty", ""),
+    ("length_of_words", "abc"),
+    ("length_zero", "0"),
+    ("length_negative", "-1"),
+    ("length_fraction", "1.5"),
+    ("length_of_two", "1,2"),
+    ("length_with_underscore", "1_000"),
+    ("length_beyond_int64", "99999999999999999999"),
+)
+
+
+def length_model(name: str, value: str) -> Model:
+    return Model(
+        name,
+        (("x", "INT64", (-1, -1)),),
+        (("y", "FP32", (-1, 1)),),
+        parameters=(("max_length:x", value),),
+    )
+
+
 MODELS = (
     DIGITS,
     MINILM,
@@ -167,6 +197,8 @@ MODELS = (
     *(ids_model(datatype) for datatype in ("INT8", "INT32", "UINT64")),
     *(range_model(name, value) for name, value in MALFORMED_RANGES),
     range_model("range_with_spaces", " 0 , 9 "),
+    *(length_model(name, value) for name, value in MALFORMED_LENGTHS),
+    length_model("length_with_spaces", " 2 "),
     *ROW_MODELS,
 )
 
@@ -558,6 +590,61 @@ def empty_and_ranges() -> list[Case]:
             refused(
                 "input 'x': value 10 is outside the valid range [0, 9] (config parameter valid_range:x)"
             ),
+        ),
+    ]
+
+
+def lengths() -> list[Case]:
+    """max_length:<input>: the variable axis after the batch, and its malformed values."""
+    over = tuple(range(1000, 1513))
+    return [
+        Case(
+            "a sequence beyond max_length is named with its length and the limit",
+            FAILURES,
+            "minilm",
+            tokens(list(over)),
+            refused(
+                "input 'input_ids': length 513 exceeds the model's maximum 512 "
+                "(config parameter max_length:input_ids)"
+            ),
+            forms=("v2 JSON", "v2 binary", "raw", "typed"),
+        ),
+        Case(
+            "a sequence of max_length tokens passes",
+            README,
+            "minilm",
+            tokens(list(over[:512])),
+            forms=("v2 JSON", "raw"),
+        ),
+        Case(
+            "the batch axis is not held to max_length",
+            README,
+            "length_with_spaces",
+            (x("INT64", (1, 2, 3, 4, 5, 6), (3, 2)),),
+        ),
+        Case(
+            "max_length may have spaces around its integer",
+            README,
+            "length_with_spaces",
+            (x("INT64", (1, 2, 3), (1, 3)),),
+            refused(
+                "input 'x': length 3 exceeds the model's maximum 2 (config parameter max_length:x)"
+            ),
+        ),
+        *(
+            Case(
+                f"max_length '{value}' is a misconfiguration named in a 500",
+                README,
+                name,
+                (x("INT64", (1,), (1, 1)),),
+                refused(
+                    f"model '{name}': config parameter max_length:x = '{value}' is not "
+                    "'<n>' (a positive integer)",
+                    500,
+                ),
+                forms=("v2 JSON", "raw"),
+            )
+            for name, value in MALFORMED_LENGTHS
         ),
     ]
 
@@ -1417,6 +1504,7 @@ def triton_answers() -> list[Case]:
 CASES = (
     *shapes_and_names(),
     *empty_and_ranges(),
+    *lengths(),
     *datatypes(),
     *parameters(),
     *wire_formats(),

@@ -39,7 +39,7 @@ def test_the_corpus_models_are_the_demo_models_as_triton_serves_them(stack, mode
         ]
         assert written == served
     assert corpus["config"]["max_batch_size"] == config["max_batch_size"]
-    checked = ("valid_range:", "allow_empty:")
+    checked = ("valid_range:", "allow_empty:", "max_length:")
     assert {
         k: v for k, v in corpus["config"].get("parameters", {}).items() if k.startswith(checked)
     } == {k: v for k, v in config["parameters"].items() if k.startswith(checked)}

@@ -353,6 +353,35 @@ def test_an_empty_sequence_is_a_400_on_both_front_ends(stack):
     assert grpc_refusal(stack, grpc_tokens([[]])) == message
 
 
+TOO_LONG = (
+    "input 'input_ids': length 513 exceeds the model's maximum 512 "
+    "(config parameter max_length:input_ids)"
+)
+
+
+def fresh_ids(length: int) -> list[list[int]]:
+    """One sequence of in-vocabulary ids no other test sent (a cache miss)."""
+    return [rng.integers(1000, 30000, length).tolist()]
+
+
+def test_a_sequence_beyond_max_length_is_a_400_on_both_front_ends_and_never_reaches_triton(stack):
+    before = stack.triton_inferences("minilm")
+    http = stack.predict(token_request(fresh_ids(513)))
+    assert (http.status_code, http.json()["error"]) == (400, TOO_LONG)
+    assert grpc_refusal(stack, grpc_tokens(fresh_ids(513))) == TOO_LONG
+    assert stack.triton_inferences_since(before, "minilm") == 0
+
+
+def test_a_sequence_of_max_length_tokens_is_answered_by_the_model_on_both_front_ends(stack):
+    before = stack.triton_inferences("minilm")
+    http = stack.predict(token_request(fresh_ids(512)))
+    assert http.status_code == 200, http.text
+    client = grpcclient.InferenceServerClient(stack.gateway_grpc_url)
+    answer = client.infer("minilm", grpc_tokens(fresh_ids(512)))
+    assert answer.as_numpy("embedding").shape == (1, 384)
+    assert stack.triton_inferences_since(before, "minilm") == 2
+
+
 @pytest.fixture(scope="module")
 def config_stack(tmp_path_factory, model_repository):
     """MiniLM INT8 with its text ensemble, and `minilm_handwritten`: the same model under a

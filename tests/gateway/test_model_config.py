@@ -1,4 +1,5 @@
-"""The config parameters the gateways read: fingerprints, valid ranges, empty inputs, steps."""
+"""The config parameters the gateways read: fingerprints, valid ranges, maximum lengths, empty
+inputs, steps."""
 
 import pytest
 
@@ -9,6 +10,7 @@ from gateway.model_config import (
     batches_dynamically,
     combined_fingerprint,
     ensemble_steps,
+    max_lengths,
     own_fingerprint,
     row_cache,
     valid_ranges,
@@ -28,9 +30,11 @@ def test_what_the_converter_writes_is_what_the_gateway_reads():
         outputs=(Tensor("embedding", "float32", (384,)),),
         fingerprint="abc",
         valid_ranges={"input_ids": (0, 30521)},
+        max_lengths={"input_ids": 512},
     )
     written = json_format.MessageToDict(build_config(spec), preserving_proto_field_name=True)
     assert valid_ranges(written) == {"input_ids": (0, 30521)}
+    assert max_lengths(written) == {"input_ids": 512}
     assert own_fingerprint(written) == "abc"
 
 
@@ -47,6 +51,21 @@ def test_a_malformed_valid_range_is_a_server_error_naming_the_parameter(value):
     assert raised.value.message == (
         f"model 'm': config parameter valid_range:ids = '{value}' is not '<min>,<max>' "
         "(inclusive integers)"
+    )
+
+
+def test_max_lengths_are_positive_integers_per_input_with_spaces_allowed():
+    lengths = max_lengths(config(**{"max_length:ids": "512", "max_length:mask": " +512 "}))
+    assert lengths == {"ids": 512, "mask": 512}
+
+
+@pytest.mark.parametrize("value", ["", "abc", "0", "-1", "1.5", "1,2", "1_000", str(2**63)])
+def test_a_malformed_max_length_is_a_server_error_naming_the_parameter(value):
+    with pytest.raises(GatewayError) as raised:
+        max_lengths(config(**{"max_length:ids": value}))
+    assert raised.value.status == 500
+    assert raised.value.message == (
+        f"model 'm': config parameter max_length:ids = '{value}' is not '<n>' (a positive integer)"
     )
 
 
