@@ -8,7 +8,6 @@ Every config is Triton's own `ModelConfig` protobuf, read from the canonical rep
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -275,7 +274,3 @@ def average_batch(before: dict, after: dict, model: str) -> float | None:
     b, a = before.get(model, (0.0, 0.0)), after.get(model, (0.0, 0.0))
     executions = a[1] - b[1]
     return (a[0] - b[0]) / executions if executions > 0 else None
-
-
-def settle(seconds: float = 0.5) -> None:
-    time.sleep(seconds)

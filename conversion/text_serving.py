@@ -16,7 +16,6 @@ from conversion.repository import combined_fingerprint, write_configs
 from conversion.spec import SpecError
 from conversion.triton_config import Batching, EnsembleStep, ModelConfigSpec, Tensor, read_config
 
-TOKENIZER_MODEL = Path(tokenizer_model.__file__)
 TOKEN_INPUTS = ("input_ids", "attention_mask")
 
 
