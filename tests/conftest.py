@@ -110,6 +110,17 @@ class RunningStack:
         return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=timeout, **kwargs)
 
 
+def run_make(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`make ARGS` in the repository root, output captured; `-o`: never rebuild the venv."""
+    return subprocess.run(
+        ["make", "-o", ".venv/.installed", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def until_hit(
     send: Callable[[], Answer], cache_state: Callable[[Answer], str], timeout_s: float = 10.0
 ) -> Answer:

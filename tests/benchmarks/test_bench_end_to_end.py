@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_make
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
 def make(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    # -o: never rebuild the venv from a test
-    return subprocess.run(
-        ["make", "-o", ".venv/.installed", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_make(*args, timeout=timeout)
 
 
 def test_make_bench_tiny_writes_markdown_plots_and_json(model_repository, tmp_path):

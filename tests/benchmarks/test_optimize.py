@@ -20,20 +20,14 @@ from benchmarks.tuned_config import PREVIOUS, write_served
 from benchmarks.tuning import find_target
 from conversion.triton_config import read_config
 from localstack.tritonserver import derive_local_repository
+from tests.conftest import run_make
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = "--variants digits,digits_int8 --window-ms 300"
 
 
 def make(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    # -o: never rebuild the venv from a test
-    return subprocess.run(
-        ["make", "-o", ".venv/.installed", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_make(*args, timeout=timeout)
 
 
 def copy_models(source: Path, target: Path, prefix: str) -> Path:

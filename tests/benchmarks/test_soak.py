@@ -14,6 +14,7 @@ import pytest
 from benchmarks import memory
 from benchmarks.memory import Sample, SoakLimits, soak_verdict
 from localstack.processes import wait_until
+from tests.conftest import run_make
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,14 +122,7 @@ def test_plot_is_written(tmp_path):
 
 # ------------------------------------------------------------------ the soak path, for seconds
 def make(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["make", "-o", ".venv/.installed", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_make(*args, timeout=timeout)
 
 
 @pytest.mark.integration
