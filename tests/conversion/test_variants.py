@@ -76,10 +76,14 @@ def test_the_faster_accurate_int8_kind_is_served_for_digits(digits_converted):
     assert results["int8_dynamic"].served_as is None
 
 
-def test_minilm_serves_an_int8_variant_that_passes_the_gate(minilm_converted):
-    report = minilm_converted.report
-    assert report.int8_selected in ("int8_dynamic", "int8_static")
-    assert report.results[report.int8_selected].verdict.metrics["embedding"]["mean_cosine"] >= 0.99
+def test_minilm_has_a_batch_invariant_int8_variant_that_passes_the_gate(minilm_converted):
+    # ORT's dynamic INT8 is refused (its rows depend on their batch-mates); whether a passing one
+    # is served depends on its latency on this machine
+    results = minilm_converted.report.results
+    passing = [k for k in ("int8_static", "ov_int8") if k in results and results[k].verdict.passed]
+    assert passing
+    for kind in passing:
+        assert results[kind].verdict.metrics["embedding"]["mean_cosine"] >= 0.99
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])

@@ -464,10 +464,9 @@ def test_an_ensemble_answers_anew_when_a_step_model_is_converted_again(
     assert config_stack.predict(text).headers["X-Cache"] == "HIT"
 
     # converted again: a new file and its fingerprint; the ensemble's own config is not rewritten
+    # (the unfused export kept for TensorRT: the same tensors, another file; always written)
     member = config_stack.local.model_repository / "minilm"
-    shutil.copyfile(
-        model_repository / "minilm_fp16" / "1" / "model.onnx", member / "1" / "model.onnx"
-    )
+    shutil.copyfile(model_repository / "minilm" / "portable.onnx", member / "1" / "model.onnx")
     config = read_config(member / "config.pbtxt")
     config.parameters["fingerprint"].string_value = version_fingerprint(member / "1")
     write_config(config, member / "config.pbtxt")
