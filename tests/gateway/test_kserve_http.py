@@ -16,6 +16,8 @@ import redis
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
+from tests.conftest import until_hit
+
 pytestmark = pytest.mark.integration
 
 rng = np.random.default_rng()  # fresh entropy: no other test sends these images
@@ -124,8 +126,12 @@ def test_json_binary_http_and_grpc_forms_of_one_tensor_share_one_cache_entry(sta
         },
     )
     body, headers = binary_request(image)
-    as_binary = httpx.post(
-        f"{stack.gateway_url}/v2/models/digits/infer", content=body, headers=headers
+    # the JSON answer is stored just after it is sent: ask until the store has landed
+    as_binary = until_hit(
+        lambda: httpx.post(
+            f"{stack.gateway_url}/v2/models/digits/infer", content=body, headers=headers
+        ),
+        lambda answer: answer.headers["X-Cache"],
     )
     grpc_input = grpcclient.InferInput("image", [1, 1, 8, 8], "FP32")
     grpc_input.set_data_from_numpy(image)
