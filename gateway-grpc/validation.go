@@ -83,18 +83,29 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 	return nil
 }
 
-// checkNotEmpty: a zero-length variable (-1) axis, batch aside, needs allow_empty:<input>.
-func checkNotEmpty(info *ModelInfo, t Tensor) error {
-	if info.AllowEmpty[t.Name] {
-		return nil
-	}
+// variableAxes: the axes of t that the model declares variable (-1), the batch axis aside.
+func variableAxes(info *ModelInfo, t Tensor) []int {
 	first := 0
 	if info.MaxBatchSize > 0 {
 		first = 1
 	}
 	declared := info.Inputs[t.Name].Shape
+	var axes []int
 	for i := first; i < len(t.Shape) && i < len(declared); i++ {
-		if declared[i] == -1 && t.Shape[i] == 0 {
+		if declared[i] == -1 {
+			axes = append(axes, i)
+		}
+	}
+	return axes
+}
+
+// checkNotEmpty: a zero-length variable (-1) axis, batch aside, needs allow_empty:<input>.
+func checkNotEmpty(info *ModelInfo, t Tensor) error {
+	if info.AllowEmpty[t.Name] {
+		return nil
+	}
+	for _, i := range variableAxes(info, t) {
+		if t.Shape[i] == 0 {
 			return badRequest("input '%s': shape %s has an empty axis, which the model does not accept (config parameter %s%s)",
 				t.Name, shapeText(t.Shape), shared.AllowEmptyPrefix, t.Name)
 		}
@@ -108,13 +119,8 @@ func checkLength(info *ModelInfo, t Tensor) error {
 	if !ok {
 		return nil
 	}
-	first := 0
-	if info.MaxBatchSize > 0 {
-		first = 1
-	}
-	declared := info.Inputs[t.Name].Shape
-	for i := first; i < len(t.Shape) && i < len(declared); i++ {
-		if declared[i] == -1 && t.Shape[i] > limit {
+	for _, i := range variableAxes(info, t) {
+		if t.Shape[i] > limit {
 			return badRequest("input '%s': length %d exceeds the model's maximum %d (config parameter %s%s)",
 				t.Name, t.Shape[i], limit, shared.MaxLengthPrefix, t.Name)
 		}
