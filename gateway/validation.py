@@ -84,13 +84,18 @@ def validate_request(
         check_range(info, tensor)
 
 
+def variable_lengths(info: ModelInfo, tensor: Tensor) -> list[int]:
+    """The lengths of `tensor`'s axes that the model declares variable (-1), the batch aside."""
+    skip = 1 if info.max_batch_size else 0
+    declared, given = info.inputs[tensor.name].shape[skip:], tensor.shape[skip:]
+    return [got for want, got in zip(declared, given, strict=True) if want == -1]
+
+
 def check_not_empty(info: ModelInfo, tensor: Tensor) -> None:
     """A zero-length variable (-1) axis, batch aside, is a 400 unless `allow_empty:<input>`."""
     if tensor.name in info.allow_empty or 0 not in tensor.shape:
         return
-    declared = info.inputs[tensor.name].shape[1 if info.max_batch_size else 0 :]
-    given = tensor.shape[1 if info.max_batch_size else 0 :]
-    if any(want == -1 and got == 0 for want, got in zip(declared, given, strict=True)):
+    if 0 in variable_lengths(info, tensor):
         raise GatewayError(
             400,
             f"input '{tensor.name}': shape {list(tensor.shape)} has an empty axis, which the "
@@ -104,10 +109,8 @@ def check_length(info: ModelInfo, tensor: Tensor) -> None:
     limit = info.max_lengths.get(tensor.name)
     if limit is None:
         return
-    declared = info.inputs[tensor.name].shape[1 if info.max_batch_size else 0 :]
-    given = tensor.shape[1 if info.max_batch_size else 0 :]
-    for want, got in zip(declared, given, strict=True):
-        if want == -1 and got > limit:
+    for got in variable_lengths(info, tensor):
+        if got > limit:
             raise GatewayError(
                 400,
                 f"input '{tensor.name}': length {got} exceeds the model's maximum {limit} "
