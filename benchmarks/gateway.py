@@ -51,6 +51,7 @@ TRITON = "Triton direct"
 PASSTHROUGH = "Python gRPC pass-through"
 UNCACHED = "gateway-grpc, cache off (1 Go thread)"
 PAIRED_INFER = Path(__file__).resolve().parents[1] / "build" / "paired-infer"
+HIT_BATCH = 64  # rows of the batched hit rows of the perf_analyzer -i http table
 
 
 @dataclass(frozen=True)
@@ -227,29 +228,36 @@ def image_rows(work: Path, name: str, count: int) -> Path:
 
 def measure_perf_analyzer_http(repository: Path, work: Path, requests: int = 2000) -> dict:
     """perf_analyzer -i http at concurrency 1, `requests` each: Triton direct and the gateway's
-    misses (a new image each) as binary data; the gateway's hits as binary data and as JSON."""
+    misses (a new image each) as binary data; the gateway's hits as binary data and as JSON, of
+    one image and of HIT_BATCH copies of it (perf_analyzer -b)."""
     work.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(work / "stack-perf-http", repository, StackPorts.free())
     stack.start()
     try:
         triton = f"127.0.0.1:{stack.ports.triton_http}"
         gateway = f"127.0.0.1:{stack.ports.gateway_http}"
+        hit = image_rows(work, "hit", 1)
         targets = {
             "Triton HTTP direct, misses, binary": (
                 triton,
                 image_rows(work, "triton", requests),
                 "binary",
+                1,
             ),
             "gateway HTTP, misses, binary": (
                 gateway,
                 image_rows(work, "misses", requests),
                 "binary",
+                1,
             ),
-            "gateway HTTP, hits, binary": (gateway, image_rows(work, "hit", 1), "binary"),
-            "gateway HTTP, hits, JSON": (gateway, work / "hit.json", "json"),
+            "gateway HTTP, hits, binary": (gateway, hit, "binary", 1),
+            "gateway HTTP, hits, JSON": (gateway, hit, "json", 1),
+            # 64 rows: 16 KiB of FP32 in, 2.5 KiB out, where the tensor's encoding is a real cost
+            f"gateway HTTP, hits of {HIT_BATCH} rows, binary": (gateway, hit, "binary", HIT_BATCH),
+            f"gateway HTTP, hits of {HIT_BATCH} rows, JSON": (gateway, hit, "json", HIT_BATCH),
         }
         rows = []
-        for label, (url, data, tensor_format) in targets.items():
+        for label, (url, data, tensor_format, batch) in targets.items():
             measured = perf.run(
                 "digits",
                 url,
@@ -261,6 +269,8 @@ def measure_perf_analyzer_http(repository: Path, work: Path, requests: int = 200
                 extra=[
                     "-x",
                     "1",
+                    "-b",
+                    str(batch),
                     "--request-count",
                     str(requests),
                     "--input-tensor-format",
@@ -367,7 +377,7 @@ def perf_analyzer_lines(http: dict | None) -> list[str]:
         f"{http['requests']:,} requests each)",
         "",
         "Client-side latency (perf_analyzer's own client on the same 2 cores). Misses: a new image "
-        "per request; hits: one image. Binary: the binary tensor data extension both ways; JSON: "
+        "per request; hits: one image (or 64 copies of it in one request). Throughput counts rows. Binary: the binary tensor data extension both ways; JSON: "
         "`--input-tensor-format json --output-tensor-format json`.",
         "",
         "| target | p50 ms | p99 ms | inferences/s |",
