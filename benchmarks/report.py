@@ -22,6 +22,16 @@ SEED_CLAIMS = [
 ]
 
 
+def usd(value: float | None) -> str:
+    """A cost in USD to two significant digits, never in exponent form (0.0000047), 'n/a' for None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if not value:
+        return "0"
+    decimals = max(2, 1 - math.floor(math.log10(abs(value))))  # the second significant digit
+    return f"{value:.{decimals}f}"
+
+
 def fmt(value, digits: int = 1, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -247,7 +257,7 @@ def cost_markdown(ranking: dict | None) -> str:
                 fmt(r["p99_ms"]),
                 "yes" if r["within_slo"] else "**no**",
                 fmt(r["usd_per_hour"], 3),
-                fmt(r["usd_per_1k"], 6) if r["usd_per_1k"] else "n/a",
+                usd(r["usd_per_1k"]) if r["usd_per_1k"] else "n/a",
                 r["source"],
             ]
         )

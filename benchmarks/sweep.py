@@ -31,7 +31,7 @@ class ConfigPoint:
     queue_delay_us: int | None = 2000  # None: no dynamic batching
     instances: int = 1
     graph_level: str = "all"
-    threads: int = 0  # ORT intra-op threads per instance; 0 = ORT default
+    threads: int = 0  # threads per instance (ORT intra-op, OpenVINO inference); 0 = the default
     portable: bool = False  # serve <model>/portable.onnx (the unoptimized export) instead
     preferred: tuple[int, ...] = ()  # dynamic_batching.preferred_batch_size; () = none
 
@@ -67,11 +67,17 @@ class ConfigPoint:
 GRAPH_LEVELS = {"disable": 2, "basic": -1, "extended": 1, "all": None}
 
 
+def threads_parameter(config: mc.ModelConfig) -> str:
+    """The config parameter that sets threads per instance: `INFERENCE_NUM_THREADS` for Triton's
+    OpenVINO backend, `intra_op_thread_count` for onnxruntime_backend (the twin reads both)."""
+    return "INFERENCE_NUM_THREADS" if config.backend == "openvino" else "intra_op_thread_count"
+
+
 def apply_point(config: mc.ModelConfig, point: ConfigPoint) -> None:
     """Set the knobs of `point` in `config` (in place): max_batch_size, dynamic_batching's
     max_queue_delay_microseconds and preferred_batch_size (the rest of the queue policy is kept),
-    the instance_group count (its kind is kept), optimization.graph.level and the ORT parameter
-    `intra_op_thread_count` (onnxruntime_backend's names; the local twin reads the same ones).
+    the instance_group count (its kind is kept), optimization.graph.level and the threads per
+    instance (`threads_parameter`; the backends' own names, which the local twin reads too).
 
     Warm-up samples larger than the new max_batch_size are dropped: Triton refuses to load a
     model whose warm-up batch exceeds it.
@@ -91,7 +97,7 @@ def apply_point(config: mc.ModelConfig, point: ConfigPoint) -> None:
     config.optimization.ClearField("graph")
     if GRAPH_LEVELS[point.graph_level] is not None:
         config.optimization.graph.level = GRAPH_LEVELS[point.graph_level]
-    config.parameters["intra_op_thread_count"].string_value = str(point.threads)
+    config.parameters[threads_parameter(config)].string_value = str(point.threads)
     warmups = [w for w in config.model_warmup if w.batch_size <= point.max_batch_size]
     del config.model_warmup[:]
     config.model_warmup.extend(warmups)
@@ -193,7 +199,7 @@ def write_canonical_variant(
                 for group in config.instance_group:
                     group.count = change["instances"]
             if "threads" in change:
-                config.parameters["intra_op_thread_count"].string_value = str(change["threads"])
+                config.parameters[threads_parameter(config)].string_value = str(change["threads"])
         write_config(config, model_dir / "config.pbtxt")
     return target
 

@@ -144,11 +144,8 @@ def served_point(repository: Path, variant: str) -> ConfigPoint:
     config = read_config(repository / variant / "config.pbtxt")
     batching = config.HasField("dynamic_batching")
     level = config.optimization.graph.level if config.optimization.HasField("graph") else None
-    threads = (
-        config.parameters["intra_op_thread_count"].string_value
-        if ("intra_op_thread_count" in config.parameters)
-        else "0"
-    )
+    knob = bt.threads_parameter(config)
+    threads = config.parameters[knob].string_value if knob in config.parameters else "0"
     return ConfigPoint(
         variant,
         max_batch_size=config.max_batch_size,
@@ -212,7 +209,7 @@ DELAYS_US = (0, 200, 500, 1000, 2000, 4000, 8000)
 
 
 def instance_options(cores: int) -> list[tuple[int, int]]:
-    """(instances, ORT intra-op threads per instance) pairs worth a trial on `cores` cores: one
+    """(instances, threads per instance) pairs worth a trial on `cores` cores: one
     instance using them all, a few instances sharing them, one thread each, and twice as many
     single-thread instances as cores (the python backend's per-request work overlaps)."""
     pairs = [(1, cores), (2, max(cores // 2, 1)), (cores, 1), (1, 1), (2 * cores, 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report import fmt, plt, ratio, table
+from benchmarks.report import fmt, plt, ratio, table, usd
 
 
 def variant_margin(record: dict) -> dict:
@@ -75,7 +75,7 @@ def decision_markdown(record: dict) -> str:
             fmt(t["throughput"]),
             fmt(t["p99_ms"]),
             "yes" if t["p99_ms"] is not None and t["p99_ms"] <= objective["slo_p99_ms"] else "no",
-            fmt(cost.get(f"{name}_usd_per_1k"), 5),
+            usd(cost.get(f"{name}_usd_per_1k")),
         ]
         for name, t in (("default", default), ("winner", winner))
     ]

@@ -155,3 +155,18 @@ def test_gpu_script_runs_every_section_on_the_cpu_when_asked_and_its_results_ran
     assert {r["mode"] for r in data["serving"]} == {"one request per forward", "dynamic batching"}
     document = json.loads((tmp_path / "hardware.json").read_text())
     assert document["results"] and document["hardware"]["id"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("cost", "shown"),
+    [
+        (0.0000047, "0.0000047"),
+        (0.000073, "0.000073"),
+        (0.0012345, "0.0012"),
+        (0.5, "0.50"),
+        (0.0, "0"),
+        (None, "n/a"),
+    ],
+)
+def test_a_cost_shows_two_significant_digits_and_never_an_exponent(cost, shown):
+    assert report.usd(cost) == shown

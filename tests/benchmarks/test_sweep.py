@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tritonclient.grpc import model_config_pb2 as mc
+
 from benchmarks import sweep as bt
 from benchmarks.suite import Family, sweep_points, technique_points
 from conversion.triton_config import read_config
@@ -54,3 +56,14 @@ def test_the_full_sweep_covers_batch_size_queue_delay_and_instances():
     assert {p.max_batch_size for p in points if p.queue_delay_us} >= {8, 64}
     assert {p.queue_delay_us for p in points} >= {None, 500, 2000}
     assert {p.instances for p in points} == {1, 2}
+
+
+def test_threads_per_instance_go_to_the_knob_of_the_models_backend():
+    onnx, openvino = mc.ModelConfig(platform="onnxruntime_onnx"), mc.ModelConfig(backend="openvino")
+
+    for config in (onnx, openvino):
+        bt.apply_point(config, bt.ConfigPoint("m", 64, 500, 1, threads=2))
+
+    assert dict(onnx.parameters.items()).keys() == {"intra_op_thread_count"}
+    assert dict(openvino.parameters.items()).keys() == {"INFERENCE_NUM_THREADS"}
+    assert openvino.parameters["INFERENCE_NUM_THREADS"].string_value == "2"
