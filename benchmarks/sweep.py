@@ -103,15 +103,19 @@ def apply_point(config: mc.ModelConfig, point: ConfigPoint) -> None:
     config.model_warmup.extend(warmups)
 
 
-def derived_config(source: mc.ModelConfig, point: ConfigPoint) -> mc.ModelConfig:
-    """The canonical (onnxruntime_onnx) config of one sweep point, named `point.name`, without
-    warm-up and with a deep queue (30 s timeout, 4,096 requests) so overload shows as latency."""
+def derived_config(
+    source: mc.ModelConfig, point: ConfigPoint, served_queue: bool = False
+) -> mc.ModelConfig:
+    """The canonical config of one sweep point, named `point.name`, without warm-up. With
+    `served_queue` its queue policy is the served one (a request queued past the served timeout
+    fails, as it would in production: what the tuner must see); otherwise a deep queue (30 s
+    timeout, 4,096 requests) so overload shows as latency (the sweep's curves)."""
     config = mc.ModelConfig()
     config.CopyFrom(source)
     config.name = point.name
     config.ClearField("model_warmup")
     apply_point(config, point)
-    if point.queue_delay_us is not None:
+    if point.queue_delay_us is not None and not served_queue:
         policy = config.dynamic_batching.default_queue_policy
         policy.timeout_action = mc.ModelQueuePolicy.REJECT
         policy.default_timeout_microseconds = 30_000_000
@@ -129,11 +133,14 @@ def write_repository(canonical: Path, target: Path, points: list[ConfigPoint]) -
     return derive_local_repository(staging, target)
 
 
-def write_point(canonical: Path, staging: Path, point: ConfigPoint) -> Path:
-    """`<staging>/<point.name>`: the canonical model of one point, returns the folder. Its version
-    folder links every file of the variant's (ONNX, OpenVINO IR...), so the variant's fingerprint
-    still holds; a `portable` point links <variant>/portable.onnx as model.onnx and is fingerprinted
-    again. FileNotFoundError when the file to serve is missing."""
+def write_point(
+    canonical: Path, staging: Path, point: ConfigPoint, served_queue: bool = False
+) -> Path:
+    """`<staging>/<point.name>`: the canonical model of one point (queue policy: `derived_config`),
+    returns the folder. Its version folder links every file of the variant's (ONNX, OpenVINO
+    IR...), so the variant's fingerprint still holds; a `portable` point links
+    <variant>/portable.onnx as model.onnx and is fingerprinted again. FileNotFoundError when the
+    file to serve is missing."""
     source = point.onnx_file(canonical) if point.portable else canonical / point.variant / "1"
     if not source.exists():
         raise FileNotFoundError(f"{source} is missing")
@@ -142,7 +149,8 @@ def write_point(canonical: Path, staging: Path, point: ConfigPoint) -> Path:
         shutil.rmtree(model_dir)
     version = model_dir / "1"
     version.mkdir(parents=True)
-    config = derived_config(read_config(canonical / point.variant / "config.pbtxt"), point)
+    served = read_config(canonical / point.variant / "config.pbtxt")
+    config = derived_config(served, point, served_queue)
     if point.portable:
         (version / "model.onnx").symlink_to(source.resolve())
         # the twin loads only what this describes: the fingerprint of the file it serves

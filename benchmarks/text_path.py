@@ -118,6 +118,15 @@ def average_batch(local: LocalStack, model: str) -> tuple[float, float]:
     )
 
 
+def perf_or_error(model: str, url: str, concurrency: int, data: Path, work: Path) -> dict:
+    """perf_analyzer's numbers (3 s windows) as a dict, or {"error": why} when it fails (e.g.
+    requests timed out in Triton's queue): the end-to-end run already measured stays recorded."""
+    try:
+        return perf.run(model, url, concurrency, data, 3000, work_dir=work).to_dict()
+    except perf.PerfAnalyzerError as error:
+        return {"error": str(error)[:2000]}
+
+
 def measure(
     repository: Path,
     variant: str,
@@ -141,10 +150,10 @@ def measure(
         cpu_after, batch_after = component_cpu(local), average_batch(local, variant)
         grpc = local.urls["triton gRPC"]
         texts = perf.write_input_data(work / "texts.json", text_rows(sentences))
-        direct = perf.run(f"{variant}_text", grpc, concurrency, texts, 3000, work_dir=work)
+        direct = perf_or_error(f"{variant}_text", grpc, concurrency, texts, work)
         rows, padded_share = token_rows(sentences)
         tokens = perf.write_input_data(work / "tokens.json", rows)
-        bare = perf.run(variant, grpc, concurrency, tokens, 3000, work_dir=work)
+        bare = perf_or_error(variant, grpc, concurrency, tokens, work)
     finally:
         local.stop()
     done = end_to_end.requests + end_to_end.errors
@@ -158,10 +167,12 @@ def measure(
             for name in cpu_after
         },
         "model_average_batch": round(inferences / max(batch_after[1] - batch_before[1], 1), 2),
-        "triton_direct_ensemble": direct.to_dict(),
-        "bare_model": bare.to_dict(),
+        "triton_direct_ensemble": direct,
+        "bare_model": bare,
         "padded_tokens_per_own_token": round(padded_share, 3),
-        "end_to_end_share_of_bare_model": round(end_to_end.throughput / bare.throughput, 3),
+        "end_to_end_share_of_bare_model": (
+            round(end_to_end.throughput / bare["throughput"], 3) if "throughput" in bare else None
+        ),
     }
 
 
@@ -185,10 +196,14 @@ def main(
         row["wall_s"] = round(time.time() - started, 1)
         results.append(row)
         e2e = row["end_to_end"]
+        bare = row["bare_model"]
+        bare_line = (
+            f"{bare['throughput']:.0f}/s" if "throughput" in bare else f"failed: {bare['error']}"
+        )
         typer.echo(
-            f"{name}: {e2e['throughput']:.0f} req/s p99 {e2e['p99_ms']:.1f} ms end to end; "
-            f"bare model {row['bare_model']['throughput']:.0f}/s; "
-            f"share {row['end_to_end_share_of_bare_model']:.2f}; load {row['load_average_after']}"
+            f"{name}: {e2e['throughput']:.0f} req/s p99 {e2e['p99_ms']:.1f} ms end to end "
+            f"({e2e['errors']} errors); bare model {bare_line[:200]}; "
+            f"share {row['end_to_end_share_of_bare_model']}; load {row['load_average_after']}"
         )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
 

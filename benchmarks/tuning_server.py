@@ -3,8 +3,9 @@ perf_analyzer at the target concurrency, early-stopped by a short probe, unloade
 
 The server runs in explicit model-control mode (`localstack.tritonserver`); a trial's model is
 written into its repository as the twin `make up` would serve (`benchmarks.sweep.write_point`,
-`localstack.tritonserver.derive_model`), then loaded and unloaded through Triton's repository API
-(POST /v2/repository/models/<name>/load|unload, tritonclient.http). For a text model each trial
+`localstack.tritonserver.derive_model`) with the served queue policy, so a request queued past its
+timeout fails the trial as it would fail in production, then loaded and unloaded through
+Triton's repository API (POST /v2/repository/models/<name>/load|unload, tritonclient.http). For a text model each trial
 also gets its own copy of the text ensemble whose encoder step is the trial's model, so the
 measured path is the served one: tokenizer + encoder, from unique short sentences.
 """
@@ -124,7 +125,7 @@ class TrialServer:
         return f"{point.name}__text" if self.target.ensemble else point.name
 
     def _write(self, point: ConfigPoint) -> None:
-        bt.write_point(self.canonical, self.staging, point)
+        bt.write_point(self.canonical, self.staging, point, served_queue=True)
         derive_model(self.staging / point.name, self.repository / point.name)
         if self.target.ensemble:
             name = self._entry_name(point)

@@ -67,3 +67,18 @@ def test_threads_per_instance_go_to_the_knob_of_the_models_backend():
     assert dict(onnx.parameters.items()).keys() == {"intra_op_thread_count"}
     assert dict(openvino.parameters.items()).keys() == {"INFERENCE_NUM_THREADS"}
     assert openvino.parameters["INFERENCE_NUM_THREADS"].string_value == "2"
+
+
+def test_a_tuning_trial_keeps_the_served_queue_timeout_and_a_sweep_point_gets_a_deep_queue():
+    served = mc.ModelConfig(platform="onnxruntime_onnx")
+    served.dynamic_batching.default_queue_policy.default_timeout_microseconds = 1_000_000
+    served.dynamic_batching.default_queue_policy.max_queue_size = 1024
+    point = bt.ConfigPoint("m", 64, 500, 1)
+
+    trial = bt.derived_config(served, point, served_queue=True).dynamic_batching
+    sweep = bt.derived_config(served, point).dynamic_batching
+
+    assert trial.default_queue_policy.default_timeout_microseconds == 1_000_000
+    assert trial.default_queue_policy.max_queue_size == 1024
+    assert sweep.default_queue_policy.default_timeout_microseconds == 30_000_000
+    assert sweep.default_queue_policy.max_queue_size == 4096
