@@ -109,6 +109,16 @@ def sentence(n: int) -> str:
     return " ".join(words) + f" number {n % 100_000_007}"
 
 
+def short_sentences(count: int, seed: int = 11) -> list[str]:
+    """`count` distinct short sentences of mixed length (MiniLM's generated set: 16 and 32 token
+    buckets about evenly), without quotes or backslashes: the text traffic of `make optimize`,
+    `optimize-compare` and `benchmarks.text_path`, so they measure one traffic."""
+    from conversion import minilm  # the conversion stack only where text traffic is made
+
+    pool = minilm.sentences(count * 3, seed=seed).sentences
+    return [s for s in dict.fromkeys(pool) if '"' not in s and "\\" not in s][:count]
+
+
 def digits_body(n: int, model: str = "digits") -> bytes:
     return orjson.dumps({"model": model, "inputs": {"image": [digits_image(n).tolist()]}})
 

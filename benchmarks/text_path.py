@@ -28,7 +28,7 @@ from pathlib import Path
 
 import typer
 
-from benchmarks import perf, wrk
+from benchmarks import payloads, perf, wrk
 from benchmarks.scrape import scrape, value
 from conversion import minilm, tokenizer_model
 from localstack.stack import LocalStack, StackPorts
@@ -79,12 +79,6 @@ def component_cpu(local: LocalStack) -> dict[str, float]:
             key = f"stubs:{model}" if model else name
             found[key] = found.get(key, 0.0) + own_cpu_seconds(member)
     return found
-
-
-def short_sentences(count: int, seed: int = 11) -> list[str]:
-    """`count` distinct short sentences (MiniLM's generated set), without quotes."""
-    pool = minilm.sentences(count * 3, seed=seed).sentences
-    return [s for s in dict.fromkeys(pool) if '"' not in s and "\\" not in s][:count]
 
 
 def text_rows(sentences: list[str]) -> list[dict]:
@@ -186,7 +180,7 @@ def main(
     out: Path = Path("reports/text-path"),
 ) -> None:
     """Measure each (repository, variant) in turn; write `<out>/results.json`."""
-    texts = short_sentences(sentences)
+    texts = payloads.short_sentences(sentences)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for index, (repo, name) in enumerate(zip(repository, variant, strict=True)):

@@ -60,9 +60,8 @@ def request_rows(canonical: Path, target: Target) -> list[dict]:
     """perf_analyzer --input-data rows: unique short sentences for a text entry, else the rows of
     the conversion's calibration set (`<model>/calibration.npz`, arrays '<batch>/<input>')."""
     if target.ensemble:
-        return [
-            {"text": {"content": [payloads.sentence(i)], "shape": [1]}} for i in range(DATA_ROWS)
-        ]
+        sentences = payloads.short_sentences(DATA_ROWS)
+        return [{"text": {"content": [s], "shape": [1]}} for s in sentences]
     path = canonical / target.model / "calibration.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: no request data for '{target.model}'")
