@@ -113,5 +113,7 @@ def test_make_bench_gateway_measures_hits_then_misses_through_each_grpc_front(
         "gateway HTTP, misses, binary",
         "gateway HTTP, hits, binary",
         "gateway HTTP, hits, JSON",
+        "gateway HTTP, hits of 64 rows, binary",
+        "gateway HTTP, hits of 64 rows, JSON",
     }
     assert all(row["throughput"] > 0 and row["p50_ms"] > 0 for row in http.values())
