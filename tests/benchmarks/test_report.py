@@ -144,9 +144,9 @@ def test_gpu_script_without_cuda_writes_a_clear_report_that_imports_into_the_ran
 def test_gpu_script_runs_every_section_on_the_cpu_when_asked_and_its_results_rank(tmp_path):
     from benchmarks import gpu
 
-    code = gpu.main(
-        ["--out", str(tmp_path), "--allow-cpu", "--quick", "--sections", "minilm,serving"]
-    )
+    # an objective no loaded 2-core machine misses: which rows rank is what is tested, not speed
+    arguments = ["--allow-cpu", "--quick", "--sections", "minilm,serving", "--slo-p99-ms", "60000"]
+    code = gpu.main(["--out", str(tmp_path), *arguments])
 
     assert code == 0
     data = json.loads((tmp_path / "gpu.json").read_text())
