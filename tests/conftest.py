@@ -42,12 +42,12 @@ def gateway_grpc_print_config(
 
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
-    """The project's model repository, with the demo models built if they are missing, as `make
-    convert` builds them: in a child process, so that a native crash of the converter fails this
-    fixture with its output instead of ending the whole session (seen once: the pytest process
-    died of SIGSEGV converting MiniLM at load average 9). A conversion killed by a signal is run
-    once more (it resumes: finished models are skipped); Python's faulthandler prints the native
-    crash's stack in the output."""
+    """The project's model repository, with the demo models built if they are missing. `make test`
+    builds them before pytest starts (`make convert`); run directly, pytest builds them here, as
+    `make convert` does, in a child process: a native crash of the converter then fails this
+    fixture with its output instead of ending the session, and a conversion killed by a signal
+    is run once more (finished models are skipped). Under load that conversion can outlast the
+    first test's 300 s timeout (seen: 7.5 min at load average 8), hence `make test`'s order."""
     repository = REPO_ROOT / "model_repository"
     if all((repository / name / "manifest.json").exists() for name in DEMO_MODELS):
         return repository
