@@ -377,7 +377,9 @@ def perf_analyzer_lines(http: dict | None) -> list[str]:
         f"{http['requests']:,} requests each)",
         "",
         "Client-side latency (perf_analyzer's own client on the same 2 cores). Misses: a new image "
-        "per request; hits: one image (or 64 copies of it in one request). Throughput counts rows. Binary: the binary tensor data extension both ways; JSON: "
+        "per request; hits: one image (or "
+        f"{HIT_BATCH} copies of it in one request). Throughput counts rows. Binary: the binary "
+        "tensor data extension both ways; JSON: "
         "`--input-tensor-format json --output-tensor-format json`.",
         "",
         "| target | p50 ms | p99 ms | inferences/s |",

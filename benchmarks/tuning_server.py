@@ -5,9 +5,10 @@ The server runs in explicit model-control mode (`localstack.tritonserver`); a tr
 written into its repository as the twin `make up` would serve (`benchmarks.sweep.write_point`,
 `localstack.tritonserver.derive_model`) with the served queue policy, so a request queued past its
 timeout fails the trial as it would fail in production, then loaded and unloaded through
-Triton's repository API (POST /v2/repository/models/<name>/load|unload, tritonclient.http). For a text model each trial
-also gets its own copy of the text ensemble whose encoder step is the trial's model, so the
-measured path is the served one: tokenizer + encoder, from unique short sentences.
+Triton's repository API (POST /v2/repository/models/<name>/load|unload, tritonclient.http). For
+a text model each trial also gets its own copy of the text ensemble whose encoder step is the
+trial's model, so the measured path is the served one: tokenizer + encoder, from unique short
+sentences of mixed length (`benchmarks.payloads.short_sentences`).
 """
 
 from __future__ import annotations
