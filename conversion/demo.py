@@ -128,13 +128,18 @@ def _summary(report: Report) -> None:
 DEMO_MODELS = {"digits": build_digits, "minilm": build_minilm}
 
 
+def missing(repository: Path) -> list[str]:
+    """The demo models not built in `repository` (no `<name>/manifest.json`)."""
+    return [name for name in DEMO_MODELS if not (repository / name / "manifest.json").exists()]
+
+
 def build_missing(repository: Path, force: bool = False, sizes: Sizes = FULL) -> list[str]:
     """Build each demo model whose config is absent (all of them with `force`)."""
     built = []
     repository.mkdir(parents=True, exist_ok=True)
+    absent = missing(repository)
     for name, build in DEMO_MODELS.items():
-        marker = repository / name / "manifest.json"
-        if force or not marker.exists():
+        if force or name in absent:
             build(repository, sizes=sizes)
             built.append(name)
         else:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from benchmarks.scrape import scrape, value
-from conversion.demo import DEMO_MODELS
+from conversion.demo import missing
 from localstack.processes import wait_until
 from localstack.stack import GATEWAY_GRPC_BINARY, LocalStack, StackPorts
 
@@ -43,25 +43,21 @@ def gateway_grpc_print_config(
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
     """The project's model repository, with the demo models built if they are missing. `make test`
-    builds them before pytest starts (`make convert`); run directly, pytest builds them here, as
-    `make convert` does, in a child process: a native crash of the converter then fails this
-    fixture with its output instead of ending the session, and a conversion killed by a signal
-    is run once more (finished models are skipped). Under load that conversion can outlast the
-    first test's 300 s timeout (seen: 7.5 min at load average 8), hence `make test`'s order."""
+    builds them before pytest starts (`make convert`): inside a test the conversion runs under the
+    first test's 300 s timeout, which it can outlast on a loaded machine (seen: 7.5 min at load
+    average 8). Run directly, pytest builds them here as `make convert` does, in a child process,
+    so that a crash of the converter fails this fixture with its output, not the session."""
     repository = REPO_ROOT / "model_repository"
-    if all((repository / name / "manifest.json").exists() for name in DEMO_MODELS):
+    if not missing(repository):
         return repository
     command = [sys.executable, "-X", "faulthandler", "-m", "conversion", "demo"]
-    for _ in range(2):
-        done = subprocess.run(
-            [*command, "--repository", str(repository)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        if done.returncode >= 0:  # finished, or a Python error: a second run would fail alike
-            break
+    done = subprocess.run(
+        [*command, "--repository", str(repository)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, f"{' '.join(command)}: {done.stdout[-3000:]}{done.stderr[-5000:]}"
     return repository
 
