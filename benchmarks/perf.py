@@ -123,8 +123,11 @@ def run(
     """One perf_analyzer measurement of `model` at `url` over `protocol` (grpc or http) at one
     concurrency, cycling through `input_data`; its p50/p90/p95/p99 in ms and inferences/s.
 
-    Raises PerfAnalyzerError when it fails (after up to two retries with more trials when the
-    machine was too noisy for a stable measurement) or times out.
+    A loaded machine fails a measurement in two ways, each retried up to twice: too noisy for a
+    stable measurement (retried with more trials) and no request completed inside the window
+    (retried with a window four times as long).
+
+    Raises PerfAnalyzerError when it still fails, or times out.
     """
     work_dir = work_dir or Path(tempfile.mkdtemp())
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -152,16 +155,15 @@ def run(
         *(extra or []),
     ]
     env = environment()
-    for attempt in range(3):  # a loaded machine can fail the stability check: widen and retry
+    for _ in range(3):
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=timeout_s, env=env
             )
         except subprocess.TimeoutExpired as error:
             raise PerfAnalyzerError(f"perf_analyzer timed out after {timeout_s}s") from error
-        if done.returncode == 0 or "stable measurement" not in done.stdout + done.stderr:
+        if done.returncode == 0 or not _widen(command, done.stdout + done.stderr):
             break
-        command[command.index("-r") + 1] = str(trials + 4 * (attempt + 1))
     if done.returncode != 0 or not report.exists():
         tail = (done.stdout + done.stderr).strip().splitlines()[-8:]
         raise PerfAnalyzerError(f"perf_analyzer failed ({done.returncode}): " + " | ".join(tail))
@@ -183,6 +185,21 @@ def run(
         queue_us=us("Server Queue"),
         compute_us=us("Server Compute Infer"),
     )
+
+
+def _widen(command: list[str], output: str) -> bool:
+    """Widen `command` in place for the failure perf_analyzer printed in `output`: 4 more trials
+    when it found no stable measurement, a 4x window when no request completed inside one.
+    False when the failure is neither (a retry would fail the same way)."""
+    if "stable measurement" in output:
+        flag, grow = "-r", lambda value: value + 4
+    elif "No valid requests recorded" in output:
+        flag, grow = "-p", lambda value: value * 4
+    else:
+        return False
+    at = command.index(flag) + 1
+    command[at] = str(grow(int(command[at])))
+    return True
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ class TrialServer:
         trial = Trial(index, stage, point)
         try:
             self._load(point)
-            probe = self._probe(point)
+            probe = self._perf(point, self.how.probe_window_ms)
             trial.stopped = stop_reason(probe, limits)
             before = bt.scrape_counts(self.server.metrics_url)
             result = probe if trial.stopped else self._perf(point, self.how.window_ms)
@@ -186,14 +186,6 @@ class TrialServer:
     def _unload_quietly(self, point: ConfigPoint) -> None:
         with contextlib.suppress(httpclient.InferenceServerException):
             self._unload(point)  # a model that failed to load has nothing to unload
-
-    def _probe(self, point: ConfigPoint) -> perf.PerfResult:
-        try:
-            return self._perf(point, self.how.probe_window_ms)
-        except perf.PerfAnalyzerError as error:
-            if "No valid requests" not in str(error):
-                raise
-            return self._perf(point, 4 * self.how.probe_window_ms)
 
 
 def stop_reason(probe: perf.PerfResult, limits: Limits) -> str:

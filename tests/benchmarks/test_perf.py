@@ -1,4 +1,5 @@
-"""perf_analyzer runs with its libraries found and the user's arguments unchanged."""
+"""perf_analyzer runs with its libraries found and the user's arguments unchanged; a measurement
+a loaded machine failed is retried wider."""
 
 import subprocess
 from pathlib import Path
@@ -51,3 +52,72 @@ def test_the_bundled_binary_runs_from_make():
     )
     assert done.returncode == 0, done.stderr
     assert "Perf Analyzer Version 2.51.0" in done.stdout + done.stderr  # it prints it to stderr
+
+
+CSV = (
+    "Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n"
+    "32,100.0,1000,2000,3000,4000\n"
+)
+
+
+def fake_perf_analyzer(tmp_path: Path, failures: list[str]) -> Path:
+    """A stand-in binary that prints the next of `failures` and exits 3 (one per call) until none
+    are left, then writes its CSV report; every call's arguments go to calls.txt."""
+    script = tmp_path / "perf_analyzer"
+    (tmp_path / "failures.txt").write_text("\n".join(failures))
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import sys, pathlib\n"
+        f"here = pathlib.Path({str(tmp_path)!r})\n"
+        "with (here / 'calls.txt').open('a') as calls: calls.write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "failures = [f for f in (here / 'failures.txt').read_text().splitlines() if f]\n"
+        "if failures:\n"
+        "    (here / 'failures.txt').write_text('\\n'.join(failures[1:]))\n"
+        "    print(failures[0]); sys.exit(3)\n"
+        f"pathlib.Path(sys.argv[sys.argv.index('-f') + 1]).write_text({CSV!r})\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def calls(tmp_path: Path) -> list[list[str]]:
+    return [line.split() for line in (tmp_path / "calls.txt").read_text().splitlines()]
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.fixture
+def run_fake(monkeypatch, tmp_path):
+    def run(failures: list[str]) -> perf.PerfResult:
+        monkeypatch.setattr(perf, "binary", lambda: fake_perf_analyzer(tmp_path, failures))
+        monkeypatch.setattr(perf, "library_dir", lambda: tmp_path)
+        data = perf.write_input_data(tmp_path / "data.json", [{}])
+        return perf.run("digits", "127.0.0.1:1", 32, data, 300, 3, work_dir=tmp_path / "work")
+
+    return run
+
+
+def test_a_window_in_which_no_request_completed_is_retried_four_times_as_long(run_fake, tmp_path):
+    result = run_fake(["No valid requests recorded within time interval."] * 2)
+    assert [flag(argv, "-p") for argv in calls(tmp_path)] == ["300", "1200", "4800"]
+    assert result.throughput == 100.0 and result.p99_ms == 4.0
+
+
+def test_an_unstable_measurement_is_retried_with_four_more_trials(run_fake, tmp_path):
+    run_fake(["Failed to obtain stable measurement within 3 measurement windows"])
+    assert [flag(argv, "-r") for argv in calls(tmp_path)] == ["3", "7"]
+    assert [flag(argv, "-p") for argv in calls(tmp_path)] == ["300", "300"]
+
+
+def test_any_other_failure_is_raised_without_a_retry(run_fake, tmp_path):
+    with pytest.raises(perf.PerfAnalyzerError, match=r"failed \(3\): .*Unable to connect"):
+        run_fake(["Unable to connect to the server"])
+    assert len(calls(tmp_path)) == 1
+
+
+def test_a_third_failure_is_raised(run_fake, tmp_path):
+    with pytest.raises(perf.PerfAnalyzerError, match="No valid requests"):
+        run_fake(["No valid requests recorded within time interval."] * 3)
+    assert len(calls(tmp_path)) == 3
