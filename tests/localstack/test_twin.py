@@ -1,6 +1,7 @@
 """The python-backend twin (and the tokenizer) in the real tritonserver: a failing request fails
 alone, never its batch-mates or the server; a file that is not the one its config describes is
-refused at load, and Triton keeps answering from the file it had loaded."""
+refused at load, and Triton keeps answering from the file it had loaded; OpenVINO instances run
+unpinned."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from benchmarks import sweep as bt
 from benchmarks.scrape import scrape, value
 from conversion import minilm
 from conversion.fingerprint import version_fingerprint
 from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import read_config, write_config
+from localstack.tritonserver import derive_local_repository
 from tests.conftest import RunningStack, start_stack
 
 pytestmark = pytest.mark.integration
@@ -253,3 +256,20 @@ def test_the_tokenizer_refuses_a_changed_tokenizer_file_and_keeps_answering(twin
     finally:
         served.write_bytes(original)
     assert load(twin_stack, "minilm_tokenizer") == ""
+
+
+def test_openvino_instances_run_unpinned_so_two_instances_use_two_cpus(tmp_path, model_repository):
+    # each instance is a stub process; pinned, OpenVINO put every instance's thread on one CPU
+    if not (model_repository / "minilm_ov_int8").exists():
+        pytest.skip("no OpenVINO variant is served on this machine")
+    canonical = bt.write_canonical_variant(
+        model_repository, tmp_path / "canonical",
+        {"minilm_ov_int8": {"instances": 2, "threads": 1}}, keep=["minilm_ov_int8"],
+    )  # fmt: skip
+    derive_local_repository(canonical, tmp_path / "repository")
+    with bt.TritonServer(tmp_path / "run", tmp_path / "repository") as server:
+        log = server.processes.log_path("triton").read_text(errors="replace")
+    effective = [line for line in log.splitlines() if "OpenVINO" in line and "runs with" in line]
+    assert len(effective) == 2, log[-3000:]
+    assert all("ENABLE_CPU_PINNING=False" in line for line in effective), effective
+    assert all("INFERENCE_NUM_THREADS=1" in line for line in effective), effective
