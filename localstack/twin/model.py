@@ -95,11 +95,12 @@ class OpenVINOModel:
     """model.xml + model.bin compiled for the CPU with the config's OpenVINO backend parameters,
     and with CPU pinning off.
 
-    Each instance of a python-backend model is a process of its own, and OpenVINO pins each
-    process's inference threads to the first cores it finds, unaware of the other processes: two
-    1-thread instances on two cores ran on one (MiniLM INT8, batch 8: 395 + 397 rows/s pinned,
-    793 + 813 unpinned). Triton's OpenVINO backend runs every instance in one process and has no
-    parameter for pinning, so this knob is the twin's own and no config sets it.
+    Each instance of a python-backend model is a process of its own, and OpenVINO's pinning in
+    each process is unaware of the others: two 1-thread processes on two cores ran at the speed
+    of one (MiniLM INT8, batch 8: 395 + 397 rows/s pinned, 793 + 813 unpinned; the bare model
+    through Triton, 2 instances, concurrency 32: 284 -> 456 inferences/s). Triton's OpenVINO
+    backend runs every instance in one process and has no parameter for pinning, so this knob is
+    the twin's own and no config sets it.
     """
 
     files = (OPENVINO_MODEL, OPENVINO_WEIGHTS)
