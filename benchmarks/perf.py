@@ -123,9 +123,10 @@ def run(
     """One perf_analyzer measurement of `model` at `url` over `protocol` (grpc or http) at one
     concurrency, cycling through `input_data`; its p50/p90/p95/p99 in ms and inferences/s.
 
-    A loaded machine fails a measurement in two ways, each retried up to twice: too noisy for a
-    stable measurement (retried with more trials) and no request completed inside the window
-    (retried with a window four times as long).
+    A loaded machine fails a measurement in two ways, retried up to twice in all: too noisy for
+    a stable measurement (retried with 4 more trials) and no request completed inside the window
+    (retried with a window four times as long). `timeout_s` is for the first run; a retry's
+    timeout grows with its windows x trials.
 
     Raises PerfAnalyzerError when it still fails, or times out.
     """
@@ -156,12 +157,13 @@ def run(
     ]
     env = environment()
     for _ in range(3):
+        grown = _flag(command, "-p") * _flag(command, "-r") / (window_ms * trials)
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout_s, env=env
+                command, capture_output=True, text=True, timeout=timeout_s * grown, env=env
             )
         except subprocess.TimeoutExpired as error:
-            raise PerfAnalyzerError(f"perf_analyzer timed out after {timeout_s}s") from error
+            raise PerfAnalyzerError(f"perf_analyzer timed out after {error.timeout}s") from error
         if done.returncode == 0 or not _widen(command, done.stdout + done.stderr):
             break
     if done.returncode != 0 or not report.exists():
@@ -197,9 +199,18 @@ def _widen(command: list[str], output: str) -> bool:
         flag, grow = "-p", lambda value: value * 4
     else:
         return False
-    at = command.index(flag) + 1
+    at = _last(command, flag) + 1
     command[at] = str(grow(int(command[at])))
     return True
+
+
+def _last(command: list[str], flag: str) -> int:
+    """Index of the last `flag` in `command` (perf_analyzer takes the last of a repeated flag)."""
+    return len(command) - 1 - command[::-1].index(flag)
+
+
+def _flag(command: list[str], flag: str) -> int:
+    return int(command[_last(command, flag) + 1])
 
 
 if __name__ == "__main__":

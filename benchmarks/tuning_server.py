@@ -36,8 +36,8 @@ DATA_ROWS = 512  # distinct requests perf_analyzer cycles through (no cache can 
 @dataclass(frozen=True)
 class Measurement:
     """How a trial is measured: perf_analyzer windows (ms) of the probe and of the full measurement,
-    windows per measurement (`trials`, perf_analyzer -r) and the clients' concurrency. A probe whose
-    window saw no answer (a slow model) is run again with a window four times longer."""
+    windows per measurement (`trials`, perf_analyzer -r) and the clients' concurrency. A window
+    that saw no answer (a slow model) is run again longer (`benchmarks.perf.run`)."""
 
     concurrency: int = 32
     window_ms: int = 1500

@@ -114,7 +114,10 @@ class OpenVINOModel:
         self.compiled = ov.Core().compile_model(path, "CPU", properties)
         self.request = self.compiled.create_infer_request()
         self.output_names = output_names
-        effective = ", ".join(f"{key}={self.compiled.get_property(key)}" for key in LOGGED)
+        try:
+            effective = ", ".join(f"{key}={self.compiled.get_property(key)}" for key in LOGGED)
+        except RuntimeError as error:  # a log line never fails the load
+            effective = f"(properties unreadable: {error})"
         pb_utils.Logger.log_info(f"{version_dir}: OpenVINO {ov.__version__} runs with {effective}")
 
     def run(self, feed):

@@ -258,7 +258,7 @@ def test_the_tokenizer_refuses_a_changed_tokenizer_file_and_keeps_answering(twin
     assert load(twin_stack, "minilm_tokenizer") == ""
 
 
-def test_openvino_instances_run_unpinned_so_two_instances_use_two_cpus(tmp_path, model_repository):
+def test_openvino_instances_run_unpinned(tmp_path, model_repository):
     # each instance is a stub process; pinned, OpenVINO put every instance's thread on one CPU
     if not (model_repository / "minilm_ov_int8").exists():
         pytest.skip("no OpenVINO variant is served on this machine")
@@ -268,8 +268,9 @@ def test_openvino_instances_run_unpinned_so_two_instances_use_two_cpus(tmp_path,
     )  # fmt: skip
     derive_local_repository(canonical, tmp_path / "repository")
     with bt.TritonServer(tmp_path / "run", tmp_path / "repository") as server:
-        log = server.processes.log_path("triton").read_text(errors="replace")
+        pass  # stopped: every stub's log line has reached Triton's log
+    log = server.processes.log_path("triton").read_text(errors="replace")
     effective = [line for line in log.splitlines() if "OpenVINO" in line and "runs with" in line]
     assert len(effective) == 2, log[-3000:]
     assert all("ENABLE_CPU_PINNING=False" in line for line in effective), effective
-    assert all("INFERENCE_NUM_THREADS=1" in line for line in effective), effective
+    assert all("INFERENCE_NUM_THREADS=1," in line for line in effective), effective
