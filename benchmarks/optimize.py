@@ -76,11 +76,19 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def measurement(options: Options) -> Measurement:
+    """perf_analyzer's settings for every trial: the options' window, a probe a third as long
+    (at least 200 ms), 3 trials, the options' concurrency."""
+    return Measurement(
+        concurrency=options.concurrency,
+        window_ms=options.window_ms,
+        probe_window_ms=max(200, options.window_ms // 3),
+    )
+
+
 def search(options: Options, target: Target, work: Path, console: Console) -> Search:
     """Run the search through one tritonserver, with a progress bar; returns the finished Search."""
-    how = Measurement(
-        options.concurrency, options.slo_p99_ms, options.window_ms, max(200, options.window_ms // 3)
-    )
+    how = measurement(options)
     baseline = served_point(options.repository, target.encoder_step)
     budget = Budget(options.budget_min * 60)
     with TrialServer(options.repository, work, target, how) as server, _progress(console) as bar:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import NoReturn
 
@@ -128,8 +129,12 @@ def run(
     (retried with a window four times as long). `timeout_s` is for the first run; a retry's
     timeout grows with its windows x trials.
 
-    Raises PerfAnalyzerError when it still fails, or times out.
+    Raises PerfAnalyzerError when it still fails, or times out; ValueError when concurrency,
+    window_ms or trials is not a positive int.
     """
+    if not all(isinstance(n, Integral) and n > 0 for n in (concurrency, window_ms, trials)):
+        raise ValueError(f"concurrency, window_ms and trials are positive integers: "
+                         f"{concurrency!r}, {window_ms!r}, {trials!r}")  # fmt: skip
     work_dir = work_dir or Path(tempfile.mkdtemp())
     work_dir.mkdir(parents=True, exist_ok=True)
     report = work_dir / f"perf-{model}-c{concurrency}.csv"

@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from benchmarks import sweep as bt
+from benchmarks.optimize import Options, measurement
 from benchmarks.optimize_proof import compare
 from benchmarks.sweep import ConfigPoint
 from benchmarks.tuned_config import PREVIOUS, write_served
 from benchmarks.tuning import find_target
+from benchmarks.tuning_server import Measurement
 from conversion.triton_config import read_config
 from localstack.tritonserver import derive_local_repository
 from tests.conftest import run_make
@@ -152,3 +154,8 @@ def test_the_comparison_measures_the_default_and_the_tuned_deployment_in_turn(
     assert len(done["rounds"]["default"]) == len(done["rounds"]["tuned"]) == 1
     assert done["throughput_ratio"] > 0
     assert json.loads((tmp_path / "compare-digits.json").read_text()) == done
+
+
+def test_every_trial_is_measured_with_the_options_window_and_three_trials():
+    how = measurement(Options("minilm", slo_p99_ms=250.0, window_ms=1500, concurrency=16))
+    assert how == Measurement(concurrency=16, window_ms=1500, probe_window_ms=500, trials=3)

@@ -136,3 +136,11 @@ def test_each_failure_widens_its_own_flag_and_a_repeated_flag_is_widened_where_i
     assert [(argv[-1], flag(argv, "-r")) for argv in calls(tmp_path)] == [
         ("500", "3"), ("500", "7"), ("2000", "7"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("window_ms", [250.0, 0, "300"])
+def test_a_window_that_is_not_a_positive_int_is_refused_before_perf_analyzer_runs(
+    window_ms, tmp_path
+):
+    with pytest.raises(ValueError, match="positive integers"):
+        perf.run("digits", "127.0.0.1:1", 32, tmp_path / "data.json", window_ms)
