@@ -204,8 +204,7 @@ def _widen(command: list[str], output: str) -> bool:
         flag, grow = "-p", lambda value: value * 4
     else:
         return False
-    at = _last(command, flag) + 1
-    command[at] = str(grow(int(command[at])))
+    command[_last(command, flag) + 1] = str(grow(_flag(command, flag)))
     return True
 
 

@@ -90,11 +90,13 @@ def flag(argv: list[str], name: str) -> str:
 
 @pytest.fixture
 def run_fake(monkeypatch, tmp_path):
-    def run(failures: list[str]) -> perf.PerfResult:
+    def run(failures: list[str], extra: list[str] | None = None) -> perf.PerfResult:
         monkeypatch.setattr(perf, "binary", lambda: fake_perf_analyzer(tmp_path, failures))
         monkeypatch.setattr(perf, "library_dir", lambda: tmp_path)
         data = perf.write_input_data(tmp_path / "data.json", [{}])
-        return perf.run("digits", "127.0.0.1:1", 32, data, 300, 3, work_dir=tmp_path / "work")
+        return perf.run(
+            "digits", "127.0.0.1:1", 32, data, 300, 3, work_dir=tmp_path / "work", extra=extra
+        )
 
     return run
 
@@ -124,15 +126,9 @@ def test_a_third_failure_is_raised(run_fake, tmp_path):
 
 
 def test_each_failure_widens_its_own_flag_and_a_repeated_flag_is_widened_where_it_counts(
-    monkeypatch, tmp_path
+    run_fake, tmp_path
 ):
-    monkeypatch.setattr(
-        perf, "binary",
-        lambda: fake_perf_analyzer(tmp_path, ["no stable measurement", "No valid requests recorded"]),
-    )  # fmt: skip
-    monkeypatch.setattr(perf, "library_dir", lambda: tmp_path)
-    data = perf.write_input_data(tmp_path / "data.json", [{}])
-    perf.run("digits", "127.0.0.1:1", 32, data, 300, 3, work_dir=tmp_path, extra=["-p", "500"])
+    run_fake(["no stable measurement", "No valid requests recorded"], extra=["-p", "500"])
     assert [(argv[-1], flag(argv, "-r")) for argv in calls(tmp_path)] == [
         ("500", "3"), ("500", "7"), ("2000", "7"),
     ]  # fmt: skip

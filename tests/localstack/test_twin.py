@@ -259,7 +259,7 @@ def test_the_tokenizer_refuses_a_changed_tokenizer_file_and_keeps_answering(twin
 
 
 def test_openvino_instances_run_unpinned(tmp_path, model_repository):
-    # each instance is a stub process; pinned, OpenVINO put every instance's thread on one CPU
+    # each instance is a stub process; pinned, two 1-thread instances ran at the speed of one
     if not (model_repository / "minilm_ov_int8").exists():
         pytest.skip("no OpenVINO variant is served on this machine")
     canonical = bt.write_canonical_variant(
