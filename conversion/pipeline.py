@@ -35,7 +35,16 @@ from conversion.openvino_parameters import WEIGHTS_FILE
 from conversion.progress import StepError, Steps, describe
 from conversion.repository import claim_names, publish, remove
 from conversion.settings import Settings
-from conversion.spec import DEFAULT_TASK, DTYPES, TASKS, Dataset, InputSpec, OutputSpec, SpecError
+from conversion.spec import (
+    DEFAULT_TASK,
+    DTYPES,
+    TASKS,
+    Dataset,
+    InputSpec,
+    OutputSpec,
+    SpecError,
+    shared_axes,
+)
 from conversion.text_serving import TextServing, write_text_models
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor
 
@@ -617,6 +626,7 @@ def model_config(conversion: Conversion, exported: Exported, fp32: Path) -> Mode
         # read from the unoptimized export: the optimized graph has fused the lookups away
         valid_ranges=index_ranges(exported.path),
         max_lengths=max_lengths(exported.path, {s.name: s.dynamic_axes for s in exported.inputs}),
+        shared_axes=shared_axes(exported.inputs),
     )
 
 

@@ -10,6 +10,7 @@ An output spec reads `name[:task][:dims]`, e.g. `logits`, `logits:classification
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def parse_dims(text: str, where: str) -> Dims:
 def format_dims(dims: Dims) -> str:
     """("batch", 1, 8, 8) -> "batch,1,8,8", as the command line writes dims."""
     return ",".join(map(str, dims))
+
+
+def shared_axes(inputs: Sequence[InputSpec]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """{axis name: ((input, axis index), ...)} of each dynamic axis name that two or more axes
+    share, the batch axis (index 0) aside, in input order.
+
+    One name on several axes says they always have one length (ONNX's `dim_param`, torch's
+    `dynamic_axes`): MiniLM's `input_ids` and `attention_mask` share `sequence`. A request whose
+    axes disagree runs in ONNX Runtime without an error and answers wrongly, so the converter
+    records each group (`shared_axis:<name>`, conversion.triton_config) for the gateways to check.
+    """
+    found: dict[str, list[tuple[str, int]]] = {}
+    for spec in inputs:
+        for index, name in spec.dynamic_axes.items():
+            if index != 0:
+                found.setdefault(name, []).append((spec.name, index))
+    return {name: tuple(axes) for name, axes in found.items() if len(axes) > 1}
 
 
 @dataclass(frozen=True)

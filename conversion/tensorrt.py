@@ -25,7 +25,7 @@ import numpy as np
 from conversion.input_ranges import index_ranges
 from conversion.repository import publish
 from conversion.settings import TensorRTShapes
-from conversion.spec import InputSpec
+from conversion.spec import InputSpec, shared_axes
 from conversion.triton_config import Batching, ModelConfigSpec, Tensor, read_config
 
 WORKSPACE_BYTES = 2 << 30
@@ -233,7 +233,11 @@ def build_for_model(
                 batching,
                 warmup_dims,
             )
-            publish(repository, replace(spec, valid_ranges=ranges), plan)
+            publish(
+                repository,
+                replace(spec, valid_ranges=ranges, shared_axes=shared_axes(inputs)),
+                plan,
+            )
             built.append(served)
             if advance:
                 advance()

@@ -33,6 +33,11 @@ VALID_RANGE_PREFIX = "valid_range:"
 # may be at most n long (MiniLM's `input_ids`: 512 tokens, its position table); longer fails in
 # ONNX Runtime (conversion.input_ranges.max_lengths finds it). For the gateways to refuse.
 MAX_LENGTH_PREFIX = "max_length:"
+# `shared_axis:<axis name>` = "<input>:<axis>,<input>:<axis>,..." (axis indices as the request
+# counts them, batch = 0): the listed axes always have one length (MiniLM's `sequence`: input_ids
+# and attention_mask); a request where they differ is answered wrongly by ONNX Runtime without an
+# error (conversion.spec.shared_axes finds them). For the gateways to refuse.
+SHARED_AXIS_PREFIX = "shared_axis:"
 # Triton's checksum repository agent (github.com/triton-inference-server/checksum_repository_agent,
 # shipped in the official image under /opt/tritonserver/repoagents/checksum): one parameter
 # "MD5:<path relative to the model directory>" = lowercase hex MD5 per file; a mismatch fails the load.
@@ -124,6 +129,8 @@ class ModelConfigSpec:
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     # {input: the largest length of its one variable axis besides the batch}
     max_lengths: dict[str, int] = field(default_factory=dict)
+    # {axis name: ((input, axis index), ...)}: axes that always have one length
+    shared_axes: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     # {path relative to the model directory, e.g. "1/model.onnx": its MD5}: the checksum agent
     checksums: dict[str, str] = field(default_factory=dict)
 
@@ -175,6 +182,8 @@ def build_config(spec: ModelConfigSpec) -> mc.ModelConfig:
         parameters[VALID_RANGE_PREFIX + name] = f"{lowest},{highest}"
     for name, length in spec.max_lengths.items():
         parameters[MAX_LENGTH_PREFIX + name] = str(length)
+    for name, axes in spec.shared_axes.items():
+        parameters[SHARED_AXIS_PREFIX + name] = ",".join(f"{i}:{a}" for i, a in axes)
     for key, value in sorted(parameters.items()):
         config.parameters[key].string_value = value
     if spec.graph_optimization_level is not None:

@@ -71,6 +71,7 @@ const (
 	ValidRangePrefix     = {go_string(model_config.VALID_RANGE_PREFIX)}
 	AllowEmptyPrefix     = {go_string(model_config.ALLOW_EMPTY_PREFIX)}
 	MaxLengthPrefix      = {go_string(model_config.MAX_LENGTH_PREFIX)}
+	SharedAxisPrefix     = {go_string(model_config.SHARED_AXIS_PREFIX)}
 	RowCacheParameter    = {go_string(model_config.ROW_CACHE_PARAMETER)}
 )
 """

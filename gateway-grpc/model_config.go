@@ -1,6 +1,6 @@
 // What the gateway reads from a model's metadata and config, as gateway/model_config.py reads it:
 // max_batch_size, the inputs and outputs, the valid_range:<input>, max_length:<input>,
-// allow_empty:<input> and row_cache
+// shared_axis:<axis name>, allow_empty:<input> and row_cache
 // parameters (the fingerprint, and whether an ensemble's steps batch, are resolved by the Triton
 // client: an ensemble needs its steps' configs).
 package main
@@ -40,6 +40,7 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 		Name: model, Version: served, MaxBatchSize: int64(config.GetMaxBatchSize()),
 		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
 		ValidRanges: map[string][2]int64{}, MaxLengths: map[string]int64{}, AllowEmpty: map[string]bool{},
+		SharedAxes: map[string][]AxisRef{},
 		fetched: time.Now(),
 	}
 	for _, t := range metadata.Inputs {
@@ -68,8 +69,38 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 			}
 			info.MaxLengths[name] = limit
 		}
+		if name := strings.TrimPrefix(key, shared.SharedAxisPrefix); name != key {
+			members, ok := parseSharedAxis(p.StringValue)
+			if !ok {
+				return nil, status.Errorf(codes.Internal, "model '%s': config parameter %s = '%s' is not '<input>:<axis>,<input>:<axis>[,...]'",
+					model, key, p.StringValue)
+			}
+			info.SharedAxes[name] = members
+		}
 	}
 	return info, nil
+}
+
+// parseSharedAxis reads "<input>:<axis>,<input>:<axis>[,...]": two or more members, each an input
+// name (everything before its last colon, spaces around it dropped, not empty) and an axis (a
+// decimal integer in 0..int64 max, spaces around allowed), as gateway/model_config.py's
+// shared_axes accepts.
+func parseSharedAxis(value string) ([]AxisRef, bool) {
+	items := strings.Split(value, ",")
+	members := make([]AxisRef, 0, len(items))
+	for _, item := range items {
+		colon := strings.LastIndex(item, ":")
+		if colon < 0 {
+			return nil, false
+		}
+		name, axisText := strings.TrimSpace(item[:colon]), strings.TrimSpace(item[colon+1:])
+		axis, err := strconv.ParseInt(axisText, 10, 64)
+		if name == "" || err != nil || strings.HasPrefix(axisText, "-") {
+			return nil, false
+		}
+		members = append(members, AxisRef{name, axis})
+	}
+	return members, len(members) >= 2
 }
 
 // parseRange reads "<min>,<max>": decimal integers within int64, spaces around each allowed,

@@ -211,9 +211,16 @@ type ModelInfo struct {
 	ValidRanges                map[string][2]int64 // inclusive bounds of index inputs
 	MaxLengths                 map[string]int64    // longest variable axis of an input, batch aside
 	AllowEmpty                 map[string]bool     // inputs that may have a zero-length axis
+	SharedAxes                 map[string][]AxisRef // axes that always have one length, by axis name
 	Unfingerprinted            string
 	RowCache                   bool // answers are cached per row (rowCache)
 	fetched                    time.Time
+}
+
+// AxisRef is one axis of one input, counted as the request counts them (batch = 0).
+type AxisRef struct {
+	Input string
+	Axis  int64
 }
 
 // ModelInfo fetches metadata and config (max batch size, fingerprint), reused for model_info_ttl_s;

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"gatewaygrpc/shared"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // validate checks a request against the model's metadata and config before it reaches Triton,
@@ -69,6 +71,9 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 	} else if len(distinct) == 1 && (distinct[0] < 1 || distinct[0] > info.MaxBatchSize) {
 		return badRequest("batch size %d is outside 1..%d (max_batch_size)", distinct[0], info.MaxBatchSize)
 	}
+	if err := checkSharedAxes(info, inputs); err != nil {
+		return err
+	}
 	for _, t := range inputs {
 		if err := checkNotEmpty(info, t); err != nil {
 			return err
@@ -97,6 +102,35 @@ func variableAxes(info *ModelInfo, t Tensor) []int {
 		}
 	}
 	return axes
+}
+
+// checkSharedAxes: the axes of each shared_axis:<name> group have one length (groups in the order
+// of their names); a group naming an input the model lacks or an axis beyond its rank is a
+// misconfiguration (Internal), as gateway/validation.py's check_shared_axes.
+func checkSharedAxes(info *ModelInfo, inputs []Tensor) error {
+	shapes := map[string][]int64{}
+	for _, t := range inputs {
+		shapes[t.Name] = t.Shape
+	}
+	for _, axisName := range sortedKeys(info.SharedAxes) {
+		members := info.SharedAxes[axisName]
+		lengths := make([]int64, len(members))
+		for i, m := range members {
+			shape, ok := shapes[m.Input]
+			if !ok || m.Axis >= int64(len(shape)) {
+				return status.Errorf(codes.Internal, "model '%s': config parameter %s%s names axis %d of input '%s', which the model does not have",
+					info.Name, shared.SharedAxisPrefix, axisName, m.Axis, m.Input)
+			}
+			lengths[i] = shape[m.Axis]
+		}
+		for i := 1; i < len(members); i++ {
+			if lengths[i] != lengths[0] {
+				return badRequest("inputs '%s' and '%s' disagree on the length of axis '%s': %d vs %d (config parameter %s%s)",
+					members[0].Input, members[i].Input, axisName, lengths[0], lengths[i], shared.SharedAxisPrefix, axisName)
+			}
+		}
+	}
+	return nil
 }
 
 // checkNotEmpty: a zero-length variable (-1) axis, batch aside, needs allow_empty:<input>.

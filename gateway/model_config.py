@@ -11,6 +11,11 @@ Parameters (string values in `config.pbtxt`'s `parameters`; gateway-grpc reads t
   long (MiniLM's `input_ids` and `attention_mask`: 512, its position table; written by the
   converter). Longer is a 400 before Triton sees it: ONNX Runtime would fail it with `Expand node
   ... invalid expand shape`.
+- `shared_axis:<axis name>` = `"<input>:<axis>,<input>:<axis>,..."`: the listed axes (indices as
+  the request counts them, batch = 0) always have one length (MiniLM's `sequence`:
+  `input_ids:1,attention_mask:1`, written by the converter from the export's dynamic-axis names;
+  ONNX's `dim_param` rule). A request where they differ is a 400 before Triton sees it: ONNX
+  Runtime answers it without an error, wrongly.
 - `allow_empty:<input>` = `"true"`: the model accepts a zero-length dynamic axis of that input
   (shape `[1, 0]`); without it such an input is a 400.
 - `row_cache` = `"true"` | `"false"`: cache each row of a batched request on its own (docs/cache.md).
@@ -37,8 +42,10 @@ ROW_CACHE_PARAMETER = "row_cache"
 VALID_RANGE_PREFIX = "valid_range:"
 ALLOW_EMPTY_PREFIX = "allow_empty:"
 MAX_LENGTH_PREFIX = "max_length:"
+SHARED_AXIS_PREFIX = "shared_axis:"
 _RANGE = re.compile(r"\s*([+-]?[0-9]+)\s*,\s*([+-]?[0-9]+)\s*")
 _LENGTH = re.compile(r"\s*(\+?[0-9]+)\s*")
+_MEMBER = re.compile(r"(.*):\s*(\+?[0-9]+)\s*", re.DOTALL)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -107,6 +114,37 @@ def max_lengths(config: dict[str, Any]) -> dict[str, int]:
             )
         lengths[key.removeprefix(MAX_LENGTH_PREFIX)] = int(match[1])
     return lengths
+
+
+def shared_axes(config: dict[str, Any]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """{axis name: ((input, axis index), ...)} from `shared_axis:<axis name>` parameters.
+
+    Raises GatewayError 500 naming the parameter when a value is not two or more comma-separated
+    `<input>:<axis>` (axis a decimal integer up to int64 max, spaces around it allowed; the input
+    name is everything before the last colon, spaces around it kept out; gateway-grpc's
+    parseSharedAxis accepts exactly the same).
+    """
+    groups = {}
+    for key, value in parameter_values(config).items():
+        if not key.startswith(SHARED_AXIS_PREFIX):
+            continue
+        members = [_member(item) for item in value.split(",")]
+        if len(members) < 2 or None in members:
+            raise GatewayError(
+                500,
+                f"model '{config.get('name', '')}': config parameter {key} = '{value}' "
+                "is not '<input>:<axis>,<input>:<axis>[,...]'",
+            )
+        groups[key.removeprefix(SHARED_AXIS_PREFIX)] = tuple(members)
+    return groups
+
+
+def _member(item: str) -> tuple[str, int] | None:
+    """(input, axis) of "<input>:<axis>", or None when malformed (module docstring)."""
+    match = _MEMBER.fullmatch(item)
+    if match is None or not match[1].strip() or int(match[2]) > INT64_MAX:
+        return None
+    return match[1].strip(), int(match[2])
 
 
 def allow_empty(config: dict[str, Any]) -> frozenset[str]:

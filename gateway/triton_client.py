@@ -67,6 +67,7 @@ class ModelInfo:
     valid_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     allow_empty: frozenset[str] = frozenset()
     max_lengths: dict[str, int] = field(default_factory=dict)
+    shared_axes: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     unfingerprinted: str = ""
     row_cache: bool = False
     fetched_at: float = field(default_factory=time.monotonic, compare=False)
@@ -229,6 +230,7 @@ class TritonPool:
             valid_ranges=model_config.valid_ranges(config),
             allow_empty=model_config.allow_empty(config),
             max_lengths=model_config.max_lengths(config),
+            shared_axes=model_config.shared_axes(config),
             unfingerprinted=unfingerprinted,
             row_cache=model_config.row_cache(config, batches),
         )

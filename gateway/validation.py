@@ -10,7 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from gateway.errors import GatewayError, listed
-from gateway.model_config import ALLOW_EMPTY_PREFIX, MAX_LENGTH_PREFIX, VALID_RANGE_PREFIX
+from gateway.model_config import (
+    ALLOW_EMPTY_PREFIX,
+    MAX_LENGTH_PREFIX,
+    SHARED_AXIS_PREFIX,
+    VALID_RANGE_PREFIX,
+)
 from gateway.tensors import Tensor
 from gateway.triton_client import ModelInfo
 
@@ -37,8 +42,8 @@ def validate_request(
 ) -> None:
     """Check `inputs` and the requested `outputs` (None: all) against the model before Triton:
     names, datatypes, shapes (-1 matches any size; with max_batch_size > 0 the first dimension
-    is the batch, equal across inputs and in 1..max_batch_size), empty axes, lengths of variable
-    axes and valid ranges.
+    is the batch, equal across inputs and in 1..max_batch_size), shared axes, empty axes, lengths
+    of variable axes and valid ranges.
     Raises GatewayError 400 naming the first problem.
     """
     names = [t.name for t in inputs]
@@ -78,6 +83,7 @@ def validate_request(
             raise GatewayError(
                 400, f"batch size {batch} is outside 1..{info.max_batch_size} (max_batch_size)"
             )
+    check_shared_axes(info, {t.name: t.shape for t in inputs})
     for tensor in inputs:
         check_not_empty(info, tensor)
         check_length(info, tensor)
@@ -89,6 +95,35 @@ def variable_lengths(info: ModelInfo, tensor: Tensor) -> list[int]:
     skip = 1 if info.max_batch_size else 0
     declared, given = info.inputs[tensor.name].shape[skip:], tensor.shape[skip:]
     return [got for want, got in zip(declared, given, strict=True) if want == -1]
+
+
+def check_shared_axes(info: ModelInfo, shapes: dict[str, Sequence[int]]) -> None:
+    """Axes grouped by a `shared_axis:<name>` parameter have one length (ONNX's `dim_param`
+    rule): GatewayError 400 naming the group's first input and the first that differs from it
+    (groups in the order of their names, as gateway-grpc checks them).
+
+    `shapes`: {input: shape} of the request, every input of the model present with the rank its
+    metadata declares (validate_request checks both first). A group naming an input the model
+    lacks or an axis beyond the input's rank is a misconfiguration: GatewayError 500.
+    """
+    for axis_name, members in sorted(info.shared_axes.items()):
+        lengths = []
+        for name, axis in members:
+            if name not in shapes or axis >= len(shapes[name]):
+                raise GatewayError(
+                    500,
+                    f"model '{info.name}': config parameter {SHARED_AXIS_PREFIX}{axis_name} "
+                    f"names axis {axis} of input '{name}', which the model does not have",
+                )
+            lengths.append(shapes[name][axis])
+        for (name, _), length in zip(members[1:], lengths[1:], strict=True):
+            if length != lengths[0]:
+                raise GatewayError(
+                    400,
+                    f"inputs '{members[0][0]}' and '{name}' disagree on the length of axis "
+                    f"'{axis_name}': {lengths[0]} vs {length} (config parameter "
+                    f"{SHARED_AXIS_PREFIX}{axis_name})",
+                )
 
 
 def check_not_empty(info: ModelInfo, tensor: Tensor) -> None:

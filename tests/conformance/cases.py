@@ -39,6 +39,7 @@ MINILM = Model(
         ("valid_range:input_ids", "0,30521"),
         ("max_length:input_ids", "512"),
         ("max_length:attention_mask", "512"),
+        ("shared_axis:sequence", "input_ids:1,attention_mask:1"),
     ),
 )
 TOKENIZER = Model("minilm_tokenizer", (("text", "BYTES", (-1, 1)),), TOKENS)
@@ -170,6 +171,27 @@ MALFORMED_LENGTHS = (
 )
 
 
+MALFORMED_SHARED_AXES = (
+    ("shared_one_member", "x:1"),
+    ("shared_empty", ""),
+    ("shared_no_axis", "x,z"),
+    ("shared_negative_axis", "x:-1,z:1"),
+    ("shared_axis_of_words", "x:one,z:1"),
+    ("shared_nameless", ":1,z:1"),
+    ("shared_beyond_int64", "x:1,z:99999999999999999999"),
+)
+
+
+def shared_model(name: str, value: str) -> Model:
+    """Two inputs of shape [batch, -1] that a `shared_axis:length` parameter may tie."""
+    return Model(
+        name,
+        (("x", "INT64", (-1, -1)), ("z", "INT64", (-1, -1))),
+        (("y", "FP32", (-1, 1)),),
+        parameters=(("shared_axis:length", value),),
+    )
+
+
 def length_model(name: str, value: str) -> Model:
     return Model(
         name,
@@ -199,6 +221,10 @@ MODELS = (
     range_model("range_with_spaces", " 0 , 9 "),
     *(length_model(name, value) for name, value in MALFORMED_LENGTHS),
     length_model("length_with_spaces", " 2 "),
+    *(shared_model(name, value) for name, value in MALFORMED_SHARED_AXES),
+    shared_model("shared_with_spaces", " x : 1 , z:+1 "),
+    shared_model("shared_beyond_rank", "x:1,z:2"),
+    shared_model("shared_unknown_input", "x:1,w:1"),
     *ROW_MODELS,
 )
 
@@ -645,6 +671,89 @@ def lengths() -> list[Case]:
                 forms=("v2 JSON", "raw"),
             )
             for name, value in MALFORMED_LENGTHS
+        ),
+    ]
+
+
+def xz(first: int, second: int) -> tuple[Input, ...]:
+    """`x` of shape [1, first] and `z` of shape [1, second], ones."""
+    return (
+        Input("x", "INT64", (1, first), (1,) * first),
+        Input("z", "INT64", (1, second), (1,) * second),
+    )
+
+
+def shared_axes() -> list[Case]:
+    """shared_axis:<name>: axes that always have one length, and its malformed values."""
+    mismatch = (
+        Input("input_ids", "INT64", (1, 3), (101, 2003, 102)),
+        Input("attention_mask", "INT64", (1, 2), (1, 1)),
+    )
+    return [
+        Case(
+            "ids and a mask of different lengths are refused naming both",
+            FAILURES,
+            "minilm",
+            mismatch,
+            refused(
+                "inputs 'input_ids' and 'attention_mask' disagree on the length of axis "
+                "'sequence': 3 vs 2 (config parameter shared_axis:sequence)"
+            ),
+            forms=("v2 JSON", "v2 binary", "raw", "typed"),
+        ),
+        Case(
+            "the mask given first is checked against the ids all the same",
+            FAILURES,
+            "minilm",
+            mismatch[::-1],
+            refused(
+                "inputs 'input_ids' and 'attention_mask' disagree on the length of axis "
+                "'sequence': 3 vs 2 (config parameter shared_axis:sequence)"
+            ),
+        ),
+        Case("inputs of one length pass", README, "shared_with_spaces", xz(2, 2)),
+        Case(
+            "shared_axis may have spaces around its names and axes",
+            README,
+            "shared_with_spaces",
+            xz(2, 3),
+            refused(
+                "inputs 'x' and 'z' disagree on the length of axis 'length': 2 vs 3 "
+                "(config parameter shared_axis:length)"
+            ),
+        ),
+        *(
+            Case(
+                f"shared_axis '{value}' is a misconfiguration named in a 500",
+                README,
+                name,
+                xz(1, 1),
+                refused(
+                    f"model '{name}': config parameter shared_axis:length = '{value}' is not "
+                    "'<input>:<axis>,<input>:<axis>[,...]'",
+                    500,
+                ),
+                forms=("v2 JSON", "raw"),
+            )
+            for name, value in MALFORMED_SHARED_AXES
+        ),
+        *(
+            Case(
+                f"shared_axis naming {what} is a misconfiguration named in a 500",
+                README,
+                name,
+                xz(1, 1),
+                refused(
+                    f"model '{name}': config parameter shared_axis:length names axis {axis} of "
+                    f"input '{input_name}', which the model does not have",
+                    500,
+                ),
+                forms=("v2 JSON", "raw"),
+            )
+            for what, name, axis, input_name in (
+                ("an axis beyond the input's rank", "shared_beyond_rank", 2, "z"),
+                ("an input the model lacks", "shared_unknown_input", 1, "w"),
+            )
         ),
     ]
 
@@ -1505,6 +1614,7 @@ CASES = (
     *shapes_and_names(),
     *empty_and_ranges(),
     *lengths(),
+    *shared_axes(),
     *datatypes(),
     *parameters(),
     *wire_formats(),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conversion.spec import Dataset, InputSpec, OutputSpec, SpecError
+from conversion.spec import Dataset, InputSpec, OutputSpec, SpecError, shared_axes
 
 
 def test_an_input_spec_names_dynamic_axes_and_fixed_sizes():
@@ -99,3 +99,28 @@ def test_an_output_spec_says_why_a_shape_does_not_fit():
     assert spec.mismatch((4, 1), 4) == "declared [batch,3], got [4, 1]"
     assert spec.mismatch((3,), 4).startswith("its first axis is not the batch axis")
     assert OutputSpec("y").mismatch((4, 7, 2), 4) is None
+
+
+def test_inputs_naming_one_dynamic_axis_share_it_with_their_indices():
+    inputs = [
+        InputSpec.parse("input_ids:int64:batch,sequence"),
+        InputSpec.parse("attention_mask:int64:batch,sequence"),
+        InputSpec.parse("pixels:float32:batch,3,height,width"),
+        InputSpec.parse("pixel_mask:int64:batch,height,width"),
+    ]
+    assert shared_axes(inputs) == {
+        "sequence": (("input_ids", 1), ("attention_mask", 1)),
+        "height": (("pixels", 2), ("pixel_mask", 1)),
+        "width": (("pixels", 3), ("pixel_mask", 2)),
+    }
+
+
+def test_the_batch_axis_and_an_axis_named_once_are_no_shared_axis():
+    inputs = [InputSpec.parse("ids:int64:batch,sequence"), InputSpec.parse("x:float32:batch,4")]
+    assert shared_axes(inputs) == {}
+
+
+def test_one_name_twice_in_one_input_ties_its_own_axes():
+    assert shared_axes([InputSpec.parse("square:float32:batch,n,n")]) == {
+        "n": (("square", 1), ("square", 2))
+    }

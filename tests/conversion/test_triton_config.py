@@ -183,10 +183,23 @@ def test_max_lengths_become_max_length_parameters():
     assert build_config(spec).parameters["max_length:input_ids"].string_value == "512"
 
 
-def test_every_minilm_variant_carries_its_512_token_limit(minilm_converted):
+def test_shared_axes_become_shared_axis_parameters_listing_input_and_axis():
+    tensors = (Tensor("input_ids", "int64", (-1,)), Tensor("attention_mask", "int64", (-1,)))
+    spec = ModelConfigSpec(
+        "m",
+        tensors,
+        (Tensor("y", "float32", (4,)),),
+        shared_axes={"sequence": (("input_ids", 1), ("attention_mask", 1))},
+    )
+    parameter = build_config(spec).parameters["shared_axis:sequence"]
+    assert parameter.string_value == "input_ids:1,attention_mask:1"
+
+
+def test_every_minilm_variant_carries_its_512_token_limit_and_one_sequence_axis(minilm_converted):
     served = [n for n in minilm_converted.report.served if not n.endswith(("_text", "_tokenizer"))]
     assert "minilm" in served
     for name in served:
         parameters = _parse(minilm_converted.repository / name / "config.pbtxt").parameters
         assert parameters["max_length:input_ids"].string_value == "512"
         assert parameters["max_length:attention_mask"].string_value == "512"
+        assert parameters["shared_axis:sequence"].string_value == "input_ids:1,attention_mask:1"

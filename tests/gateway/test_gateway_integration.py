@@ -353,6 +353,30 @@ def test_an_empty_sequence_is_a_400_on_both_front_ends(stack):
     assert grpc_refusal(stack, grpc_tokens([[]])) == message
 
 
+MISMATCHED = (
+    "inputs 'input_ids' and 'attention_mask' disagree on the length of axis 'sequence': 3 vs 2 "
+    "(config parameter shared_axis:sequence)"
+)
+
+
+def test_ids_and_a_mask_of_different_lengths_are_a_400_on_both_front_ends_and_never_reach_triton(
+    stack,
+):
+    """The converter wrote shared_axis:sequence from the export's axis names: ONNX Runtime would
+    answer this pair without an error, with an embedding that is neither sentence's."""
+    before = stack.triton_inferences("minilm")
+    ids = fresh_ids(3)
+    http = stack.predict(
+        {"model": "minilm", "inputs": {"input_ids": ids, "attention_mask": [[1, 1]]}}
+    )
+    assert (http.status_code, http.json()["error"]) == (400, MISMATCHED)
+    tensors = grpc_tokens(ids)
+    mask = grpcclient.InferInput("attention_mask", [1, 2], "INT64")
+    mask.set_data_from_numpy(np.ones((1, 2), np.int64))
+    assert grpc_refusal(stack, [tensors[0], mask]) == MISMATCHED
+    assert stack.triton_inferences_since(before, "minilm") == 0
+
+
 TOO_LONG = (
     "input 'input_ids': length 513 exceeds the model's maximum 512 "
     "(config parameter max_length:input_ids)"

@@ -13,6 +13,7 @@ from gateway.model_config import (
     max_lengths,
     own_fingerprint,
     row_cache,
+    shared_axes,
     valid_ranges,
 )
 
@@ -31,10 +32,12 @@ def test_what_the_converter_writes_is_what_the_gateway_reads():
         fingerprint="abc",
         valid_ranges={"input_ids": (0, 30521)},
         max_lengths={"input_ids": 512},
+        shared_axes={"sequence": (("input_ids", 1), ("attention_mask", 1))},
     )
     written = json_format.MessageToDict(build_config(spec), preserving_proto_field_name=True)
     assert valid_ranges(written) == {"input_ids": (0, 30521)}
     assert max_lengths(written) == {"input_ids": 512}
+    assert shared_axes(written) == {"sequence": (("input_ids", 1), ("attention_mask", 1))}
     assert own_fingerprint(written) == "abc"
 
 
@@ -140,3 +143,24 @@ def test_a_row_cache_parameter_that_is_not_true_or_false_is_a_500_naming_it():
     with pytest.raises(GatewayError) as raised:
         row_cache(config, True)
     assert raised.value.status == 500 and "row_cache = 'yes'" in str(raised.value.message)
+
+
+def test_shared_axes_list_inputs_and_axes_with_spaces_and_colons_in_names_allowed():
+    groups = shared_axes(
+        config(**{"shared_axis:seq": " ids : 1 , a:b:+2 ", "shared_axis:n": "x:0,x:1"})
+    )
+    assert groups == {"seq": (("ids", 1), ("a:b", 2)), "n": (("x", 0), ("x", 1))}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "ids:1", "ids,mask", "ids:-1,mask:1", "ids:one,mask:1", ":1,mask:1", f"a:1,b:{2**63}"],
+)
+def test_a_malformed_shared_axis_is_a_server_error_naming_the_parameter(value):
+    with pytest.raises(GatewayError) as raised:
+        shared_axes(config(**{"shared_axis:seq": value}))
+    assert raised.value.status == 500
+    assert raised.value.message == (
+        f"model 'm': config parameter shared_axis:seq = '{value}' is not "
+        "'<input>:<axis>,<input>:<axis>[,...]'"
+    )
