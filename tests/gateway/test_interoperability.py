@@ -262,7 +262,9 @@ NUMBER = r"-?[0-9][0-9.eE+-]*"
 
 def matches_shown(shown: str, actual: str) -> bool:
     """Whether `actual` is the README's `shown` text, where `...` stands for anything and numbers
-    agree to 1e-4 relative (another machine's floating point may differ in the last digits)."""
+    agree to 1e-2 relative: the demo model is trained on the machine that converts it, and CPUs
+    train it a little differently (the README's digits logits came from an AVX-512 Zen 4, 21.33989;
+    an AVX2-only Zen 3 trains the same seed to 21.344435, -3.7573 for -3.7681)."""
     pattern, numbers = "", []
     for piece in re.split(rf"(\.\.\.|{NUMBER})", shown):
         if piece == "...":
@@ -274,7 +276,7 @@ def matches_shown(shown: str, actual: str) -> bool:
             pattern += re.escape(piece)
     found = re.fullmatch(pattern, actual, flags=re.DOTALL)
     return found is not None and np.allclose(
-        [float(g) for g in found.groups()], numbers, rtol=1e-4, atol=1e-6
+        [float(g) for g in found.groups()], numbers, rtol=1e-2, atol=1e-6
     )
 
 
