@@ -24,7 +24,9 @@ from benchmarks import memory
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
 # Locust runs from its own venv (`make loadtest` creates it from loadtests/requirements.txt): a current
 # Locust needs a newer geventhttpclient than tritonclient[http] in the project's venv allows.
-LOCUST = Path(__file__).resolve().parent.parent / ".venv-loadtest" / "bin" / "locust"
+PYTHON = Path(__file__).resolve().parent.parent / ".venv-loadtest" / "bin" / "python"
+# `locust` that leaves as soon as its reports are written (see loadtests/run_locust.py)
+LOCUST = LOCUSTFILE.with_name("run_locust.py")
 console = Console(stderr=True)
 
 
@@ -32,6 +34,7 @@ def locust_command(
     host: str, users: int, spawn_rate: float, run_time: str, classes: list[str], out: Path
 ) -> list[str]:
     return [
+        str(PYTHON),
         str(LOCUST),
         "-f",
         str(LOCUSTFILE),
@@ -74,8 +77,8 @@ def run(
     soak: bool = False,
     limits: memory.SoakLimits | None = None,
 ) -> int:
-    if not LOCUST.exists():
-        raise SystemExit(f"{LOCUST} not found: `make loadtest` creates .venv-loadtest")
+    if not PYTHON.exists():
+        raise SystemExit(f"{PYTHON} not found: `make loadtest` creates .venv-loadtest")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or memory.SoakLimits()
@@ -122,7 +125,7 @@ def run(
         )
     try:
         command = locust_command(host, users, spawn_rate, run_time, classes, out)
-        console.log(" ".join(["locust", *command[1:]]))
+        console.log(" ".join(["locust", *command[2:]]))
         if sampler:
             sampler.start()
         try:

@@ -10,11 +10,12 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
 COPY loadtests/requirements.txt /opt/loadtest/requirements.txt
 RUN python -m venv /opt/venv \
  && pip install --no-compile --requirement /opt/loadtest/requirements.txt
-COPY loadtests/locustfile.py /opt/loadtest/locustfile.py
+COPY loadtests/locustfile.py loadtests/run_locust.py /opt/loadtest/
 RUN groupadd --system --gid 10004 locust \
  && useradd --system --uid 10004 --gid locust --no-create-home --shell /usr/sbin/nologin locust
 USER 10004:10004
 WORKDIR /tmp
 # the web UI (compose publishes it on 127.0.0.1)
 EXPOSE 8089
-ENTRYPOINT ["locust", "-f", "/opt/loadtest/locustfile.py"]
+# `locust` that exits once its reports are written (loadtests/run_locust.py says why)
+ENTRYPOINT ["python", "/opt/loadtest/run_locust.py", "-f", "/opt/loadtest/locustfile.py"]

@@ -128,7 +128,8 @@ def test_init_image_owns_the_secret_mount_points_it_writes():
 def test_loadtest_image_has_a_current_locust_and_tritonclient_grpc_only():
     text = (DOCKER_DIR / "loadtest.Dockerfile").read_text()
     assert "pip install --no-compile --requirement /opt/loadtest/requirements.txt" in text
-    assert 'ENTRYPOINT ["locust", "-f", "/opt/loadtest/locustfile.py"]' in text
+    entrypoint = '["python", "/opt/loadtest/run_locust.py", "-f", "/opt/loadtest/locustfile.py"]'
+    assert f"ENTRYPOINT {entrypoint}" in text
     reqs = [
         line.split("#")[0].strip()
         for line in (ROOT / "loadtests" / "requirements.txt").read_text().splitlines()
