@@ -17,7 +17,7 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 	given := map[string]bool{}
 	for _, t := range inputs {
 		if given[t.Name] {
-			return badRequest("an input is given more than once")
+			return badRequest("input '%s' is given more than once", t.Name)
 		}
 		given[t.Name] = true
 	}
@@ -45,7 +45,7 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 			return badRequest("model '%s' has no output '%s'; outputs: %s", info.Name, name, listText(sortedKeys(info.Outputs)))
 		}
 	}
-	var batches []int64
+	var batched []Tensor // inputs with a batch axis, in request order
 	for _, t := range inputs {
 		want := info.Inputs[t.Name]
 		if t.Datatype != want.Datatype {
@@ -63,13 +63,17 @@ func validate(info *ModelInfo, inputs []Tensor, outputs []string) error {
 			return badRequest("input '%s': shape %s, model expects %s%s", t.Name, shapeText(t.Shape), shapeText(want.Shape), hint)
 		}
 		if info.MaxBatchSize > 0 && len(t.Shape) > 0 {
-			batches = append(batches, t.Shape[0])
+			batched = append(batched, t)
 		}
 	}
-	if distinct := uniqueSorted(batches); len(distinct) > 1 {
-		return badRequest("inputs disagree on the batch size: %s", shapeText(distinct))
-	} else if len(distinct) == 1 && (distinct[0] < 1 || distinct[0] > info.MaxBatchSize) {
-		return badRequest("batch size %d is outside 1..%d (max_batch_size)", distinct[0], info.MaxBatchSize)
+	for _, t := range batched {
+		if first := batched[0]; t.Shape[0] != first.Shape[0] {
+			return badRequest("inputs '%s' and '%s' disagree on the batch size: %d vs %d",
+				first.Name, t.Name, first.Shape[0], t.Shape[0])
+		}
+	}
+	if len(batched) > 0 && (batched[0].Shape[0] < 1 || batched[0].Shape[0] > info.MaxBatchSize) {
+		return badRequest("batch size %d is outside 1..%d (max_batch_size)", batched[0].Shape[0], info.MaxBatchSize)
 	}
 	if err := checkSharedAxes(info, inputs); err != nil {
 		return err

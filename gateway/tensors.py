@@ -153,8 +153,11 @@ def _numbers(name: str, datatype: str, values: object) -> np.ndarray:
         array = np.asarray(values)
     except ValueError:
         array = np.empty(0, dtype=object)
-    if array.dtype == object and dtype.kind in "iu" and _all_integers(array):
+    # numpy keeps JSON integers beyond 64 bits as Python ints, in an object array
+    if array.dtype == object and array.size and dtype.kind in "iu" and _all_integers(array):
         return _exact_integers(name, datatype, values)  # beyond uint64 or below int64: a 400
+    if array.dtype == object and array.size and dtype.kind == "f" and _all_numbers(array):
+        array = _as_fp64(name, datatype, array)  # out of range for FP32/FP16 below
     if array.dtype == object or array.dtype.kind in "USV":
         raise TensorError(f"input '{name}': values must be numbers in a rectangular array")
     if datatype == "BOOL" and array.size and array.dtype.kind != "b":
@@ -187,6 +190,20 @@ def _exact_integers(name: str, datatype: str, values: object) -> np.ndarray:
     if any(not info.min <= v <= info.max for v in exact):
         raise TensorError(f"input '{name}': values out of range for {datatype}")
     return np.array(exact, dtype=DTYPES[datatype]).reshape(objects.shape)
+
+
+def _all_numbers(array: np.ndarray) -> bool:
+    """Whether an object array holds ints and floats alone (not rows of unequal length)."""
+    return all(type(value) in (int, float) for value in array.ravel())
+
+
+def _as_fp64(name: str, datatype: str, array: np.ndarray) -> np.ndarray:
+    """Python ints and floats as FP64 values; an integer beyond FP64 too (over ~1.8e308) is
+    refused as out of range for `datatype`."""
+    try:
+        return np.array([float(v) for v in array.ravel()]).reshape(array.shape)
+    except OverflowError:
+        raise TensorError(f"input '{name}': values out of range for {datatype}") from None
 
 
 def _check_float_range(name: str, datatype: str, given: np.ndarray, converted: np.ndarray) -> None:

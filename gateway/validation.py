@@ -25,10 +25,14 @@ INTEGER_DATATYPES = frozenset(
 
 
 def check_input_names(info: ModelInfo, names: Sequence[str]) -> None:
-    """GatewayError 400 when a name is given twice or names no input of the model (the
-    message lists the model's inputs); missing inputs are left to validate_request."""
-    if len(set(names)) != len(names):
-        raise GatewayError(400, "an input is given more than once")
+    """GatewayError 400 when a name is given twice (the first such, in request order) or names
+    no input of the model (the message lists the model's inputs); missing inputs are left to
+    validate_request."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise GatewayError(400, f"input '{name}' is given more than once")
+        seen.add(name)
     unknown = sorted(set(names) - set(info.inputs))
     if unknown:
         raise GatewayError(
@@ -57,7 +61,7 @@ def validate_request(
                 400,
                 f"model '{info.name}' has no output '{name}'; outputs: {listed(sorted(info.outputs))}",
             )
-    batch_sizes = set()
+    batches: list[tuple[str, int]] = []  # (input, its batch size) in request order
     for tensor in inputs:
         expected = info.inputs[tensor.name]
         if tensor.datatype != expected.datatype:
@@ -74,11 +78,16 @@ def validate_request(
                 + (" (first dimension = batch)" if info.max_batch_size else ""),
             )
         if info.max_batch_size and tensor.shape:  # no batch axis where metadata shows none
-            batch_sizes.add(tensor.shape[0])
-    if len(batch_sizes) > 1:
-        raise GatewayError(400, f"inputs disagree on the batch size: {sorted(batch_sizes)}")
-    if batch_sizes:
-        batch = batch_sizes.pop()
+            batches.append((tensor.name, tensor.shape[0]))
+    for name, size in batches[1:]:
+        if size != batches[0][1]:
+            raise GatewayError(
+                400,
+                f"inputs '{batches[0][0]}' and '{name}' disagree on the batch size: "
+                f"{batches[0][1]} vs {size}",
+            )
+    if batches:
+        batch = batches[0][1]
         if not 1 <= batch <= info.max_batch_size:
             raise GatewayError(
                 400, f"batch size {batch} is outside 1..{info.max_batch_size} (max_batch_size)"

@@ -370,7 +370,7 @@ def shapes_and_names() -> list[Case]:
             README,
             "digits",
             (image(), image()),
-            refused("an input is given more than once"),
+            refused("input 'image' is given more than once"),
             forms=("v2 JSON", "v2 binary", "raw", "typed"),
         ),
         Case(
@@ -447,7 +447,7 @@ def shapes_and_names() -> list[Case]:
                 Input("input_ids", "INT64", (1, 2), (101, 102)),
                 Input("attention_mask", "INT64", (2, 2), (1, 1, 1, 1)),
             ),
-            refused("inputs disagree on the batch size: [1, 2]"),
+            refused("inputs 'input_ids' and 'attention_mask' disagree on the batch size: 1 vs 2"),
         ),
         Case(
             "a negative dimension is refused",
@@ -959,6 +959,22 @@ def json_values() -> list[Case]:
             "echo_fp32",
             (x("FP32", (), json="[[1.0, 2.0], [3.0]]"),),
             refused("input 'x': values must be numbers in a rectangular array"),
+            forms=json_forms,
+        ),
+        Case(
+            "ragged integer arrays are refused",
+            README,
+            "echo_int64",
+            (x("INT64", (), json="[[1, 2], [3]]"),),
+            refused("input 'x': values must be numbers in a rectangular array"),
+            forms=json_forms,
+        ),
+        Case(
+            "an integer literal beyond 64 bits is out of range for FP32",
+            README,
+            "echo_fp32",
+            (x("FP32", (), json=f"[[{10**42}, 1.0]]"),),
+            refused("input 'x': value 1e+42 is out of range for FP32"),
             forms=json_forms,
         ),
         Case(

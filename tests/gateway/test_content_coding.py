@@ -50,6 +50,28 @@ def test_a_gzip_bomb_is_a_413_without_inflating_past_the_limit():
     assert peak < 3 * (8 << 20)
 
 
+def test_a_gzip_body_of_several_members_is_their_concatenation():
+    body = gzip.compress(BODY[:500]) + gzip.compress(BODY[500:])
+    assert decoded_body(body, "gzip", 1 << 20) == BODY
+
+
+def test_members_together_are_held_to_the_limit():
+    with pytest.raises(GatewayError) as raised:
+        decoded_body(gzip.compress(BODY) * 3, "gzip", 2 * len(BODY))
+    assert raised.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("data", "coding"),
+    [(gzip.compress(BODY) + b"junk", "gzip"), (zlib.compress(BODY) * 2, "deflate")],
+)
+def test_bytes_after_the_compressed_data_are_a_400_saying_how_many(data, coding):
+    with pytest.raises(GatewayError) as raised:
+        decoded_body(data, coding, 1 << 20)
+    assert raised.value.status == 400
+    assert raised.value.message.endswith(" bytes after its end")
+
+
 @pytest.mark.parametrize("data", [b"not gzip at all", gzip.compress(BODY)[:-12]])
 def test_data_that_does_not_inflate_is_a_400(data):
     with pytest.raises(GatewayError) as raised:
