@@ -39,18 +39,20 @@ def locust(python, *program: str, locustfile) -> list[str]:
     return [str(python), *program, "-f", str(locustfile), "--headless", "-u", "1", "-t", "1s"]
 
 
+def through_wrapper(python, locustfile) -> subprocess.CompletedProcess[str]:
+    """A 1-second headless run of `locustfile` through loadtests/run_locust.py."""
+    wrapper = str(REPO_ROOT / "loadtests" / "run_locust.py")
+    return subprocess.run(
+        locust(python, wrapper, locustfile=locustfile), capture_output=True, text=True, timeout=120
+    )
+
+
 def test_locust_leaves_once_its_summary_is_written_though_a_thread_holds_the_shutdown(
     loadtest_python, tmp_path
 ):
     locustfile = tmp_path / "held.py"
     locustfile.write_text(HELD)
-    wrapper = str(REPO_ROOT / "loadtests" / "run_locust.py")
-    done = subprocess.run(
-        locust(loadtest_python, wrapper, locustfile=locustfile),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = through_wrapper(loadtest_python, locustfile)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Aggregated" in done.stderr  # the summary table was written first
 
@@ -81,11 +83,5 @@ def test_the_exit_code_is_the_one_locust_chose(loadtest_python, tmp_path):
             """
         )
     )
-    wrapper = str(REPO_ROOT / "loadtests" / "run_locust.py")
-    done = subprocess.run(
-        locust(loadtest_python, wrapper, locustfile=locustfile),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = through_wrapper(loadtest_python, locustfile)
     assert done.returncode == 3, done.stderr[-2000:]
