@@ -2,10 +2,10 @@
 
 Requests: `Content-Encoding: gzip` or `deflate` (zlib) bodies are inflated (either header is
 accepted for either name, as Triton's `inflateInit2(15 | 32)` does; a gzip body of several
-members is their concatenation, RFC 1952 2.2; bytes after the data are a 400); `identity` or none is the
-body as is; any other coding is a 415 with `Accept-Encoding: gzip, deflate` (Triton answers 501
-with that header). The body limit applies to the inflated size, and inflating stops one byte past
-it: a gzip bomb costs at most the limit in memory, never more.
+members is their concatenation, RFC 1952 2.2; bytes after the data are a 400); `identity` or
+none is the body as is; any other coding is a 415 with `Accept-Encoding: gzip, deflate` (Triton
+answers 501 with that header). The body limit applies to the inflated size, and inflating stops
+one byte past it: a gzip bomb costs at most the limit in memory, never more.
 
 Answers: `Accept-Encoding` picks gzip, deflate or identity by the highest q-value, the first of
 equal ones winning (Triton's CompressionTypeUsed in src/http_server.cc); the whole body, JSON

@@ -1,10 +1,11 @@
 """Locust's command line (`python run_locust.py ARGS` = `locust ARGS`), ending the process as
 soon as Locust has written its summary, reports and CSV files.
 
-Why not plain `locust`: once Locust had printed its summary and exit code, the interpreter's own
-shutdown could hang on the gRPC users' channel threads (gRPC under gevent): measured in
-`make compose-test`, where `compose run ... locust -t 15s` printed every table and was still
-running 5 minutes later, deaf to SIGTERM. Locust ends its `main()` with `sys.exit(code)` after
+Why not plain `locust`: in `make compose-test` on a freshly booted machine, `compose run ...
+locust -t 15s` printed every table Locust writes before its `sys.exit` and was still running
+5 minutes later, deaf to SIGTERM; not reproduced since. What held it is not known (the likely
+suspect: the gRPC users' threads under gevent, in the interpreter's shutdown). Locust ends its
+`main()` with `sys.exit(code)` after
 everything is written; this catches that exit, flushes stdout and stderr and leaves with
 `os._exit(code)`, skipping the interpreter shutdown. Used by the loadtest image and
 `python -m benchmarks loadtest`.
