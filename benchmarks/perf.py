@@ -16,6 +16,7 @@ arguments (the first three are the same command):
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -45,6 +46,12 @@ def binary() -> Path:
 
 
 def library_dir() -> Path:
+    """A folder holding perf_analyzer's libraries under their sonames, as links into this
+    environment's nvidia-pytriton wheel: one folder per wheel location under the temp dir.
+
+    Links left by another checkout, or dangling after one was removed, are replaced; several
+    processes may make the folder at once. PerfAnalyzerError when the wheel or a library is missing.
+    """
     import importlib.util
 
     spec = importlib.util.find_spec("pytriton")
@@ -53,16 +60,26 @@ def library_dir() -> Path:
             "nvidia-pytriton is not installed (its libraries serve perf_analyzer)"
         )
     libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
-    target = Path(tempfile.gettempdir()) / f"bench-perf-libs-{os.getuid()}"
+    key = hashlib.sha256(str(libs.resolve()).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"bench-perf-libs-{os.getuid()}-{key}"
     target.mkdir(exist_ok=True)
     for soname, prefix in SONAMES.items():
-        link = target / soname
-        if not link.exists():
-            candidates = sorted(libs.glob(f"{prefix}*"))
-            if not candidates:
-                raise PerfAnalyzerError(f"{prefix}* missing in {libs}")
-            link.symlink_to(candidates[0])
+        candidates = sorted(libs.glob(f"{prefix}*"))
+        if not candidates:
+            raise PerfAnalyzerError(f"{prefix}* missing in {libs}")
+        _link(target / soname, candidates[0])
     return target
+
+
+def _link(link: Path, source: Path) -> None:
+    """Make `link` point at `source`, replacing whatever is there in one rename (os.replace), so a
+    process racing this one never sees a missing or half-made link."""
+    if link.is_symlink() and os.readlink(link) == str(source):
+        return
+    temporary = link.with_name(f".{link.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(source)
+    os.replace(temporary, link)
 
 
 def environment() -> dict[str, str]:

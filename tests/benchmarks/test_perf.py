@@ -15,6 +15,23 @@ def test_its_libraries_come_first_on_the_library_path(monkeypatch, tmp_path):
     assert perf.environment()["LD_LIBRARY_PATH"] == f"{tmp_path}:/elsewhere"
 
 
+def test_its_library_links_point_into_this_environments_wheel(monkeypatch, tmp_path):
+    monkeypatch.setattr(perf.tempfile, "gettempdir", lambda: str(tmp_path))
+    folder = perf.library_dir()
+    for soname in perf.SONAMES:
+        assert (folder / soname).resolve().parent.name == "nvidia_pytriton.libs"
+    assert perf.library_dir() == folder
+
+
+def test_a_dangling_link_left_by_a_removed_checkout_is_replaced(monkeypatch, tmp_path):
+    monkeypatch.setattr(perf.tempfile, "gettempdir", lambda: str(tmp_path))
+    folder = perf.library_dir()
+    for soname in perf.SONAMES:
+        (folder / soname).unlink()
+        (folder / soname).symlink_to(tmp_path / "gone" / soname)
+    assert all((perf.library_dir() / soname).exists() for soname in perf.SONAMES)
+
+
 def test_main_replaces_itself_with_perf_analyzer_and_the_arguments_as_given(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(perf, "binary", lambda: Path("/bin/perf_analyzer"))
