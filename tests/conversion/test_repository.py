@@ -7,16 +7,20 @@ from conversion.pipeline import written_names
 from conversion.repository import ModelNameError, check_model_name, claim_names, fingerprint
 
 
-def test_each_served_model_carries_the_sha256_of_its_file(digits_converted):
+def test_each_served_model_carries_the_sha256_of_its_version_files(digits_converted):
+    from conversion.fingerprint import version_fingerprint
     from conversion.triton_config import read_config
 
-    assert "digits" in digits_converted.report.served  # the others are served only if faster here
-    for name in digits_converted.report.served:
+    assert "digits" in digits_converted.report.served
+    for name in digits_converted.report.served:  # ONNX files and OpenVINO IRs (.xml + .bin)
         model_dir = digits_converted.repository / name
         config = read_config(model_dir / "config.pbtxt")
-        assert config.parameters["fingerprint"].string_value == fingerprint(
-            model_dir / "1" / "model.onnx"
-        )
+        files = list((model_dir / "1").iterdir())
+        if len(files) == 1:
+            expected = fingerprint(files[0])
+        else:  # sha256 over the listing of each file's sha256
+            expected = version_fingerprint(model_dir / "1")
+        assert config.parameters["fingerprint"].string_value == expected
 
 
 def test_the_tensorrt_inputs_are_kept_next_to_the_model(digits_converted):
@@ -24,18 +28,22 @@ def test_the_tensorrt_inputs_are_kept_next_to_the_model(digits_converted):
     assert (model_dir / "portable.onnx").exists() and (model_dir / "calibration.npz").exists()
 
 
-def test_each_onnx_model_names_the_checksum_agent_with_the_md5_of_its_file(digits_converted):
+def test_each_served_model_names_the_checksum_agent_with_the_md5_of_its_files(digits_converted):
     import hashlib
 
     from conversion.triton_config import read_config
 
-    for name in digits_converted.report.served:
+    for name in digits_converted.report.served:  # ONNX files and OpenVINO IRs (.xml + .bin)
         model_dir = digits_converted.repository / name
-        md5 = hashlib.md5((model_dir / "1/model.onnx").read_bytes()).hexdigest()
+        md5 = {
+            f"MD5:1/{p.name}": hashlib.md5(p.read_bytes()).hexdigest()
+            for p in (model_dir / "1").iterdir()
+        }
+        assert "MD5:1/model.onnx" in md5 or {"MD5:1/model.xml", "MD5:1/model.bin"} == set(md5)
         for config_file in ("config.pbtxt", "configs/gpu.pbtxt"):
             (agent,) = read_config(model_dir / config_file).model_repository_agents.agents
             assert agent.name == "checksum"
-            assert dict(agent.parameters) == {"MD5:1/model.onnx": md5}
+            assert dict(agent.parameters) == md5
 
 
 @pytest.mark.parametrize("name", ["..", ".", "", "../x", "a/b", ".hidden", "-rf", "a b", "x" * 201])

@@ -67,13 +67,16 @@ def test_the_calibration_reader_rewinds():
     assert reader.get_next()["x"][0] == 0
 
 
-def test_the_faster_accurate_int8_kind_is_served_for_digits(digits_converted):
+def test_the_accurate_int8_kind_fastest_at_the_largest_batch_is_served_for_digits(digits_converted):
     results = digits_converted.report.results
-    # ConvInteger (dynamic) is slow on CPU; static QDQ wins for the CNN
-    assert digits_converted.report.int8_selected == "int8_static"
-    assert results["int8_static"].latency_ms["32"] < results["int8_dynamic"].latency_ms["32"]
-    assert results["int8_static"].served_as == "digits_int8"
-    assert results["int8_dynamic"].served_as is None
+    # static Q/DQ passes the gate; dynamic INT8 passes or fails it depending on the CPU
+    passing = [k for k in ("int8_static", "int8_dynamic") if results[k].verdict.passed]
+    selected = min(passing, key=lambda k: results[k].latency_ms["32"])
+    assert "int8_static" in passing and digits_converted.report.int8_selected == selected
+    assert results[selected].served_as == "digits_int8"
+    for other in set(passing) - {selected}:
+        assert results[other].served_as is None
+        assert results[other].not_served == f"{selected} is faster at batch 32"
 
 
 def test_minilm_has_a_batch_invariant_int8_variant_that_passes_the_gate(minilm_converted):
