@@ -4,10 +4,26 @@ waiters) and of identical rows of batched requests (RowFlights, for the per-row 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def flight_group(parameters: Mapping[str, int] | None) -> str:
+    """The part of a coalescing key that the request's forwarded parameters (KServe v2
+    `priority`, `timeout`) make: "" without any, else e.g. "priority=1;timeout=500".
+
+    Only requests that ask Triton the same way share one call: a joiner must not inherit another
+    request's deadline (a 1 us `timeout` answered 429 to every request that joined it) or its
+    queue priority. The cache key leaves them out: they decide when and whether, never which."""
+    return ";".join(f"{name}={value}" for name, value in sorted((parameters or {}).items()))
+
+
+def flight_key(key: str, parameters: Mapping[str, int] | None) -> str:
+    """`key` (a cache key) for requests without forwarded parameters, else `key|<flight_group>`."""
+    group = flight_group(parameters)
+    return f"{key}|{group}" if group else key
 
 
 class Coalescer(Generic[T]):
@@ -67,30 +83,40 @@ class RowFlights(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._futures: dict[str, asyncio.Future[T]] = {}
+        self._futures: dict[tuple[str, str], asyncio.Future[T]] = {}
 
     def __len__(self) -> int:
         return len(self._futures)
 
-    def claim(self, keys: list[str]) -> tuple[dict[str, asyncio.Future[T]], list[str]]:
-        """({key: its future} for every key, [the keys this caller must settle], in key order)."""
+    def claim(
+        self, keys: list[str], group: str = ""
+    ) -> tuple[dict[str, asyncio.Future[T]], list[str]]:
+        """({key: its future} for every key, [the keys this caller must settle], in key order).
+
+        Only a flight of the same `group` (flight_group of the request's parameters) is joined."""
         loop = asyncio.get_running_loop()
         futures, claimed = {}, []
         for key in keys:
-            future = self._futures.get(key)
+            future = self._futures.get((group, key))
             if future is None:
-                future = self._futures[key] = loop.create_future()
+                future = self._futures[group, key] = loop.create_future()
                 claimed.append(key)
             futures[key] = future
         return futures, claimed
 
-    def release(self, futures: dict[str, asyncio.Future[T]], after: asyncio.Future | None) -> None:
-        """Forget the settled `futures` now, or once `after` (their cache writes) is done."""
+    def release(
+        self,
+        futures: dict[str, asyncio.Future[T]],
+        after: asyncio.Future | None,
+        group: str = "",
+    ) -> None:
+        """Forget the settled `futures` (claimed in `group`) now, or once `after` (their cache
+        writes) is done."""
         if after is not None and not after.done():
-            after.add_done_callback(lambda _: self.release(futures, None))
+            after.add_done_callback(lambda _: self.release(futures, None, group))
             return
         for key, future in futures.items():
-            if self._futures.get(key) is future:
-                del self._futures[key]
+            if self._futures.get((group, key)) is future:
+                del self._futures[group, key]
             if future.done() and not future.cancelled():
                 future.exception()  # mark retrieved: a failure nobody waited for logs no warning

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway import metrics
 from gateway.cache import PredictionCache
-from gateway.coalescer import RowFlights
+from gateway.coalescer import RowFlights, flight_group
 from gateway.codec import decode_outputs, encode_outputs
 from gateway.rows import Row, all_finite, check_complete, output_names, pick_rows, split_rows
 from gateway.tensors import Tensor
@@ -65,7 +65,8 @@ class RowCache:
         first: dict[str, int] = {}
         for row, key in enumerate(keys):
             first.setdefault(key, row)
-        futures, claimed = self.flights.claim(list(first))
+        group = flight_group(parameters)  # a row is joined only under equal parameters
+        futures, claimed = self.flights.claim(list(first), group)
         if claimed:
             work = asyncio.ensure_future(
                 self._fill(
@@ -76,6 +77,7 @@ class RowCache:
                     outputs,
                     parameters,
                     ttl,
+                    group,
                 )
             )
             self._work.add(work)  # the loop keeps only weak references to tasks
@@ -96,6 +98,7 @@ class RowCache:
         outputs: list[str] | None,
         parameters: dict[str, int] | None,
         ttl: int,
+        group: str,
     ) -> None:
         """Settle the claimed rows (`rows`: key -> its first row in the request): from one MGET,
         the rest from one Triton request in request order; store those, then release them."""
@@ -125,7 +128,7 @@ class RowCache:
             for future in futures.values():
                 if not future.done():  # cancelled (the loop is closing)
                     future.cancel()
-            self.flights.release(futures, stored)
+            self.flights.release(futures, stored, group)
 
     def _store(self, info: ModelInfo, rows: list[tuple[str, Row]], ttl: int) -> asyncio.Future:
         """Write the finite rows behind the answer (one pipeline); rows holding NaN or Infinity

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.cache import PredictionCache
 from gateway.cache_key import cache_key, row_keys
-from gateway.coalescer import Coalescer
+from gateway.coalescer import Coalescer, flight_key
 from gateway.codec import decode_outputs, encode_outputs
 from gateway.errors import GatewayError
 from gateway.row_cache import RowCache
@@ -82,15 +82,17 @@ class PredictionService:
         parameters: dict[str, int] | None = None,
     ) -> Prediction:
         """Answer from the cache or from Triton. `parameters` (priority, timeout) go to Triton and
-        are not part of the key: they change when and whether an answer comes, never which."""
+        are not part of the cache key: they change when and whether an answer comes, never which.
+        Identical requests share one call only with equal parameters (coalescer.flight_key)."""
         validate_request(info, inputs, outputs)
         ttl = self._ttl(info)
         if ttl > 0 and info.row_cache and all(t.array.ndim for t in inputs):
             return await self._predict_rows(info, inputs, outputs, parameters, ttl)
         key = cache_key(info.name, info.fingerprint, inputs, outputs or ())
+        flight = flight_key(key, parameters)
         try:
             (result, hit), coalesced = await self.coalescer.run(
-                key, lambda: self._lookup(info, inputs, outputs, parameters, key, ttl)
+                flight, lambda: self._lookup(info, inputs, outputs, parameters, (key, flight), ttl)
             )
         except (
             Exception
@@ -153,15 +155,17 @@ class PredictionService:
         inputs: list[Tensor],
         outputs: list[str] | None,
         parameters: dict[str, int] | None,
-        key: str,
+        keys: tuple[str, str],
         ttl: int,
     ) -> tuple[dict[str, Tensor], bool]:
         """Redis, then on a miss Triton and a write-behind store: made once for identical requests.
 
         The cache lookup is inside the coalesced call, so no request can miss, wait, and reach
         Triton again after the first answer was stored. An answer holding NaN or Infinity is
-        never stored (a model that overflows is not an answer to keep).
+        never stored (a model that overflows is not an answer to keep). `keys`: (cache key,
+        flight key).
         """
+        key, flight = keys
         if ttl > 0:
             cached = await self.cache.get(key)
             if cached is not None:
@@ -175,5 +179,5 @@ class PredictionService:
             metrics.CACHE_BYPASSED.labels(info.name, "non_finite").inc()
         elif ttl > 0:
             store = asyncio.ensure_future(self.cache.put(key, encode_outputs(result), ttl))
-            self.coalescer.hold(key, store)
+            self.coalescer.hold(flight, store)
         return result, False

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from gateway.coalescer import Coalescer
+from gateway.coalescer import Coalescer, flight_key
 
 
 async def test_concurrent_callers_of_one_key_share_one_call():
@@ -97,3 +97,9 @@ async def test_a_held_key_answers_newcomers_from_the_finished_call_until_release
     await asyncio.sleep(0)
     assert await coalescer.run("k", call) == ("answer", False)
     assert calls == 2
+
+
+def test_a_flight_key_is_the_cache_key_without_parameters_and_names_them_in_order_with():
+    assert flight_key("k", None) == flight_key("k", {}) == "k"
+    assert flight_key("k", {"timeout": 5, "priority": 1}) == "k|priority=1;timeout=5"
+    assert flight_key("k", {"priority": 1}) != flight_key("k", {"priority": 2})

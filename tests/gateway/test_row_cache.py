@@ -176,6 +176,31 @@ async def test_a_failed_triton_call_fails_every_request_waiting_on_its_rows(part
     assert len(service.row_cache.flights) == 0
 
 
+async def test_a_row_is_joined_only_by_requests_with_the_same_priority_and_timeout(parts):
+    service, _, triton = parts
+    triton.answer.clear()
+
+    class TimedOut(Triton):  # Triton refuses the request that set a 1 us timeout
+        async def infer(self, info, inputs, outputs, parameters=None):
+            answer = await Triton.infer(self, info, inputs, outputs)
+            if parameters:
+                raise GatewayError(429, "request timed out in the model queue")
+            return answer
+
+    triton.__class__ = TimedOut
+    hurried = asyncio.create_task(service.predict(INFO, batch(1), parameters={"timeout": 1}))
+    await asyncio.sleep(0)
+    plain = asyncio.create_task(service.predict(INFO, batch(1)))
+    same = asyncio.create_task(service.predict(INFO, batch(1), parameters={"timeout": 1}))
+    await asyncio.sleep(0)
+    triton.answer.set()
+    results = await asyncio.gather(hurried, plain, same, return_exceptions=True)
+    assert [getattr(r, "status", None) for r in results] == [429, None, 429]
+    assert results[1].outputs["y"].array.tolist() == expected(1)
+    assert triton.received == [[1.0], [1.0]]  # the plain request made its own call
+    await settled(service)
+
+
 async def test_a_request_that_goes_away_does_not_cancel_rows_others_wait_for(parts):
     service, _, triton = parts
     triton.answer.clear()

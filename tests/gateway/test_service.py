@@ -169,3 +169,31 @@ async def test_priority_and_timeout_reach_triton_and_leave_the_key_alone():
     await asyncio.sleep(0.01)
     again = await service.predict(INFO, inputs, parameters={"priority": 2})
     assert seen == [{"priority": 1, "timeout": 100}] and again.cache_hit
+
+
+async def test_a_request_joins_an_identical_one_only_with_the_same_priority_and_timeout():
+    class TimedOut(Triton):  # Triton refuses the request that set a 1 us timeout
+        async def infer(self, info, inputs, outputs, parameters=None):
+            self.inferences += 1
+            await self.answer.wait()
+            if parameters:
+                raise GatewayError(429, "request timed out in the model queue")
+            return {"logits": Tensor("logits", "FP32", np.array([[7.0]], np.float32))}
+
+    cache, triton = Cache(), TimedOut()
+    cache.readable.set()
+    cache.writable.set()
+    service = PredictionService(CACHING, triton, cache)
+    hurried = asyncio.create_task(service.predict(INFO, INPUTS, parameters={"timeout": 1}))
+    await until(lambda: triton.inferences)
+    plain = [asyncio.create_task(service.predict(INFO, INPUTS)) for _ in range(3)]
+    same = asyncio.create_task(service.predict(INFO, INPUTS, parameters={"timeout": 1}))
+    await asyncio.wait_for(until(lambda: triton.inferences == 2), 5)  # the plain call's own
+    triton.answer.set()
+    with pytest.raises(GatewayError, match="timed out"):
+        await hurried
+    with pytest.raises(GatewayError, match="timed out"):
+        await same  # equal parameters: it joined the first call
+    answers = await asyncio.gather(*plain)
+    assert [a.outputs["logits"].array.tolist() for a in answers] == [[[7.0]]] * 3
+    assert triton.inferences == 2
