@@ -41,7 +41,7 @@ func newModelInfo(model, version string, metadata *kserve.ModelMetadataResponse,
 		Inputs: map[string]TensorInfo{}, Outputs: map[string]TensorInfo{},
 		ValidRanges: map[string][2]int64{}, MaxLengths: map[string]int64{}, AllowEmpty: map[string]bool{},
 		SharedAxes: map[string][]AxisRef{},
-		fetched: time.Now(),
+		fetched:    time.Now(),
 	}
 	for _, t := range metadata.Inputs {
 		info.Inputs[t.Name] = TensorInfo{t.Datatype, t.Shape}

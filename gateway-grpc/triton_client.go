@@ -208,9 +208,9 @@ type ModelInfo struct {
 	Name, Version, Fingerprint string
 	MaxBatchSize               int64
 	Inputs, Outputs            map[string]TensorInfo
-	ValidRanges                map[string][2]int64 // inclusive bounds of index inputs
-	MaxLengths                 map[string]int64    // longest variable axis of an input, batch aside
-	AllowEmpty                 map[string]bool     // inputs that may have a zero-length axis
+	ValidRanges                map[string][2]int64  // inclusive bounds of index inputs
+	MaxLengths                 map[string]int64     // longest variable axis of an input, batch aside
+	AllowEmpty                 map[string]bool      // inputs that may have a zero-length axis
 	SharedAxes                 map[string][]AxisRef // axes that always have one length, by axis name
 	Unfingerprinted            string
 	RowCache                   bool // answers are cached per row (rowCache)
