@@ -98,15 +98,16 @@ type RowFlights[T any] struct {
 func newRowFlights[T any]() *RowFlights[T] { return &RowFlights[T]{flights: map[string]*call[T]{}} }
 
 // Claim returns the flight of every key, and the keys (in the order given) this caller must settle.
-func (r *RowFlights[T]) Claim(keys []string) (map[string]*call[T], []string) {
+// Only a flight of the same group (flightGroup of the request's parameters) is joined.
+func (r *RowFlights[T]) Claim(group string, keys []string) (map[string]*call[T], []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	flights, claimed := map[string]*call[T]{}, []string{}
 	for _, key := range keys {
-		flight, running := r.flights[key]
+		flight, running := r.flights[group+"\x00"+key]
 		if !running {
 			flight = &call[T]{done: make(chan struct{})}
-			r.flights[key] = flight
+			r.flights[group+"\x00"+key] = flight
 			claimed = append(claimed, key)
 		}
 		flights[key] = flight
@@ -120,13 +121,13 @@ func (r *RowFlights[T]) Settle(flight *call[T], result T, err error) {
 	close(flight.done)
 }
 
-// Release forgets the claimed keys' flights.
-func (r *RowFlights[T]) Release(keys []string, flights map[string]*call[T]) {
+// Release forgets the keys' flights claimed in group.
+func (r *RowFlights[T]) Release(group string, keys []string, flights map[string]*call[T]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, key := range keys {
-		if r.flights[key] == flights[key] {
-			delete(r.flights, key)
+		if r.flights[group+"\x00"+key] == flights[key] {
+			delete(r.flights, group+"\x00"+key)
 		}
 	}
 }

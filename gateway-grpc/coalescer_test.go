@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"gatewaygrpc/kserve"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -178,8 +179,8 @@ func TestIdenticalRequestsShareOneCacheLookupAndOneInference(t *testing.T) {
 
 func TestARowClaimedByOneRequestIsJoinedByTheNextUntilReleased(t *testing.T) {
 	r := newRowFlights[int]()
-	first, claimed := r.Claim([]string{"a", "b"})
-	second, claimedAgain := r.Claim([]string{"b", "c"})
+	first, claimed := r.Claim("", []string{"a", "b"})
+	second, claimedAgain := r.Claim("", []string{"b", "c"})
 	if len(claimed) != 2 || len(claimedAgain) != 1 || claimedAgain[0] != "c" || second["b"] != first["b"] {
 		t.Fatalf("claimed %v then %v", claimed, claimedAgain)
 	}
@@ -187,18 +188,44 @@ func TestARowClaimedByOneRequestIsJoinedByTheNextUntilReleased(t *testing.T) {
 	if got, err := r.Wait(context.Background(), second["b"]); got != 7 || err != nil {
 		t.Fatalf("the joined row answered %v, %v", got, err)
 	}
-	r.Release(claimed, first)
-	if _, again := r.Claim([]string{"b"}); len(again) != 1 || r.Len() != 2 {
+	r.Release("", claimed, first)
+	if _, again := r.Claim("", []string{"b"}); len(again) != 1 || r.Len() != 2 {
 		t.Fatalf("a released row is claimed anew: %v, %d in flight", again, r.Len())
 	}
 }
 
 func TestAWaiterThatGoesAwayStopsWaitingForARow(t *testing.T) {
 	r := newRowFlights[int]()
-	flights, _ := r.Claim([]string{"a"})
+	flights, _ := r.Claim("", []string{"a"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := r.Wait(ctx, flights["a"]); status.Code(err) != codes.Canceled {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestARowIsJoinedOnlyWithinItsParameterGroup(t *testing.T) {
+	r := newRowFlights[int]()
+	plain, claimed := r.Claim("", []string{"a"})
+	hurried, claimedHurried := r.Claim("timeout=1", []string{"a"})
+	if len(claimed) != 1 || len(claimedHurried) != 1 || plain["a"] == hurried["a"] || r.Len() != 2 {
+		t.Fatalf("a request with another timeout joined a row: %v %v", claimed, claimedHurried)
+	}
+	r.Release("timeout=1", claimedHurried, hurried)
+	if r.Len() != 1 {
+		t.Fatalf("%d rows in flight after releasing one group", r.Len())
+	}
+}
+
+func TestAFlightGroupNamesTheParametersInOrder(t *testing.T) {
+	timeout := &kserve.InferParameter{ParameterChoice: &kserve.InferParameter_Int64Param{Int64Param: 5}}
+	priority := &kserve.InferParameter{ParameterChoice: &kserve.InferParameter_Uint64Param{Uint64Param: 1}}
+	got := flightGroup(map[string]*kserve.InferParameter{"timeout": timeout, "priority": priority})
+	if flightGroup(nil) != "" || got != "priority=1;timeout=5" {
+		t.Fatalf("flight group %q", got)
+	}
+	plain, hurried := flightKey("k", nil), flightKey("k", map[string]*kserve.InferParameter{"timeout": timeout})
+	if plain != "k" || hurried != "k|timeout=5" {
+		t.Fatalf("flight keys %q and %q", plain, hurried)
 	}
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"sort"
 
@@ -51,6 +52,50 @@ func forwardedParameters(parameters map[string]*kserve.InferParameter) (map[stri
 			listText(unknown), listText(forwardedRequestParameters))
 	}
 	return parameters, nil
+}
+
+// flightGroup is the part of a coalescing key the forwarded parameters make (coalescer.py's
+// flight_group): "" without any, else "name=value;..." in name order. Identical requests share one
+// Triton call only with equal parameters: a joiner must not inherit another request's timeout or
+// priority. The cache key leaves them out: they decide when and whether, never which answer.
+func flightGroup(parameters map[string]*kserve.InferParameter) string {
+	names := make([]string, 0, len(parameters))
+	for name := range parameters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	group := ""
+	for i, name := range names {
+		if i > 0 {
+			group += ";"
+		}
+		group += name + "=" + parameterText(parameters[name])
+	}
+	return group
+}
+
+// flightKey is a cache key without forwarded parameters, else key|flightGroup (coalescer.py's
+// flight_key): the key identical requests share one Triton call under.
+func flightKey(key string, parameters map[string]*kserve.InferParameter) string {
+	if group := flightGroup(parameters); group != "" {
+		return key + "|" + group
+	}
+	return key
+}
+
+// parameterText is a parameter's value as text: 5, true, or a quoted string.
+func parameterText(parameter *kserve.InferParameter) string {
+	switch value := parameter.GetParameterChoice().(type) {
+	case *kserve.InferParameter_Int64Param:
+		return fmt.Sprint(value.Int64Param)
+	case *kserve.InferParameter_Uint64Param:
+		return fmt.Sprint(value.Uint64Param)
+	case *kserve.InferParameter_BoolParam:
+		return fmt.Sprint(value.BoolParam)
+	case *kserve.InferParameter_DoubleParam:
+		return fmt.Sprint(value.DoubleParam)
+	}
+	return fmt.Sprintf("%q", parameter.GetStringParam())
 }
 
 // contentsFields are the typed contents fields of InferTensorContents and the datatypes whose

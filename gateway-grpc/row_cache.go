@@ -39,9 +39,10 @@ func (g *Gateway) predictRows(ctx context.Context, info *ModelInfo, inputs []Ten
 			unique = append(unique, key)
 		}
 	}
-	flights, claimed := g.rows.Claim(unique)
+	group := flightGroup(parameters) // a row is joined only under equal parameters
+	flights, claimed := g.rows.Claim(group, unique)
 	if len(claimed) > 0 {
-		g.fillRows(info, claimed, first, flights, inputs, outputs, parameters, ttl)
+		g.fillRows(info, group, claimed, first, flights, inputs, outputs, parameters, ttl)
 	}
 	answers, hits := make([][]Tensor, len(keys)), 0
 	var err error
@@ -86,7 +87,7 @@ func countRows(info *ModelInfo, hits, rows int, joined bool) cacheReport {
 // fillRows settles the claimed rows (first: key -> its first row in the request): from one MGET,
 // the rest from one Triton request in request order; stores those, then releases them. A panic
 // fails the rows still unsettled and goes on.
-func (g *Gateway) fillRows(info *ModelInfo, claimed []string, first map[string]int, flights map[string]*call[rowAnswer],
+func (g *Gateway) fillRows(info *ModelInfo, group string, claimed []string, first map[string]int, flights map[string]*call[rowAnswer],
 	inputs []Tensor, outputs []string, parameters map[string]*kserve.InferParameter, ttl int) {
 	stored := []<-chan struct{}{}
 	defer func() {
@@ -100,7 +101,7 @@ func (g *Gateway) fillRows(info *ModelInfo, claimed []string, first map[string]i
 			for _, done := range stored {
 				<-done
 			}
-			g.rows.Release(claimed, flights)
+			g.rows.Release(group, claimed, flights)
 		}()
 		if recovered != nil {
 			panic(recovered)

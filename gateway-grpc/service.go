@@ -76,7 +76,7 @@ func (g *Gateway) predict(ctx context.Context, request *kserve.ModelInferRequest
 		}
 		return result, err
 	}
-	found, joined, err := lookupOnce(ctx, g.coalescer, key, get, infer, store)
+	found, joined, err := lookupOnce(ctx, g.coalescer, flightKey(key, parameters), get, infer, store)
 	if joined {
 		coalesced.WithLabelValues(info.Name).Inc()
 	}
