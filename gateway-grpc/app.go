@@ -86,6 +86,9 @@ func (g *Gateway) ModelInfer(ctx context.Context, decode func(interface{}) error
 			err = status.Error(codes.InvalidArgument, mistake.message)
 		}
 		code = httpStatus(err)
+		if ctx.Err() != nil { // the client cancelled or its own deadline passed: not a server fault
+			code = "499"
+		}
 		return nil, status.Convert(err).Err()
 	}
 	trailer := metadata.Pairs("x-cache", report.state)

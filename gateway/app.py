@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gateway import metrics
 from gateway.affinity import pin_worker
@@ -150,9 +151,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(require_api_key)]
 
     async def request_body(request: Request) -> bytes:
-        """The body without its content coding (gzip, deflate), within the body limit."""
+        """The body without its content coding (gzip, deflate), within the body limit; a client
+        that goes away before sending all of it is counted as 499 (nginx's "client closed
+        request"), not as a fault of the gateway."""
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            raise GatewayError(499, "the client closed the connection during the body") from None
         return decoded_body(
-            await request.body(),
+            body,
             request.headers.get("content-encoding"),
             settings.max_body_bytes,
             inflated_too_large,
@@ -278,7 +285,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def infer_version(model: ModelName, version: VersionName, request: Request) -> Response:
         return await v2_infer(model, version, request)
 
-    add_kserve_routes(app, lambda request: service_of(request).triton, JSONResponse, protected)
+    add_kserve_routes(
+        app,
+        lambda request: service_of(request).triton,
+        JSONResponse,
+        protected,
+        lambda request, model: service_of(request).settings.ttl_for(model),
+    )
 
     @app.get(
         "/v1/models",

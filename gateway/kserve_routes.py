@@ -36,8 +36,10 @@ def add_kserve_routes(
     triton_of: Callable[[Request], TritonPool],
     json_response: Callable[..., Response],
     protected: list[Depends],
+    cache_ttl_s: Callable[[Request, str], int] = lambda request, model: 0,
 ) -> None:
-    """Register the routes on `app`; `protected` checks the API key (health stays open)."""
+    """Register the routes on `app`; `protected` checks the API key (health stays open);
+    `cache_ttl_s(request, model)` is the gateway's cache TTL of a model (0: not cached)."""
 
     async def forward(request: Request, method: str, *args: Any) -> Any:
         triton = triton_of(request)
@@ -78,8 +80,15 @@ def add_kserve_routes(
         return Response(status_code=200)
 
     async def config(request: Request, model: str, version: str) -> Response:
-        response = await forward(request, "get_model_config", model, version)
-        return json_response(message_json(response.config))
+        """Triton's config; a model whose answers the gateway caches (it has a fingerprint and a
+        TTL) is marked `response_cache.enable`, as Triton marks its own response cache: a hit
+        never reaches Triton's statistics, and perf_analyzer without -x finds the version it
+        measures from them unless the config says a cache answers (perf_analyzer's
+        inference_profiler.cc, DetermineStatsModelVersion)."""
+        config = (await forward(request, "get_model_config", model, version)).config
+        if "fingerprint" in config.parameters and cache_ttl_s(request, config.name) > 0:
+            config.response_cache.enable = True
+        return json_response(message_json(config))
 
     async def statistics(request: Request, model: str, version: str) -> Response:
         return json_response(

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -205,3 +206,59 @@ def test_values_in_another_typed_contents_field_are_named_with_the_datatypes_fie
         grpc.StatusCode.INVALID_ARGUMENT,
         "input 'image': FP32 values go in fp32_contents, not int_contents",
     )
+
+
+def requests_counted(metrics_url: str, route: str) -> dict[str, float]:
+    """{status: count} of gateway_requests_total for `route`, summed over models."""
+    counted: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(metrics_url).text):
+        for sample in family.samples:
+            if sample.name == "gateway_requests_total" and sample.labels["route"] == route:
+                status = sample.labels["status"]
+                counted[status] = counted.get(status, 0.0) + sample.value
+    return counted
+
+
+def server_faults(counted: dict[str, float]) -> float:
+    return sum(v for status, v in counted.items() if status.startswith("5"))
+
+
+def test_a_client_that_leaves_during_its_body_is_a_499_not_a_gateway_fault(stack):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    route = "/v2/models/{model}/infer"
+    before = requests_counted(stack.gateway_metrics_url, route)
+    url = urlsplit(stack.gateway_url)
+    with socket.create_connection((url.hostname, url.port)) as client:
+        client.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                       b'{"inputs":')  # fmt: skip
+    deadline = time.monotonic() + 30
+    while requests_counted(stack.gateway_metrics_url, route).get("499", 0) == before.get("499", 0):
+        assert time.monotonic() < deadline, "the disconnect was never counted"
+        time.sleep(0.05)
+    assert server_faults(requests_counted(stack.gateway_metrics_url, route)) == server_faults(
+        before
+    )
+
+
+def test_a_grpc_client_whose_own_deadline_passes_is_a_499_not_a_gateway_fault(stack):
+    import time
+
+    metrics_url = stack.local.urls["gateway gRPC metrics"]
+    before = requests_counted(metrics_url, "grpc:ModelInfer")
+    request = service_pb2.ModelInferRequest(model_name="minilm")
+    ids = rng.integers(1000, 20000, size=(32, 128), dtype=np.int64)  # seconds of work: a miss
+    for name, array in (("input_ids", ids), ("attention_mask", np.ones_like(ids))):
+        request.inputs.add(name=name, datatype="INT64", shape=list(array.shape))
+        request.raw_input_contents.append(array.tobytes())
+    with pytest.raises(grpc.RpcError) as raised:
+        stub(stack.gateway_grpc_url).ModelInfer(request, timeout=0.25)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 30
+    while requests_counted(metrics_url, "grpc:ModelInfer").get("499", 0) == before.get("499", 0):
+        assert time.monotonic() < deadline, "the expired call was never counted"
+        time.sleep(0.05)
+    assert server_faults(requests_counted(metrics_url, "grpc:ModelInfer")) == server_faults(before)
