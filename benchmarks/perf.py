@@ -16,7 +16,6 @@ arguments (the first three are the same command):
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -46,11 +45,13 @@ def binary() -> Path:
 
 
 def library_dir() -> Path:
-    """A folder holding perf_analyzer's libraries under their sonames, as links into this
-    environment's nvidia-pytriton wheel: one folder per wheel location under the temp dir.
+    """`<sys.prefix>/perf_analyzer.libs`: perf_analyzer's libraries under their sonames, as links
+    into the nvidia-pytriton wheel's `nvidia_pytriton.libs`, remade as needed.
 
-    Links left by another checkout, or dangling after one was removed, are replaced; several
-    processes may make the folder at once. PerfAnalyzerError when the wheel or a library is missing.
+    The folder lives in this environment (a virtualenv's root), not in a shared temp folder where
+    another user could make it first and put libraries of theirs on perf_analyzer's library
+    path. Anything in it but the links is removed; several processes may make it at once.
+    PerfAnalyzerError when the wheel or a library is missing, or the folder cannot be made.
     """
     import importlib.util
 
@@ -60,15 +61,34 @@ def library_dir() -> Path:
             "nvidia-pytriton is not installed (its libraries serve perf_analyzer)"
         )
     libs = Path(next(iter(spec.submodule_search_locations))).parent / "nvidia_pytriton.libs"
-    key = hashlib.sha256(str(libs.resolve()).encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"bench-perf-libs-{os.getuid()}-{key}"
-    target.mkdir(exist_ok=True)
+    sources = {}
     for soname, prefix in SONAMES.items():
         candidates = sorted(libs.glob(f"{prefix}*"))
         if not candidates:
             raise PerfAnalyzerError(f"{prefix}* missing in {libs}")
-        _link(target / soname, candidates[0])
+        sources[soname] = candidates[0]
+    target = Path(sys.prefix) / "perf_analyzer.libs"
+    try:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            target.unlink()
+        target.mkdir(exist_ok=True)
+        for entry in target.iterdir():
+            if entry.name not in sources and not entry.name.startswith("."):
+                _remove(entry)
+        for soname, source in sources.items():
+            _link(target / soname, source)
+    except OSError as error:
+        message = f"cannot make perf_analyzer's library folder {target}: {error}"
+        raise PerfAnalyzerError(message) from None
     return target
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link or a folder with what it holds."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _link(link: Path, source: Path) -> None:
@@ -76,6 +96,8 @@ def _link(link: Path, source: Path) -> None:
     process racing this one never sees a missing or half-made link."""
     if link.is_symlink() and os.readlink(link) == str(source):
         return
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # os.replace cannot put a link over a folder
     temporary = link.with_name(f".{link.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(source)

@@ -15,21 +15,62 @@ def test_its_libraries_come_first_on_the_library_path(monkeypatch, tmp_path):
     assert perf.environment()["LD_LIBRARY_PATH"] == f"{tmp_path}:/elsewhere"
 
 
-def test_its_library_links_point_into_this_environments_wheel(monkeypatch, tmp_path):
-    monkeypatch.setattr(perf.tempfile, "gettempdir", lambda: str(tmp_path))
+def test_its_library_links_live_in_this_environment_and_point_into_its_wheel(monkeypatch, tmp_path):
+    monkeypatch.setattr(perf.sys, "prefix", str(tmp_path))
     folder = perf.library_dir()
+    assert folder == tmp_path / "perf_analyzer.libs"
     for soname in perf.SONAMES:
         assert (folder / soname).resolve().parent.name == "nvidia_pytriton.libs"
     assert perf.library_dir() == folder
 
 
-def test_a_dangling_link_left_by_a_removed_checkout_is_replaced(monkeypatch, tmp_path):
-    monkeypatch.setattr(perf.tempfile, "gettempdir", lambda: str(tmp_path))
+@pytest.mark.parametrize(
+    "left",
+    ["a dangling link", "a link to another file", "a folder", "a file"],
+)
+def test_whatever_was_left_in_place_of_a_link_is_replaced(monkeypatch, tmp_path, left):
+    monkeypatch.setattr(perf.sys, "prefix", str(tmp_path))
     folder = perf.library_dir()
     for soname in perf.SONAMES:
-        (folder / soname).unlink()
-        (folder / soname).symlink_to(tmp_path / "gone" / soname)
-    assert all((perf.library_dir() / soname).exists() for soname in perf.SONAMES)
+        link = folder / soname
+        link.unlink()
+        if left == "a dangling link":
+            link.symlink_to(tmp_path / "gone" / soname)
+        elif left == "a link to another file":
+            link.symlink_to("/etc/hostname")
+        elif left == "a folder":
+            link.mkdir()
+        else:
+            link.write_text("junk")
+    perf.library_dir()
+    for soname in perf.SONAMES:
+        assert (folder / soname).resolve().parent.name == "nvidia_pytriton.libs"
+
+
+def test_a_library_that_is_not_one_of_its_own_is_removed_from_the_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(perf.sys, "prefix", str(tmp_path))
+    planted = perf.library_dir() / "libz.so.1"
+    planted.write_text("someone else's code")
+    perf.library_dir()
+    assert not planted.exists()
+
+
+@pytest.mark.parametrize("left", ["a file", "a dangling link"])
+def test_whatever_was_left_in_place_of_the_folder_is_replaced(monkeypatch, tmp_path, left):
+    monkeypatch.setattr(perf.sys, "prefix", str(tmp_path))
+    folder = tmp_path / "perf_analyzer.libs"
+    if left == "a file":
+        folder.write_text("junk")
+    else:
+        folder.symlink_to(tmp_path / "gone")
+    assert perf.library_dir() == folder and folder.is_dir() and not folder.is_symlink()
+
+
+def test_a_folder_that_cannot_be_made_is_a_perf_analyzer_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(perf.sys, "prefix", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(perf.PerfAnalyzerError, match="cannot make perf_analyzer's library folder"):
+        perf.library_dir()
 
 
 def test_main_replaces_itself_with_perf_analyzer_and_the_arguments_as_given(monkeypatch, tmp_path):
