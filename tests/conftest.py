@@ -121,6 +121,16 @@ class RunningStack:
                 break
         return count - before
 
+    def triton_metrics_once(self, reached: Callable[[dict], bool]) -> dict:
+        """Triton's metrics (benchmarks.scrape) once `reached(samples)` holds, or as they are after
+        30 s: Triton records a request's statistics after sending its answer, so a scrape right
+        after the last answer can miss the last batch."""
+        samples, deadline = scrape(self.triton_metrics_url), time.monotonic() + 30
+        while not reached(samples) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            samples = scrape(self.triton_metrics_url)
+        return samples
+
     def predict(self, payload: dict, timeout: float = 30, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.gateway_url}/predict", json=payload, timeout=timeout, **kwargs)
 

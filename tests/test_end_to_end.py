@@ -58,7 +58,12 @@ def test_concurrent_distinct_requests_are_batched_by_triton(stack, test_images):
             )
 
     responses = asyncio.run(send_all())
-    after = scrape(stack.triton_metrics_url)
+    after = stack.triton_metrics_once(
+        lambda s: (
+            value(s, "nv_inference_count", model="digits")
+            >= value(before, "nv_inference_count", model="digits") + 64
+        )
+    )
 
     assert [r.status_code for r in responses] == [200] * 64
     assert {r.headers["X-Cache"] for r in responses} == {"MISS"}

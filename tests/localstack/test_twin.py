@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from tritonclient.utils import InferenceServerException
 
 from benchmarks import sweep as bt
-from benchmarks.scrape import scrape, value
+from benchmarks.scrape import value
 from conversion import minilm
 from conversion.fingerprint import version_fingerprint
 from conversion.text_serving import TextServing, write_text_models
@@ -89,13 +89,17 @@ async def infer_concurrently(url: str, calls: list[tuple[str, list]]) -> list:
         await client.close()
 
 
-def executions(stack: RunningStack, model: str) -> tuple[float, float]:
-    """Triton's (requests, executions) of `model` so far: fewer executions means batches formed."""
-    samples = scrape(stack.triton_metrics_url)
-    requests = value(samples, "nv_inference_request_success", model=model) + value(
+def requests_of(samples: dict, model: str) -> float:
+    return value(samples, "nv_inference_request_success", model=model) + value(
         samples, "nv_inference_request_failure", model=model
     )
-    return requests, value(samples, "nv_inference_exec_count", model=model)
+
+
+def executions(stack: RunningStack, model: str, at_least: float = 0) -> tuple[float, float]:
+    """Triton's (requests, executions) of `model` so far, once it counts `at_least` requests:
+    fewer executions means batches formed."""
+    samples = stack.triton_metrics_once(lambda s: requests_of(s, model) >= at_least)
+    return requests_of(samples, model), value(samples, "nv_inference_exec_count", model=model)
 
 
 def assert_refused_as_client_mistake(answer: object, names: str) -> None:
@@ -131,7 +135,7 @@ def test_bad_token_ids_batched_with_good_ones_fail_alone_and_the_server_stays_up
         assert_same_answer(answer.as_numpy("embedding"), expected)
     for answer in answers[1::2]:
         assert_refused_as_client_mistake(answer, "input index out of range")
-    requests, runs = executions(twin_stack, "minilm")
+    requests, runs = executions(twin_stack, "minilm", requests_before + len(answers))
     assert requests - requests_before == len(answers)
     assert runs - executions_before < len(answers)  # requests were batched together
     assert twin_stack.local.processes.running("triton")
