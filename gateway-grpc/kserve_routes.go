@@ -64,17 +64,18 @@ func (g *Gateway) forward(ctx context.Context, method string, in *frame) (*frame
 	return out, nil
 }
 
-// withResponseCache marks a model whose answers the gateway caches (a fingerprint and a TTL) as having a response cache
-// (model_config.proto's response_cache.enable), as Triton marks its own: a cache hit never reaches
-// Triton's statistics, and perf_analyzer without -x finds the version it measures from those
-// statistics unless the config says a cache answers (inference_profiler.cc,
+// withResponseCache marks a model whose answers the gateway caches (a fingerprint and a TTL) as
+// having a response cache (model_config.proto's response_cache.enable), as Triton marks its own:
+// a cache hit never reaches Triton's statistics, and perf_analyzer without -x finds the version it
+// measures from those statistics unless the config says a cache answers (inference_profiler.cc,
 // DetermineStatsModelVersion: "failed to find the requested model version").
 func (g *Gateway) withResponseCache(out *frame) (*frame, error) {
 	response := &kserve.ModelConfigResponse{}
 	if err := proto.Unmarshal(out.data, response); err != nil {
 		return nil, status.Error(codes.Internal, "Triton's model config is not a ModelConfigResponse")
 	}
-	if response.Config == nil || response.Config.Parameters["fingerprint"] == nil || g.config.TTL(response.Config.Name) <= 0 {
+	config := response.Config
+	if config == nil || config.Parameters["fingerprint"] == nil || g.config.TTL(config.Name) <= 0 {
 		return out, nil
 	}
 	response.Config.ResponseCache = &kserve.ModelResponseCache{Enable: true}
