@@ -262,3 +262,28 @@ def test_a_grpc_client_whose_own_deadline_passes_is_a_499_not_a_gateway_fault(st
         assert time.monotonic() < deadline, "the expired call was never counted"
         time.sleep(0.05)
     assert server_faults(requests_counted(metrics_url, "grpc:ModelInfer")) == server_faults(before)
+
+
+def test_the_inputs_that_crash_triton_when_sent_to_it_directly_are_400s_before_triton(stack):
+    """Triton 2.51's HTTP front end dies on these (SIGABRT on std::bad_alloc, SIGSEGV): the gateway
+    refuses them without forwarding anything, and Triton answers the next request."""
+    huge_shape = {"inputs": [{"name": "image", "shape": [1099511627776, 1, 8, 8],
+                              "datatype": "FP32", "data": [0.0] * 64}]}  # fmt: skip
+    depth = 100_000
+    deep_data = (
+        b'{"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":'
+        + b"[" * depth
+        + b"0"
+        + b"]" * depth
+        + b"}]}"
+    )
+    before = stack.triton_inferences()
+    for answer in (
+        httpx.post(f"{stack.gateway_url}/v2/models/digits/infer", json=huge_shape, timeout=30),
+        httpx.post(f"{stack.gateway_url}/v2/models/digits/infer", content=deep_data, timeout=30),
+    ):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]
+    assert stack.local.processes.running("triton") and stack.triton_inferences() == before
+    image = fresh_image()
+    assert httpx.post(f"{stack.gateway_url}/v2/models/digits/infer", json=v2_json(image)).is_success
