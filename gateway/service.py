@@ -92,7 +92,7 @@ class PredictionService:
         flight = flight_key(key, parameters)
         try:
             (result, hit), coalesced = await self.coalescer.run(
-                flight, lambda: self._lookup(info, inputs, outputs, parameters, (key, flight), ttl)
+                flight, lambda: self._lookup(info, inputs, outputs, parameters, key, flight, ttl)
             )
         except (
             Exception
@@ -155,17 +155,17 @@ class PredictionService:
         inputs: list[Tensor],
         outputs: list[str] | None,
         parameters: dict[str, int] | None,
-        keys: tuple[str, str],
+        key: str,
+        flight: str,
         ttl: int,
     ) -> tuple[dict[str, Tensor], bool]:
         """Redis, then on a miss Triton and a write-behind store: made once for identical requests.
 
         The cache lookup is inside the coalesced call, so no request can miss, wait, and reach
         Triton again after the first answer was stored. An answer holding NaN or Infinity is
-        never stored (a model that overflows is not an answer to keep). `keys`: (cache key,
-        flight key).
+        never stored (a model that overflows is not an answer to keep). `key` is the cache key,
+        `flight` the coalescing key (coalescer.flight_key) that a store holds.
         """
-        key, flight = keys
         if ttl > 0:
             cached = await self.cache.get(key)
             if cached is not None:
