@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from benchmarks.scrape import scrape
 from localstack.processes import wait_until
 from tests.conftest import until_hit
 
@@ -214,11 +214,10 @@ def test_values_in_another_typed_contents_field_are_named_with_the_datatypes_fie
 def requests_counted(metrics_url: str, route: str) -> dict[str, float]:
     """{status: count} of gateway_requests_total for `route`, summed over models."""
     counted: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(metrics_url).text):
-        for sample in family.samples:
-            if sample.name == "gateway_requests_total" and sample.labels["route"] == route:
-                status = sample.labels["status"]
-                counted[status] = counted.get(status, 0.0) + sample.value
+    for (name, labels), count in scrape(metrics_url).items():
+        labels = dict(labels)
+        if name == "gateway_requests_total" and labels["route"] == route:
+            counted[labels["status"]] = counted.get(labels["status"], 0.0) + count
     return counted
 
 
