@@ -9,6 +9,13 @@ the OpenVINO backend reads (linked, not copied). The
 bundled server has no repository agents either: the `model_repository_agents` section (the
 checksum agent) is left out of every derived config, and the twin verifies the `fingerprint`
 itself when it loads.
+
+One setting differs on purpose: a batched twin's inputs of variable shape get
+`allow_ragged_batch: true`. Triton's dynamic batcher ends a batch at the first request whose shape
+differs from the batch's (user guide, "Ragged Batching"), so with two length buckets interleaved
+the native backends run batches of ~3 rows; the python backend hands the twin each request's own
+tensors, so the twin can take both buckets in one execution and run one call per shape
+(`twin/model.py`). The native backends cannot take a ragged batch this way.
 """
 
 from __future__ import annotations
@@ -155,6 +162,7 @@ def _write_twin(config, model_dir: Path, twin_dir: Path, files: tuple[str, ...])
     # The twin reads optimization.graph like the native backend; accelerators need a GPU.
     config.optimization.ClearField("execution_accelerators")
     config.ClearField("model_repository_agents")  # the twin checks the fingerprint itself
+    allow_ragged_batches(config)
     versions = [d for d in model_dir.iterdir() if d.is_dir() and (d / files[0]).exists()]
     if not versions:
         raise StackError(f"model {model_dir.name}: no <version>/{files[0]} in {model_dir}")
@@ -167,3 +175,13 @@ def _write_twin(config, model_dir: Path, twin_dir: Path, files: tuple[str, ...])
         shutil.copyfile(FINGERPRINT_MODULE, twin_version / "fingerprint.py")
         shutil.copyfile(OPENVINO_PARAMETERS_MODULE, twin_version / "openvino_parameters.py")
     write_config(config, twin_dir / "config.pbtxt")
+
+
+def allow_ragged_batches(config) -> None:
+    """Mark each input of variable shape ragged (`allow_ragged_batch`), so Triton's dynamic batcher
+    puts requests of different shapes in one execution of the twin, which runs one call per shape.
+    Unbatched models (max_batch_size 0) and fixed-shape inputs are left as they are."""
+    if config.max_batch_size > 0 and config.HasField("dynamic_batching"):
+        for tensor in config.input:
+            if -1 in tensor.dims:
+                tensor.allow_ragged_batch = True

@@ -4,8 +4,11 @@ files, run by ONNX Runtime (`model.onnx`) or OpenVINO Runtime (`model.xml` + `mo
 The bundled tritonserver has neither native backend, so the local stack serves each such model
 through this file (copied as `<version>/model.py`, with `conversion/fingerprint.py` and
 `conversion/openvino_parameters.py` beside it). Triton's dynamic batcher hands `execute` every
-request of one batch; they are concatenated along the batch axis and run as one call, as the
-native backends would. Unlike them, a batch that fails is run again request by request, so only
+request of one batch; the requests of one shape are concatenated along the batch axis and run as
+one call, as the native backends would. The twin's config allows ragged batches
+(`localstack.tritonserver`), so one batch may hold several shapes (e.g. two length buckets): each
+shape is its own call, where a native backend's batch ends at the first change of shape. Unlike
+them, a call that fails is run again request by request, so only
 the guilty request fails: each failed response carries its own `TritonError` (the python backend
 must never share one between responses), with code INVALID_ARG where ONNX Runtime blames the
 input (index out of range, rank, dimensions, type: ORT's INVALID_ARGUMENT status; clients see
@@ -131,6 +134,16 @@ class OpenVINOModel:
         return "shape" in str(error).lower()
 
 
+def shape_groups(feeds):
+    """{(each input's shape past the batch axis): [indices of the feeds that have them]}, in the
+    order the shapes first appear: the requests that can be concatenated into one call."""
+    groups = {}
+    for index, feed in enumerate(feeds):
+        key = tuple((name, array.shape[1:], array.dtype.str) for name, array in feed.items())
+        groups.setdefault(key, []).append(index)
+    return groups
+
+
 def error_response(error, blames_input):
     """A response carrying its own TritonError: INVALID_ARG where the runtime blames the input."""
     code = pb_utils.TritonError.INVALID_ARG if blames_input else pb_utils.TritonError.INTERNAL
@@ -158,10 +171,17 @@ class TritonPythonModel:
             }
             for r in requests
         ]
-        together = self._run_together(feeds) if len(feeds) > 1 else None
-        if together is None:  # a single request, or a batch that failed: each request on its own
-            return [self._run_alone(feed) for feed in feeds]
-        return [self._response(outputs) for outputs in together]
+        responses = [None] * len(feeds)
+        for indices in shape_groups(feeds).values():
+            group = [feeds[i] for i in indices]
+            together = self._run_together(group) if len(group) > 1 else None
+            if together is None:  # a single request, or a call that failed: each on its own
+                answers = [self._run_alone(feed) for feed in group]
+            else:
+                answers = [self._response(outputs) for outputs in together]
+            for index, answer in zip(indices, answers, strict=True):
+                responses[index] = answer
+        return responses
 
     def _run_together(self, feeds):
         """Each request's outputs from one call over the concatenated batch; None if it fails."""

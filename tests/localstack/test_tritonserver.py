@@ -6,9 +6,13 @@ import shutil
 
 import pytest
 
-from conversion.triton_config import read_config, write_config
+from conversion.triton_config import parse, read_config, write_config
 from localstack.errors import StackError
-from localstack.tritonserver import TritonInstallation, derive_local_repository
+from localstack.tritonserver import (
+    TritonInstallation,
+    allow_ragged_batches,
+    derive_local_repository,
+)
 from tests.conftest import REPO_ROOT
 
 
@@ -34,6 +38,31 @@ def test_each_onnx_model_becomes_a_python_backend_twin_with_the_same_serving_con
     assert (tmp_path / "local/digits/1/fingerprint.py").read_bytes() == (
         REPO_ROOT / "conversion/fingerprint.py"
     ).read_bytes()
+
+
+def test_a_batched_twins_inputs_of_variable_length_take_ragged_batches(model_repository, tmp_path):
+    derive_local_repository(model_repository, tmp_path / "local")
+    original = read_config(model_repository / "minilm/config.pbtxt")
+    twin = read_config(tmp_path / "local/minilm/config.pbtxt")
+
+    assert [(t.name, t.allow_ragged_batch) for t in twin.input] == [
+        ("input_ids", True),
+        ("attention_mask", True),
+    ]
+    for tensor in twin.input:
+        tensor.allow_ragged_batch = False
+    assert twin.input == original.input
+    assert not any(t.allow_ragged_batch for t in original.input)
+
+
+def test_fixed_shape_inputs_and_models_without_a_dynamic_batcher_take_no_ragged_batches():
+    fixed = parse('max_batch_size: 8 dynamic_batching {} input { name: "x" dims: 64 }')
+    unbatched = parse('max_batch_size: 0 input { name: "x" dims: [-1, -1] }')
+    no_batcher = parse('max_batch_size: 8 input { name: "x" dims: -1 }')
+
+    for config in (fixed, unbatched, no_batcher):
+        allow_ragged_batches(config)
+        assert not config.input[0].allow_ragged_batch
 
 
 def test_the_checksum_agent_is_left_out_for_the_server_without_repository_agents(

@@ -30,7 +30,9 @@ from tests.conftest import RunningStack, start_stack
 pytestmark = pytest.mark.integration
 
 MODELS = ("digits", "minilm")
+ONE_BATCH = "minilm_one_batch"
 GOOD_IDS = [101, 2003, 102]  # [CLS] is [SEP]
+LONG_IDS = [101, *[2003] * 18, 102]
 OUT_OF_VOCABULARY = [101, 40000, 102]  # the vocabulary has 30,522 ids
 ROUNDS, EACH = 20, 4
 
@@ -42,11 +44,25 @@ def twin_stack(tmp_path_factory, model_repository) -> RunningStack:
     root = tmp_path_factory.mktemp("twin")
     for name in MODELS:
         shutil.copytree(model_repository / name, root / "repo" / name)
+    one_batch(model_repository / "minilm", root / "repo" / ONE_BATCH)
     text = TextServing.for_tokenizer(minilm.tokenizer_file())
     write_text_models(root / "repo", "minilm", ["minilm"], text)
     running = start_stack(root / "run", root / "repo", GATEWAY_MODEL_INFO_TTL_S="0")
     yield running
     running.local.stop()
+
+
+def one_batch(source: Path, target: Path) -> None:
+    """`source` as a model whose dynamic batcher waits up to 3 s for a batch of 8 requests, on one
+    instance: 8 requests sent together make one execution if they can share one."""
+    shutil.copytree(source, target)
+    config = read_config(target / "config.pbtxt")
+    config.name, config.max_batch_size = ONE_BATCH, 8
+    config.dynamic_batching.max_queue_delay_microseconds = 3_000_000
+    config.dynamic_batching.default_queue_policy.default_timeout_microseconds = 0  # none
+    config.dynamic_batching.ClearField("preferred_batch_size")
+    config.instance_group[0].count = 1
+    write_config(config, target / "config.pbtxt")
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +170,24 @@ def test_a_text_request_batched_with_bad_token_ids_gets_the_answer_it_gets_alone
         assert_same_answer(answer.as_numpy("embedding"), expected.as_numpy("embedding"))
     for answer in answers[1::2]:
         assert_refused_as_client_mistake(answer, "input index out of range")
+
+
+def test_requests_of_two_lengths_share_one_execution_and_each_gets_its_own_answer(twin_stack):
+    short, long = token_inputs(grpcaio, GOOD_IDS), token_inputs(grpcaio, LONG_IDS)
+    url = twin_stack.triton_grpc_url
+    alone = [
+        a.as_numpy("embedding")
+        for a in asyncio.run(infer_concurrently(url, [("minilm", short), ("minilm", long)]))
+    ]
+    requests_before, executions_before = executions(twin_stack, ONE_BATCH)
+
+    answers = asyncio.run(infer_concurrently(url, [(ONE_BATCH, short), (ONE_BATCH, long)] * 4))
+
+    for index, answer in enumerate(answers):
+        assert not isinstance(answer, Exception), answer
+        assert_same_answer(answer.as_numpy("embedding"), alone[index % 2])
+    requests, runs = executions(twin_stack, ONE_BATCH, requests_before + len(answers))
+    assert (requests - requests_before, runs - executions_before) == (len(answers), 1)
 
 
 @pytest.mark.parametrize(
