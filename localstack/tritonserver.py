@@ -34,6 +34,7 @@ from conversion.triton_config import read_config, write_config
 from localstack.errors import StackError
 
 TWIN_MODEL = Path(__file__).parent / "twin" / "model.py"
+INPUT_RULES_MODULE = TWIN_MODEL.parent / "input_rules.py"
 FINGERPRINT_MODULE = Path(fingerprint_module.__file__)
 OPENVINO_PARAMETERS_MODULE = Path(openvino_parameters.__file__)
 # model files of each twinned model, by its config: (platform, backend)
@@ -174,6 +175,7 @@ def _write_twin(config, model_dir: Path, twin_dir: Path, files: tuple[str, ...])
         shutil.copyfile(TWIN_MODEL, twin_version / "model.py")
         shutil.copyfile(FINGERPRINT_MODULE, twin_version / "fingerprint.py")
         shutil.copyfile(OPENVINO_PARAMETERS_MODULE, twin_version / "openvino_parameters.py")
+        shutil.copyfile(INPUT_RULES_MODULE, twin_version / "input_rules.py")
     write_config(config, twin_dir / "config.pbtxt")
 
 

@@ -2,8 +2,11 @@
 files, run by ONNX Runtime (`model.onnx`) or OpenVINO Runtime (`model.xml` + `model.bin`).
 
 The bundled tritonserver has neither native backend, so the local stack serves each such model
-through this file (copied as `<version>/model.py`, with `conversion/fingerprint.py` and
-`conversion/openvino_parameters.py` beside it). Triton's dynamic batcher hands `execute` every
+through this file (copied as `<version>/model.py`, with `conversion/fingerprint.py`,
+`conversion/openvino_parameters.py` and `input_rules.py` beside it). A request that breaks an
+input rule of the config (`shared_axis:*`, `max_length:*`, `valid_range:*`, `allow_empty:*`, as
+the gateways check them) is refused alone with INVALID_ARG before any runtime sees it: OpenVINO
+would answer it wrongly, without an error. Triton's dynamic batcher hands `execute` every
 request of one batch; the requests of one shape are concatenated along the batch axis and run as
 one call, as the native backends would. The twin's config allows ragged batches
 (`localstack.tritonserver`), so one batch may hold several shapes (e.g. two length buckets): each
@@ -34,6 +37,7 @@ import triton_python_backend_utils as pb_utils
 
 # Triton imports this file as `<version>.model`: the modules beside it are `<version>.<name>`
 from .fingerprint import verify_fingerprint
+from .input_rules import InputRules
 from .openvino_parameters import MODEL_FILE as OPENVINO_MODEL
 from .openvino_parameters import WEIGHTS_FILE as OPENVINO_WEIGHTS
 from .openvino_parameters import runtime_properties
@@ -159,6 +163,7 @@ class TritonPythonModel:
         fingerprint = parameters_of(config).get("fingerprint", "")
         verify_fingerprint(args["model_name"], version_dir, fingerprint, list(runtime.files))
         self.input_names = [tensor["name"] for tensor in config["input"]]
+        self.rules = InputRules(config, parameters_of(config))
         self.output_names = [tensor["name"] for tensor in config["output"]]
         self.model = runtime(version_dir, config, self.output_names)
         self.runtime = "openvino" if is_openvino else "onnxruntime"
@@ -171,17 +176,26 @@ class TritonPythonModel:
             }
             for r in requests
         ]
-        responses = [None] * len(feeds)
-        for indices in shape_groups(feeds).values():
-            group = [feeds[i] for i in indices]
-            together = self._run_together(group) if len(group) > 1 else None
-            if together is None:  # a single request, or a call that failed: each on its own
-                answers = [self._run_alone(feed) for feed in group]
-            else:
-                answers = [self._response(outputs) for outputs in together]
+        responses = [self._refusal(feed) for feed in feeds]
+        runnable = [i for i, response in enumerate(responses) if response is None]
+        for group in shape_groups([feeds[i] for i in runnable]).values():
+            indices = [runnable[i] for i in group]
+            answers = self._run_group([feeds[i] for i in indices])
             for index, answer in zip(indices, answers, strict=True):
                 responses[index] = answer
         return responses
+
+    def _refusal(self, feed):
+        """An INVALID_ARG response when `feed` breaks an input rule of the config, else None."""
+        broken = self.rules.violation(feed)
+        return error_response(broken, blames_input=True) if broken else None
+
+    def _run_group(self, feeds):
+        """Responses to requests of one shape: one call, or each alone when that call fails."""
+        together = self._run_together(feeds) if len(feeds) > 1 else None
+        if together is None:
+            return [self._run_alone(feed) for feed in feeds]
+        return [self._response(outputs) for outputs in together]
 
     def _run_together(self, feeds):
         """Each request's outputs from one call over the concatenated batch; None if it fails."""

@@ -31,6 +31,9 @@ pytestmark = pytest.mark.integration
 
 MODELS = ("digits", "minilm")
 ONE_BATCH = "minilm_one_batch"
+UNCHECKED = "minilm_unchecked"  # minilm without its input rules: ONNX Runtime sees what is sent
+OPENVINO = "minilm_openvino"  # the first OpenVINO variant served on this machine, if any
+RULES = ("valid_range:", "max_length:", "shared_axis:")
 GOOD_IDS = [101, 2003, 102]  # [CLS] is [SEP]
 LONG_IDS = [101, *[2003] * 18, 102]
 OUT_OF_VOCABULARY = [101, 40000, 102]  # the vocabulary has 30,522 ids
@@ -45,11 +48,27 @@ def twin_stack(tmp_path_factory, model_repository) -> RunningStack:
     for name in MODELS:
         shutil.copytree(model_repository / name, root / "repo" / name)
     one_batch(model_repository / "minilm", root / "repo" / ONE_BATCH)
+    copy_as(model_repository / "minilm", root / "repo" / UNCHECKED, without=RULES)
+    served = [n for n in ("minilm_ov_int8", "minilm_ov_bf16") if (model_repository / n).exists()]
+    if served:
+        copy_as(model_repository / served[0], root / "repo" / OPENVINO)
     text = TextServing.for_tokenizer(minilm.tokenizer_file())
     write_text_models(root / "repo", "minilm", ["minilm"], text)
     running = start_stack(root / "run", root / "repo", GATEWAY_MODEL_INFO_TTL_S="0")
     yield running
     running.local.stop()
+
+
+def copy_as(source: Path, target: Path, without: tuple[str, ...] = ()) -> None:
+    """`source` as the model `target.name` on one instance, without the parameters whose keys
+    start with one of `without`."""
+    shutil.copytree(source, target)
+    config = read_config(target / "config.pbtxt")
+    config.name = target.name
+    config.instance_group[0].count = 1
+    for key in [k for k in config.parameters if k.startswith(without)]:
+        del config.parameters[key]
+    write_config(config, target / "config.pbtxt")
 
 
 def one_batch(source: Path, target: Path) -> None:
@@ -139,19 +158,20 @@ def run_rounds(stack: RunningStack, good: tuple[str, list], bad: tuple[str, list
 
 
 def test_bad_token_ids_batched_with_good_ones_fail_alone_and_the_server_stays_up(twin_stack):
-    good = ("minilm", token_inputs(grpcaio, GOOD_IDS))
+    # no input rules: the batch's one ONNX Runtime call fails, then each request runs alone
+    good = (UNCHECKED, token_inputs(grpcaio, GOOD_IDS))
     alone = asyncio.run(infer_concurrently(twin_stack.triton_grpc_url, [good]))[0]
     expected = alone.as_numpy("embedding")
-    requests_before, executions_before = executions(twin_stack, "minilm")
+    requests_before, executions_before = executions(twin_stack, UNCHECKED)
 
-    answers = run_rounds(twin_stack, good, ("minilm", token_inputs(grpcaio, OUT_OF_VOCABULARY)))
+    answers = run_rounds(twin_stack, good, (UNCHECKED, token_inputs(grpcaio, OUT_OF_VOCABULARY)))
 
     for answer in answers[0::2]:
         assert not isinstance(answer, Exception), answer
         assert_same_answer(answer.as_numpy("embedding"), expected)
     for answer in answers[1::2]:
         assert_refused_as_client_mistake(answer, "input index out of range")
-    requests, runs = executions(twin_stack, "minilm", requests_before + len(answers))
+    requests, runs = executions(twin_stack, UNCHECKED, requests_before + len(answers))
     assert requests - requests_before == len(answers)
     assert runs - executions_before < len(answers)  # requests were batched together
     assert twin_stack.local.processes.running("triton")
@@ -169,7 +189,7 @@ def test_a_text_request_batched_with_bad_token_ids_gets_the_answer_it_gets_alone
         assert not isinstance(answer, Exception), answer
         assert_same_answer(answer.as_numpy("embedding"), expected.as_numpy("embedding"))
     for answer in answers[1::2]:
-        assert_refused_as_client_mistake(answer, "input index out of range")
+        assert_refused_as_client_mistake(answer, "value 40000 is outside the valid range")
 
 
 def test_requests_of_two_lengths_share_one_execution_and_each_gets_its_own_answer(twin_stack):
@@ -190,17 +210,50 @@ def test_requests_of_two_lengths_share_one_execution_and_each_gets_its_own_answe
     assert (requests - requests_before, runs - executions_before) == (len(answers), 1)
 
 
+def test_openvino_refuses_broken_requests_alone_and_their_batch_mates_get_their_own_answers(
+    twin_stack,
+):
+    # OpenVINO answers ids and mask of different lengths with its previous output, without error
+    if not (twin_stack.local.model_repository / OPENVINO).exists():
+        pytest.skip("no OpenVINO variant is served on this machine")
+    url, rows = (
+        twin_stack.triton_grpc_url,
+        [[101, *range(2000 + i, 2007 + i), 102] for i in range(3)],
+    )
+    goods = [(OPENVINO, token_inputs(grpcaio, row)) for row in rows]
+    alone = [a.as_numpy("embedding") for a in asyncio.run(infer_concurrently(url, goods))]
+    bads = [
+        (OPENVINO, token_inputs(grpcaio, rows[0], [1] * 4)),
+        (OPENVINO, token_inputs(grpcaio, [*OUT_OF_VOCABULARY, *[0] * 6])),
+    ]
+
+    for _ in range(10):
+        answers = asyncio.run(infer_concurrently(url, goods + bads))
+
+        for answer, expected in zip(answers, alone, strict=False):
+            assert not isinstance(answer, Exception), answer
+            assert_same_answer(answer.as_numpy("embedding"), expected)
+        assert_refused_as_client_mistake(answers[3], "disagree on the length of axis 'sequence'")
+        assert_refused_as_client_mistake(answers[4], "value 40000 is outside the valid range")
+
+
 @pytest.mark.parametrize(
-    ("ids", "mask", "names"),
+    ("model", "ids", "mask", "names"),
     [
-        (OUT_OF_VOCABULARY, None, "input index out of range"),
-        (GOOD_IDS, [1, 1, 1, 1], "shall have same shape"),
+        (UNCHECKED, OUT_OF_VOCABULARY, None, "input index out of range"),
+        (UNCHECKED, GOOD_IDS, [1, 1, 1, 1], "shall have same shape"),
+        ("minilm", OUT_OF_VOCABULARY, None, "valid range [0, 30521] (config parameter"),
+        ("minilm", GOOD_IDS, [1, 1, 1, 1], "disagree on the length of axis 'sequence': 3 vs 4"),
+        ("minilm", [101] * 513, None, "length 513 exceeds the model's maximum 512"),
+        ("minilm", [], None, "has an empty axis"),
     ],
 )
-def test_an_input_onnx_runtime_refuses_is_a_400_over_http(twin_stack, ids, mask, names):
+def test_an_input_the_twin_or_onnx_runtime_refuses_is_a_400_over_http(
+    twin_stack, model, ids, mask, names
+):
     client = httpclient.InferenceServerClient(twin_stack.triton_http_url.removeprefix("http://"))
     with pytest.raises(InferenceServerException) as refused:
-        client.infer("minilm", token_inputs(httpclient, ids, mask))
+        client.infer(model, token_inputs(httpclient, ids, mask))
     assert refused.value.status() == "400"
     assert names in refused.value.message()
 
