@@ -11,11 +11,11 @@ request of one batch; the requests of one shape are concatenated along the batch
 one call, as the native backends would. The twin's config allows ragged batches
 (`localstack.tritonserver`), so one batch may hold several shapes (e.g. two length buckets): each
 shape is its own call, where a native backend's batch ends at the first change of shape. Unlike
-them, a call that fails is run again request by request, so only
-the guilty request fails: each failed response carries its own `TritonError` (the python backend
-must never share one between responses), with code INVALID_ARG where ONNX Runtime blames the
-input (index out of range, rank, dimensions, type: ORT's INVALID_ARGUMENT status; clients see
-HTTP 400 / INVALID_ARGUMENT), INTERNAL otherwise.
+them, a call that fails is run again request by request, so only the guilty request fails: each
+failed response carries its own `TritonError` (the python backend must never share one between
+responses), with code INVALID_ARG where ONNX Runtime blames the input (index out of range, rank,
+dimensions, type: ORT's INVALID_ARGUMENT status; clients see HTTP 400 / INVALID_ARGUMENT),
+INTERNAL otherwise.
 
 `initialize` refuses model files whose sha256 is not the config's `fingerprint`, as Triton's
 checksum repository agent refuses them in the official image, so Triton keeps serving the files
