@@ -140,9 +140,10 @@ class OpenVINOModel:
 
 def shape_groups(feeds):
     """{(each input's shape past the batch axis): [indices of the feeds that have them]}, in the
-    order the shapes first appear: the requests that can be concatenated into one call."""
+    order the shapes first appear: the requests that can be concatenated into one call. `feeds`:
+    {request index: feed}."""
     groups = {}
-    for index, feed in enumerate(feeds):
+    for index, feed in feeds.items():
         key = tuple((name, array.shape[1:], array.dtype.str) for name, array in feed.items())
         groups.setdefault(key, []).append(index)
     return groups
@@ -160,10 +161,11 @@ class TritonPythonModel:
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         is_openvino = os.path.exists(os.path.join(version_dir, OPENVINO_MODEL))
         runtime = OpenVINOModel if is_openvino else OnnxRuntimeModel
-        fingerprint = parameters_of(config).get("fingerprint", "")
+        parameters = parameters_of(config)
+        fingerprint = parameters.get("fingerprint", "")
         verify_fingerprint(args["model_name"], version_dir, fingerprint, list(runtime.files))
         self.input_names = [tensor["name"] for tensor in config["input"]]
-        self.rules = InputRules(config, parameters_of(config))
+        self.rules = InputRules(config, parameters)
         self.output_names = [tensor["name"] for tensor in config["output"]]
         self.model = runtime(version_dir, config, self.output_names)
         self.runtime = "openvino" if is_openvino else "onnxruntime"
@@ -177,9 +179,8 @@ class TritonPythonModel:
             for r in requests
         ]
         responses = [self._refusal(feed) for feed in feeds]
-        runnable = [i for i, response in enumerate(responses) if response is None]
-        for group in shape_groups([feeds[i] for i in runnable]).values():
-            indices = [runnable[i] for i in group]
+        runnable = {i: feed for i, feed in enumerate(feeds) if responses[i] is None}
+        for indices in shape_groups(runnable).values():
             answers = self._run_group([feeds[i] for i in indices])
             for index, answer in zip(indices, answers, strict=True):
                 responses[index] = answer
