@@ -461,7 +461,11 @@ def judge_all(
             values = gate.metrics(outputs, fp32, candidate, validation.labels)
             for name, dependence in gate.batch_dependence(path, validation, outputs).items():
                 values[name]["batch_dependence"] = dependence
-            results[kind].verdict = gate.judge(kind, outputs, values, settings, baseline=baseline)
+            judged = gate.judge(kind, outputs, values, settings, baseline=baseline)
+            note = openvino_variants.precision_note(kind, results[kind].inference_precision)
+            if note and not judged.passed and not judged.batch_dependent:
+                judged.reasons.append(note)
+            results[kind].verdict = judged
         advance(0, note=" ".join(f"{k}:{'ok' if results[k].passed else 'REJECT'}" for k in built))
     return fp32
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -18,12 +19,38 @@ from conversion.triton_config import read_config
 pytestmark = pytest.mark.timeout(1500)
 
 
-def test_ov_int8_is_quantized_as_a_transformer_and_passes_the_gate(minilm_converted):
+# measured on MiniLM: OpenVINO INT8 with BF16 floating-point layers is accurate on an AMD Zen 4
+# (AVX512_BF16) and not on an Intel Xeon with AMX, where only FP32 layers keep it accurate
+AMX = "amx_bf16" in Path("/proc/cpuinfo").read_text()
+
+
+def test_ov_int8_is_quantized_as_a_transformer_and_is_batch_invariant(minilm_converted):
+    metrics = minilm_converted.report.results["ov_int8"].verdict.metrics["embedding"]
+    assert metrics["mean_cosine"] > 0.95  # 0.64 quantized without ModelType.TRANSFORMER
+    assert metrics["batch_dependence"] <= GateSettings().max_batch_dependence
+
+
+@pytest.mark.skipif(AMX, reason="on a CPU with AMX, ov_int8's BF16 layers cost it the gate")
+def test_ov_int8_passes_the_gate_on_a_cpu_without_amx(minilm_converted):
     result = minilm_converted.report.results["ov_int8"]
     assert result.passed, result.verdict.reasons
-    metrics = result.verdict.metrics["embedding"]
-    assert metrics["mean_cosine"] > 0.99
-    assert metrics["batch_dependence"] <= GateSettings().max_batch_dependence
+    assert result.verdict.metrics["embedding"]["mean_cosine"] > 0.99
+
+
+@pytest.mark.skipif(not AMX, reason="needs a CPU with AMX")
+def test_on_a_cpu_with_amx_ov_int8_is_refused_and_the_reason_names_its_bf16_layers(
+    minilm_converted,
+):
+    result = minilm_converted.report.results["ov_int8"]
+    assert not result.passed and result.served_as is None
+    assert result.inference_precision == "bf16"
+    assert result.verdict.reasons[-1] == openvino_variants.precision_note("ov_int8", "bf16")
+
+
+def test_a_refusal_of_ov_int8_names_bf16_layers_and_no_other_variant_or_precision():
+    assert "BF16" in openvino_variants.precision_note("ov_int8", "bf16")
+    assert openvino_variants.precision_note("ov_int8", "f32") is None
+    assert openvino_variants.precision_note("ov_bf16", "bf16") is None
 
 
 def test_ort_dynamic_int8_on_minilm_is_refused_because_its_answers_depend_on_batch_mates(
