@@ -111,7 +111,8 @@ class InputSpec:
         return tuple(-1 if isinstance(d, str) else d for d in self.dims[1:])
 
     def check(self, array: np.ndarray, where: str) -> None:
-        """Raise SpecError when `array` cannot feed this input."""
+        """Raise SpecError when `array` cannot feed this input: its rank, a fixed axis, its dtype,
+        or a NaN or inf in a floating-point array."""
         if array.ndim != len(self.dims):
             raise SpecError(
                 f"{where}: input '{self.name}' has shape {list(array.shape)}, the spec says "
@@ -125,6 +126,12 @@ class InputSpec:
         if np.dtype(self.dtype) != array.dtype:
             raise SpecError(
                 f"{where}: input '{self.name}' is {array.dtype}, the spec says {self.dtype}"
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+            raise SpecError(
+                f"{where}: input '{self.name}' has {bad} non-finite values (NaN or inf): "
+                "calibration scales and the accuracy gate need finite data"
             )
 
 

@@ -36,6 +36,15 @@ def test_data_that_does_not_fit_the_spec_is_named_in_the_error():
         spec.check(np.zeros((2, 1, 8, 8)), "validation data")
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_data_with_a_nan_or_inf_is_refused_with_the_count(bad):
+    spec = InputSpec.parse("image:float32:batch,1,8,8")
+    data = np.zeros((2, 1, 8, 8), np.float32)
+    data[1, 0, 3, :2] = bad
+    with pytest.raises(SpecError, match="input 'image' has 2 non-finite values"):
+        spec.check(data, "calibration data")
+
+
 def test_calibration_batches_come_out_equal_shaped():
     data = Dataset.from_arrays({"x": np.zeros((70, 3), np.float32)}, batch_size=32)
     batches = data.equal_shaped(16)
