@@ -29,14 +29,15 @@ from conversion.spec import Dataset, OutputSpec, SpecError
 RANKING_ROWS = 4096  # nearest-neighbour agreement on at most this many rows (an N x N matrix)
 
 
-def session(path: Path, threads: int = 0):
+def session(path: Path, threads: int = 0, precision: str | None = None):
     """An ORT CPU session (ENABLE_ALL online, `threads` intra-op threads, 0 = ORT's default);
     for an OpenVINO IR (`.xml`) an `openvino_variants.CompiledModel`, which runs the same way
-    (`run(output names, feed) -> list of arrays`)."""
+    (`run(output names, feed) -> list of arrays`), with its float layers in `precision` when
+    given (e.g. "f32"; ORT sessions ignore it)."""
     if path.suffix == ".xml":
         from conversion.openvino_variants import CompiledModel
 
-        return CompiledModel(path, threads)
+        return CompiledModel(path, threads, precision)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -76,16 +77,17 @@ def run(
     dataset: Dataset,
     outputs: tuple[OutputSpec, ...],
     progress: Callable[[], None] | None = None,
+    precision: str | None = None,
 ) -> Outputs:
-    """The model's outputs over the dataset (see `collect`)."""
-    return collect(caller(path, outputs), dataset, outputs, progress)
+    """The model's outputs over the dataset (see `collect`; `precision`: see `session`)."""
+    return collect(caller(path, outputs, precision), dataset, outputs, progress)
 
 
 def caller(
-    path: Path, outputs: tuple[OutputSpec, ...]
+    path: Path, outputs: tuple[OutputSpec, ...], precision: str | None = None
 ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """A function {input: array} -> {output: array} running the model at `path` (see `session`)."""
-    sess = session(path)
+    sess = session(path, precision=precision)
     names = [o.name for o in outputs]
     return lambda batch: dict(zip(names, sess.run(names, batch), strict=True))
 

@@ -92,18 +92,21 @@ def parameters(path: Path) -> dict[str, str]:
     return {key: value.astype(str) for key, value in stored.items()}
 
 
-def precision_note(kind: str, precision: str | None) -> str | None:
-    """What a quality refusal of `kind` owes to the CPU: `ov_int8` whose floating-point layers
-    ran in `precision` "bf16" (OpenVINO's default on a CPU with BF16; Triton's OpenVINO backend
-    has no parameter for FP32, so it serves the variant the same way) gets a sentence saying so.
-    Measured on MiniLM: on an Intel Xeon with AMX the mean cosine to FP32 is 0.977 in BF16 and
-    0.997 in FP32; on an AMD Zen 4 with AVX512_BF16 (no AMX) it is 0.997 in BF16. None for
-    another kind or precision (`ov_bf16` asks for BF16 by design)."""
-    if kind != "ov_int8" or precision != "bf16":
-        return None
+def bf16_may_be_at_fault(kind: str, precision: str | None) -> bool:
+    """True for `ov_int8` whose floating-point layers ran in `precision` "bf16": OpenVINO's
+    default on a CPU with BF16, and Triton's OpenVINO backend has no parameter for FP32, so it
+    serves the variant the same way. Measured on MiniLM: on an Intel Xeon with AMX the mean
+    cosine to FP32 is 0.977 in BF16 and 0.997 in FP32; on an AMD Zen 4 with AVX512_BF16 (no AMX)
+    0.997 in BF16. False for another kind or precision (`ov_bf16` asks for BF16 by design)."""
+    return kind == "ov_int8" and precision == "bf16"
+
+
+def precision_note(in_f32: str) -> str:
+    """The reason added to a quality refusal that BF16 caused: the same IR passed the gate run
+    in FP32, with `in_f32` its metrics there (e.g. `embedding: cos 0.9972/0.989 rank 0.961`)."""
     return (
         "its floating-point layers ran in BF16 on this CPU, as Triton's OpenVINO backend runs "
-        "them here (the backend has no FP32 parameter); a CPU without BF16 runs them in FP32"
+        f"them here (the backend has no FP32 parameter); in FP32 it passes ({in_f32})"
     )
 
 
@@ -117,13 +120,18 @@ class CompiledModel:
 
     `threads`: INFERENCE_NUM_THREADS (0 = OpenVINO's default, every core); PERFORMANCE_HINT
     LATENCY, so one call uses every thread it is given (THROUGHPUT splits them into streams).
+    `precision`: INFERENCE_PRECISION_HINT (e.g. "f32"), which no Triton parameter can set: the
+    gate uses it only to tell what BF16 costs a variant, never to judge one.
     """
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, precision: str | None = None) -> None:
         settings = {"PERFORMANCE_HINT": "LATENCY", **parameters(path)}
         if threads:
             settings["INFERENCE_NUM_THREADS"] = str(threads)
-        self._compiled = core().compile_model(str(path), "CPU", runtime_properties(settings))
+        properties = runtime_properties(settings)
+        if precision:
+            properties["INFERENCE_PRECISION_HINT"] = precision
+        self._compiled = core().compile_model(str(path), "CPU", properties)
         self._outputs = [o.get_any_name() for o in self._compiled.outputs]
 
     @property

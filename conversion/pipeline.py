@@ -461,13 +461,32 @@ def judge_all(
             values = gate.metrics(outputs, fp32, candidate, validation.labels)
             for name, dependence in gate.batch_dependence(path, validation, outputs).items():
                 values[name]["batch_dependence"] = dependence
-            judged = gate.judge(kind, outputs, values, settings, baseline=baseline)
-            note = openvino_variants.precision_note(kind, results[kind].inference_precision)
-            if note and not judged.passed and not judged.batch_dependent:
-                judged.reasons.append(note)
-            results[kind].verdict = judged
+            results[kind].verdict = gate.judge(kind, outputs, values, settings, baseline=baseline)
+            note_bf16(results[kind], fp32, outputs, conversion)
         advance(0, note=" ".join(f"{k}:{'ok' if results[k].passed else 'REJECT'}" for k in built))
     return fp32
+
+
+def note_bf16(
+    result: VariantResult,
+    fp32: gate.Outputs,
+    outputs: tuple[OutputSpec, ...],
+    conversion: Conversion,
+) -> None:
+    """Add the reason BF16 caused a quality refusal to `result`'s verdict, measured: an OpenVINO
+    variant whose float layers ran in BF16 (`openvino_variants.bf16_may_be_at_fault`) and that
+    was refused on quality, not batch dependence, is run again in FP32 over the validation set;
+    the note is added only when it passes there."""
+    verdict = result.verdict
+    if verdict is None or verdict.passed or verdict.batch_dependent or result.path is None:
+        return
+    if not openvino_variants.bf16_may_be_at_fault(result.kind, result.inference_precision):
+        return
+    candidate = gate.run(result.path, conversion.validation, outputs, precision="f32")
+    values = gate.metrics(outputs, fp32, candidate, conversion.validation.labels)
+    if gate.judge(result.kind, outputs, values, conversion.settings.gate).passed:
+        shown = "; ".join(f"{name}: {gate.headline(v)}" for name, v in values.items())
+        verdict.reasons.append(openvino_variants.precision_note(shown))
 
 
 def time_variants(

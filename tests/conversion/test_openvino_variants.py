@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conversion import openvino_variants, pipeline
+from conversion import gate, openvino_variants, pipeline
 from conversion.openvino_parameters import runtime_properties
 from conversion.repository import publish
 from conversion.settings import GateSettings
 from conversion.triton_config import read_config
+from tests.conversion.conftest import tuned
 
 # the session fixture converts MiniLM with every variant (NNCF included) before the first test
 pytestmark = pytest.mark.timeout(1500)
@@ -38,19 +39,36 @@ def test_ov_int8_passes_the_gate_on_a_cpu_without_amx(minilm_converted):
 
 
 @pytest.mark.skipif(not AMX, reason="needs a CPU with AMX")
-def test_on_a_cpu_with_amx_ov_int8_is_refused_and_the_reason_names_its_bf16_layers(
+def test_on_a_cpu_with_amx_ov_int8_is_refused_and_the_reason_says_fp32_would_pass(
     minilm_converted,
 ):
     result = minilm_converted.report.results["ov_int8"]
     assert not result.passed and result.served_as is None
     assert result.inference_precision == "bf16"
-    assert result.verdict.reasons[-1] == openvino_variants.precision_note("ov_int8", "bf16")
+    note = result.verdict.reasons[-1]
+    assert note.startswith("its floating-point layers ran in BF16 on this CPU")
+    assert "in FP32 it passes (embedding: cos 0.99" in note
 
 
-def test_a_refusal_of_ov_int8_names_bf16_layers_and_no_other_variant_or_precision():
-    assert "BF16" in openvino_variants.precision_note("ov_int8", "bf16")
-    assert openvino_variants.precision_note("ov_int8", "f32") is None
-    assert openvino_variants.precision_note("ov_bf16", "bf16") is None
+@pytest.mark.skipif(not AMX, reason="needs a CPU with AMX")
+def test_a_refusal_that_fp32_would_not_lift_gets_no_bf16_note(minilm_converted):
+    converted = minilm_converted
+    result = converted.report.results["ov_int8"]
+    refused = ["embedding: mean cosine 0.9774 < 0.9999"]
+    judged = replace(result, verdict=replace(result.verdict, reasons=list(refused)))
+    strict = tuned(converted.conversion, gate={"min_mean_cosine": 0.9999})  # FP32 gives 0.997
+    outputs = converted.report.exported.outputs
+    fp32 = gate.run(converted.report.results["fp32"].path, strict.validation, outputs)
+
+    pipeline.note_bf16(judged, fp32, outputs, strict)
+
+    assert judged.verdict.reasons == refused
+
+
+def test_only_ov_int8_with_bf16_layers_is_suspected_of_a_bf16_refusal():
+    assert openvino_variants.bf16_may_be_at_fault("ov_int8", "bf16")
+    assert not openvino_variants.bf16_may_be_at_fault("ov_int8", "f32")
+    assert not openvino_variants.bf16_may_be_at_fault("ov_bf16", "bf16")
 
 
 def test_ort_dynamic_int8_on_minilm_is_refused_because_its_answers_depend_on_batch_mates(
