@@ -103,7 +103,7 @@ def bf16_may_be_at_fault(kind: str, precision: str | None) -> bool:
 
 def precision_note(in_f32: str) -> str:
     """The reason added to a quality refusal that BF16 caused: the same IR passed the gate run
-    in FP32, with `in_f32` its metrics there (e.g. `embedding: cos 0.9972/0.989 rank 0.961`)."""
+    in FP32, with `in_f32` its metrics there (e.g. `embedding: cos 0.9972/0.989 rank 0.966`)."""
     return (
         "its floating-point layers ran in BF16 on this CPU, as Triton's OpenVINO backend runs "
         f"them here (the backend has no FP32 parameter); in FP32 it passes ({in_f32})"
