@@ -127,8 +127,9 @@ class InputSpec:
             raise SpecError(
                 f"{where}: input '{self.name}' is {array.dtype}, the spec says {self.dtype}"
             )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        finite = np.isfinite(array) if array.dtype.kind == "f" else None
+        if finite is not None and not finite.all():
+            bad = array.size - int(np.count_nonzero(finite))
             raise SpecError(
                 f"{where}: input '{self.name}' has {bad} non-finite values (NaN or inf): "
                 "calibration scales and the accuracy gate need finite data"
