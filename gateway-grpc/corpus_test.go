@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,12 +95,15 @@ func readCorpus(t *testing.T) corpusFile {
 
 // standIn is Triton's gRPC service for the corpus: each model's metadata and config (version "" or
 // "1", else Triton's NOT_FOUND), ModelInfer answered with the current case's answer or error.
+// metadataCalls counts ModelMetadata calls; a non-nil metadataGate holds each until it is closed.
 type standIn struct {
-	metadata map[string]*kserve.ModelMetadataResponse
-	configs  map[string]*kserve.ModelConfig
-	mu       sync.Mutex
-	triton   json.RawMessage
-	received []*kserve.ModelInferRequest
+	metadata      map[string]*kserve.ModelMetadataResponse
+	configs       map[string]*kserve.ModelConfig
+	mu            sync.Mutex
+	triton        json.RawMessage
+	received      []*kserve.ModelInferRequest
+	metadataCalls atomic.Int32
+	metadataGate  chan struct{}
 }
 
 func newStandIn(t *testing.T, models map[string]corpusModel) *standIn {
@@ -198,6 +202,10 @@ func (s *standIn) serviceDesc() *grpc.ServiceDesc {
 				request := &kserve.ModelMetadataRequest{}
 				if err := decode(request); err != nil {
 					return nil, err
+				}
+				s.metadataCalls.Add(1)
+				if s.metadataGate != nil {
+					<-s.metadataGate
 				}
 				return s.metadata[served(request.Name)], s.known(request.Name, request.Version)
 			}),

@@ -13,6 +13,7 @@ import (
 
 	"gatewaygrpc/kserve"
 	"gatewaygrpc/shared"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -50,6 +51,7 @@ type TritonPool struct {
 	next      atomic.Uint64
 	infoMu    sync.Mutex
 	info      map[[2]string]*ModelInfo
+	fetches   singleflight.Group // one info fetch per model at a time, shared by its callers
 }
 
 func newTritonPool(c Config) *TritonPool {
@@ -224,9 +226,11 @@ type AxisRef struct {
 }
 
 // ModelInfo fetches metadata and config (max batch size, fingerprint), reused for model_info_ttl_s;
-// while Triton is unreachable the last known info stays valid (nothing new can be deployed). A
-// name Triton would serve as another model is NOT_FOUND; a version is written as Triton answers
-// it (model_names.go).
+// once expired, one fetch answers every call that asks meanwhile (as gateway/triton_client.py),
+// so an expiry under load costs Triton one metadata and one config call per model. While Triton
+// is unreachable the last known info stays valid (nothing new can be deployed). A name Triton
+// would serve as another model is NOT_FOUND; a version is written as Triton answers it
+// (model_names.go).
 func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*ModelInfo, error) {
 	if err := checkModelName(model); err != nil {
 		return nil, err
@@ -242,6 +246,21 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 	if cached != nil && time.Since(cached.fetched) < p.infoTTL {
 		return cached, nil
 	}
+	// The shared fetch is bounded by the Triton timeout, not by the first caller's deadline:
+	// a client that goes away must not fail the others.
+	shared, err, _ := p.fetches.Do(model+"\x00"+version, func() (any, error) {
+		return p.fetchInfo(context.Background(), model, version, cached)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return shared.(*ModelInfo), nil
+}
+
+// fetchInfo fetches and keeps the ModelInfo of a model (see ModelInfo); cached is the expired one.
+func (p *TritonPool) fetchInfo(ctx context.Context, model, version string, cached *ModelInfo) (*ModelInfo, error) {
+	var err error
+	key := [2]string{model, version}
 	metadata, config := &kserve.ModelMetadataResponse{}, &kserve.ModelConfigResponse{}
 	errs := make(chan error, 2)
 	go func() {

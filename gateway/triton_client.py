@@ -22,6 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway import metrics, model_config
 from gateway.cache_key import canonical_bytes
+from gateway.coalescer import Coalescer
 from gateway.errors import GatewayError, from_triton, unknown_model
 from gateway.model_names import canonical_version, check_model_name
 from gateway.tensors import Tensor, TensorError, tensor_from_raw
@@ -132,6 +133,7 @@ class TritonPool:
         self.endpoints: list[Endpoint] = []
         self._round_robin = itertools.count()
         self._model_info: dict[tuple[str, str], ModelInfo] = {}
+        self._info_fetches: Coalescer[ModelInfo] = Coalescer()
         self._adopt(resolve(targets))
 
     def _adopt(self, urls: list[str]) -> list[Endpoint]:
@@ -190,15 +192,25 @@ class TritonPool:
         """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s` seconds.
 
         `version` "": the highest version Triton's metadata lists; else written as Triton answers
-        it ("01" -> "1", gateway.model_names). Raises GatewayError (404 for a model Triton does
-        not serve under exactly this name; 400 for a malformed version); while no endpoint
-        answers (503), a cached ModelInfo of any age is returned instead.
+        it ("01" -> "1", gateway.model_names). Once the info is older than the TTL, one fetch
+        answers every request that asks meanwhile (gateway.coalescer), so an expiry under load
+        costs Triton one metadata and one config call per model, not one per request in flight.
+        Raises GatewayError (404 for a model Triton does not serve under exactly this name; 400
+        for a malformed version); while no endpoint answers (503), a cached ModelInfo of any age
+        is returned instead.
         """
         check_model_name(model)
         version = canonical_version(version)
         cached = self._model_info.get((model, version))
         if cached and time.monotonic() - cached.fetched_at < self.model_info_ttl_s:
             return cached
+        info, _ = await self._info_fetches.run(
+            f"{model}\0{version}", lambda: self._fetch_info(model, version, cached)
+        )
+        return info
+
+    async def _fetch_info(self, model: str, version: str, cached: ModelInfo | None) -> ModelInfo:
+        """Fetch and keep the ModelInfo of `model` (see model_info); `cached`: the expired one."""
         try:
             metadata, config = await asyncio.gather(
                 self.call(
