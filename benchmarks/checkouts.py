@@ -65,21 +65,18 @@ def gateway_url(run_dir: Path) -> str:
     return f"http://127.0.0.1:{port.decode()}"
 
 
+def git(checkout: Path, *args: str) -> str:
+    """What `git -C checkout <args>` prints, stripped; CalledProcessError if it fails."""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
 def commit_of(checkout: Path) -> str:
     """The checkout's HEAD commit, with `+changes` when its work tree differs from it."""
-    head = subprocess.run(
-        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return head + ("+changes" if dirty else "")
+    dirty = git(checkout, "status", "--porcelain", "--untracked-files=no")
+    return git(checkout, "rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
 
 
 def measure(

@@ -15,19 +15,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
+def measure_this_checkout(model: str, out: Path) -> None:
+    """benchmarks.checkouts on this checkout alone, 1 s at concurrency 2."""
+    main(checkout=[REPO_ROOT], model=[model], concurrency=2, seconds=1.0, sentences=50, out=out)
+
+
 def test_a_checkout_is_measured_through_its_own_stack_which_is_down_afterwards(
     model_repository, tmp_path
 ):
     out = tmp_path / "checkouts"
 
-    main(
-        checkout=[REPO_ROOT],
-        model=["minilm_text"],
-        concurrency=2,
-        seconds=1.0,
-        sentences=50,
-        out=out,
-    )
+    measure_this_checkout("minilm_text", out)
 
     [row] = json.loads((out / "results.json").read_text())
     assert row["end_to_end"]["requests"] > 0 and row["end_to_end"]["errors"] == 0
@@ -39,14 +37,7 @@ def test_a_checkout_is_measured_through_its_own_stack_which_is_down_afterwards(
 
 def test_a_model_the_checkout_does_not_serve_stops_the_run_by_name(model_repository, tmp_path):
     with pytest.raises(typer.Exit):
-        main(
-            checkout=[REPO_ROOT],
-            model=["no_such_model"],
-            concurrency=2,
-            seconds=1.0,
-            sentences=50,
-            out=tmp_path,
-        )
+        measure_this_checkout("no_such_model", tmp_path)
 
     assert not (tmp_path / "results.json").exists()
     state = json.loads((tmp_path / "work-0" / "run" / "supervisor.json").read_text())
