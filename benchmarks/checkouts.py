@@ -8,10 +8,13 @@ sends them), then its `localstack down`. This compares what users ran at two com
 stack an issue was filed against and this one), which benchmarks.text_path cannot: it serves every
 repository with the current code.
 
-Each checkout needs its converted models (`make convert` there) and a `.venv` whose Python runs
-its code (run from the checkout, `python -m` imports the checkout's packages first).
+Each checkout must be the top of a git work tree with its converted models (`make convert` there)
+and a `.venv` whose Python runs its code (run from the checkout, `python -m` imports the
+checkout's packages first); all are checked before anything starts. A stack is brought down
+whatever ends its run (an error, Ctrl-C).
 
-Writes `<out>/results.json`; prints one line per checkout with its ratio to the first.
+Writes `<out>/results.json` after each checkout (the ones measured so far); prints one line per
+checkout with its ratio to the first.
 """
 
 from __future__ import annotations
@@ -34,15 +37,14 @@ app = typer.Typer(add_completion=False)
 
 
 class CheckoutError(RuntimeError):
-    """A checkout that cannot be measured: no venv, a stack that did not start."""
+    """A checkout that cannot be measured: not a checkout, no venv or models, a stack that did
+    not start, a model it does not serve."""
 
 
 def localstack(checkout: Path, command: str, run_dir: Path, *options: str) -> None:
     """Run `python -m localstack <command> --run-dir run_dir [options]` with the checkout's venv,
     from the checkout. Raises CheckoutError with the command's last output lines when it fails."""
     python = checkout / ".venv" / "bin" / "python"
-    if not python.exists():
-        raise CheckoutError(f"{checkout} has no .venv: run `make install` there")
     done = subprocess.run(
         [str(python), "-m", "localstack", command, "--run-dir", str(run_dir), *options],
         cwd=checkout,
@@ -74,7 +76,19 @@ def git(checkout: Path, *args: str) -> str:
 
 
 def commit_of(checkout: Path) -> str:
-    """The checkout's HEAD commit, with `+changes` when its work tree differs from it."""
+    """The HEAD commit of a checkout that can be measured, with `+changes` when its work tree
+    differs from it. CheckoutError when `checkout` is not the top of a git work tree, or has no
+    `.venv` or no `model_repository`."""
+    try:
+        top = Path(git(checkout, "rev-parse", "--show-toplevel")).resolve()
+    except (subprocess.CalledProcessError, OSError):
+        raise CheckoutError(f"{checkout} is not a git checkout") from None
+    if top != checkout:
+        raise CheckoutError(f"{checkout} is not the top of a checkout ({top} is)")
+    if not (checkout / ".venv" / "bin" / "python").exists():
+        raise CheckoutError(f"{checkout} has no .venv: run `make install` there")
+    if not (checkout / "model_repository").is_dir():
+        raise CheckoutError(f"{checkout} has no model_repository: run `make convert` there")
     dirty = git(checkout, "status", "--porcelain", "--untracked-files=no")
     return git(checkout, "rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
 
@@ -84,8 +98,8 @@ def measure(
 ) -> dict:
     """End to end of one checkout's stack: wrk's numbers after a 3 s warm-up (LoadResult)."""
     run_dir = work / "run"
-    localstack(checkout, "up", run_dir, "--free-ports")
     try:
+        localstack(checkout, "up", run_dir, "--free-ports")
         gateway = gateway_url(run_dir)
         ready = httpx.get(f"{gateway}/v2/models/{model}/ready", timeout=30)
         if ready.status_code != 200:
@@ -97,7 +111,6 @@ def measure(
         localstack(checkout, "down", run_dir)
     return {
         "checkout": str(checkout),
-        "commit": commit_of(checkout),
         "model": model,
         "end_to_end": asdict(result),
         "load_average_after": os.getloadavg(),
@@ -108,31 +121,39 @@ def measure(
 def main(
     checkout: list[Path] = typer.Option(..., help="A checkout to `make up` (repeat)."),
     model: list[str] = typer.Option(..., help="The text model to ask, one per checkout."),
-    concurrency: int = 32,
-    seconds: float = 20.0,
-    sentences: int = 4000,
+    concurrency: int = typer.Option(32, min=1),
+    seconds: float = typer.Option(20.0, min=1.0, help="Measured seconds (wrk: whole seconds)."),
+    sentences: int = typer.Option(4000, min=1),
     out: Path = Path("reports/checkouts"),
 ) -> None:
     """Measure each checkout's stack in turn; write `<out>/results.json`."""
     if len(checkout) != len(model):
         raise typer.BadParameter(f"{len(checkout)} --checkout but {len(model)} --model: one each")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"--out {out} is a file, not a folder")
+    try:
+        commits = [commit_of(path.resolve()) for path in checkout]
+    except CheckoutError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     texts = payloads.short_sentences(sentences)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").unlink(missing_ok=True)  # never left to pass for this run's
     results = []
     for index, (path, name) in enumerate(zip(checkout, model, strict=True)):
         try:
             row = measure(path.resolve(), name, texts, concurrency, seconds, out / f"work-{index}")
-        except CheckoutError as error:
+        except (CheckoutError, wrk.WrkError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1) from None
-        results.append(row)
+        results.append({**row, "commit": commits[index]})
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
         first, e2e = results[0]["end_to_end"]["throughput"], row["end_to_end"]
         ratio = f"{e2e['throughput'] / first:.2f}x the first" if first else "the first made none"
         typer.echo(
-            f"{row['commit']} {name}: {e2e['throughput']:.0f} req/s p99 {e2e['p99_ms']:.1f} ms "
+            f"{commits[index]} {name}: {e2e['throughput']:.0f} req/s p99 {e2e['p99_ms']:.1f} ms "
             f"({e2e['errors']} errors); {ratio}"
         )
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,17 @@ def test_a_model_the_checkout_does_not_serve_stops_the_run_by_name(model_reposit
     state = json.loads((tmp_path / "work-0" / "run" / "supervisor.json").read_text())
     assert {c["state"] for c in state["components"].values()} == {"stopped"}
     assert {c["pid"] for c in state["components"].values()} == {None}
+
+
+def test_every_checkout_is_checked_before_any_stack_starts(tmp_path):
+    with pytest.raises(typer.Exit):
+        main(
+            checkout=[REPO_ROOT, tmp_path],  # the second is no git checkout
+            model=["minilm_text", "minilm_text"],
+            concurrency=2,
+            seconds=1.0,
+            sentences=50,
+            out=tmp_path / "out",
+        )
+
+    assert not (tmp_path / "out").exists()
