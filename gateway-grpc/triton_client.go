@@ -228,7 +228,8 @@ type AxisRef struct {
 // ModelInfo fetches metadata and config (max batch size, fingerprint), reused for model_info_ttl_s;
 // once expired, one fetch answers every call that asks meanwhile (as gateway/triton_client.py),
 // so an expiry under load costs Triton one metadata and one config call per model. While Triton
-// is unreachable the last known info stays valid (nothing new can be deployed). A name Triton
+// is unreachable or does not answer in time the last known info stays valid (nothing new can be
+// deployed), so cached answers keep being served. A name Triton
 // would serve as another model is NOT_FOUND; a version is written as Triton answers it
 // (model_names.go).
 func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*ModelInfo, error) {
@@ -289,8 +290,8 @@ func (p *TritonPool) fetchInfo(ctx context.Context, model, version string, cache
 		info.RowCache, err = rowCache(config.GetConfig(), batches)
 	}
 	if err != nil {
-		if cached != nil && status.Code(err) == codes.Unavailable {
-			return cached, nil // Triton is down: nothing new can be deployed
+		if code := status.Code(err); cached != nil && (code == codes.Unavailable || code == codes.DeadlineExceeded) {
+			return cached, nil // Triton is down or hung: nothing new can be deployed
 		}
 		return nil, err
 	}

@@ -20,11 +20,7 @@ func TestCallsThatNeedAModelsInfoTogetherShareOneFetch(t *testing.T) {
 	config := defaultConfig()
 	config.TritonURLs, config.ModelInfoTTL = []string{serveOnFreePort(t, server)}, 3600
 	pool := newTritonPool(config)
-	var model string
-	for name := range corpus.Models {
-		model = name
-		break
-	}
+	const model = "digits" // a model of the corpus whose info is valid
 	var started, done sync.WaitGroup
 	infos := make([]*ModelInfo, 32)
 	for i := range infos {
@@ -56,5 +52,28 @@ func TestCallsThatNeedAModelsInfoTogetherShareOneFetch(t *testing.T) {
 		if info != infos[0] {
 			t.Fatal("the callers did not all get the one fetched info")
 		}
+	}
+}
+
+// While Triton does not answer in time, the last known info stays in use (cached answers keep
+// being served), as while it is unreachable.
+func TestAnExpiredInfoStaysInUseWhileTritonIsHung(t *testing.T) {
+	corpus := readCorpus(t)
+	triton := newStandIn(t, corpus.Models)
+	server := grpc.NewServer()
+	server.RegisterService(triton.serviceDesc(), triton)
+	config := defaultConfig()
+	config.TritonURLs, config.ModelInfoTTL, config.TritonTimeout = []string{serveOnFreePort(t, server)}, 0, 200
+	pool := newTritonPool(config)
+	const model = "digits" // a model of the corpus whose info is valid
+	known, err := pool.ModelInfo(context.Background(), model, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	triton.metadataGate = make(chan struct{}) // from now on Triton hangs on metadata
+	defer close(triton.metadataGate)
+	info, err := pool.ModelInfo(context.Background(), model, "")
+	if err != nil || info != known {
+		t.Fatalf("got %v, %v; want the known info", info, err)
 	}
 }

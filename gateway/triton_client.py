@@ -196,8 +196,8 @@ class TritonPool:
         answers every request that asks meanwhile (gateway.coalescer), so an expiry under load
         costs Triton one metadata and one config call per model, not one per request in flight.
         Raises GatewayError (404 for a model Triton does not serve under exactly this name; 400
-        for a malformed version); while no endpoint answers (503), a cached ModelInfo of any age
-        is returned instead.
+        for a malformed version); while no endpoint answers (503) or answers in time (504), a
+        cached ModelInfo of any age is returned instead, so cached answers keep being served.
         """
         check_model_name(model)
         version = canonical_version(version)
@@ -224,10 +224,8 @@ class TritonPool:
             )
             fingerprint, unfingerprinted, batches = await self._resolve(model, config, 0)
         except GatewayError as error:
-            if cached and error.status == 503:
-                return (
-                    cached  # Triton is down: nothing new can be deployed, cached answers stay valid
-                )
+            if cached and error.status in (503, 504):
+                return cached  # Triton is down or hung: nothing new is deployed, answers stay valid
             raise
         if metadata.get("name") != model:  # a name Triton resolved to another model
             raise unknown_model(model)

@@ -66,3 +66,25 @@ async def test_a_failed_fetch_fails_every_request_that_shared_it():
         await pool.model_info("digits")  # nothing is kept from a failure: asked again
     assert triton.calls["get_model_metadata"] == 2
     await pool.close()
+
+
+@pytest.mark.parametrize("status", [503, 504])
+async def test_an_expired_info_stays_in_use_while_triton_is_down_or_hung(status):
+    pool = TritonPool(["127.0.0.1:1"], 1000, 0.0)
+    pool.call = triton = CountingTriton()
+    known = await pool.model_info("digits")
+    triton.error = GatewayError(status, "Triton does not answer")
+
+    assert await pool.model_info("digits") is known  # cached answers keep being served
+    await pool.close()
+
+
+async def test_an_unknown_model_is_not_answered_from_an_expired_info():
+    pool = TritonPool(["127.0.0.1:1"], 1000, 0.0)
+    pool.call = triton = CountingTriton()
+    await pool.model_info("digits")
+    triton.error = GatewayError(404, "unknown model")  # unloaded: its answers must stop
+
+    with pytest.raises(GatewayError):
+        await pool.model_info("digits")
+    await pool.close()
