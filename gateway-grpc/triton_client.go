@@ -229,9 +229,8 @@ type AxisRef struct {
 // once expired, one fetch answers every call that asks meanwhile (as gateway/triton_client.py),
 // so an expiry under load costs Triton one metadata and one config call per model. While Triton
 // is unreachable or does not answer in time the last known info stays valid (nothing new can be
-// deployed), so cached answers keep being served. A name Triton
-// would serve as another model is NOT_FOUND; a version is written as Triton answers it
-// (model_names.go).
+// deployed), so cached answers keep being served. A name Triton would serve as another model is
+// NOT_FOUND; a version is written as Triton answers it (model_names.go).
 func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*ModelInfo, error) {
 	if err := checkModelName(model); err != nil {
 		return nil, err
