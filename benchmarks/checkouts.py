@@ -2,11 +2,11 @@
 
 `python -m benchmarks.checkouts --checkout OLD --model M0 --checkout NEW --model M1`: for each
 checkout in turn, its own `python -m localstack up` (its code, its converted `model_repository`,
-as `make up` starts it, on free ports so that a running stack is left alone), then wrk (C) POSTs unique short sentences to its
-gateway's `/predict` for the named model (every request a cache miss, as benchmarks.text_path
-sends them), then its `localstack down`. This compares what users ran at two commits (e.g. the
-stack an issue was filed against and this one), which benchmarks.text_path cannot: it serves every
-repository with the current code.
+as `make up` starts it, on free ports so that a running stack is left alone), then wrk (C) POSTs
+unique short sentences to its gateway's `/predict` for the named model (every request a cache
+miss, as benchmarks.text_path sends them), then its `localstack down`. This compares what users
+ran at two commits (e.g. the stack an issue was filed against and this one), which
+benchmarks.text_path cannot: it serves every repository with the current code.
 
 Each checkout must be the top of a git work tree with its converted models (`make convert` there)
 and a `.venv` whose Python runs its code (run from the checkout, `python -m` imports the
