@@ -1,5 +1,6 @@
-"""The Triton endpoint pool follows DNS without dropping live connections, and fetches a model's
-info once for all the requests that find it expired."""
+"""The Triton endpoint pool follows DNS without dropping live connections, fetches a model's info
+once for all the requests that find it expired, and keeps the last known info while Triton is
+down or hung (never for a model Triton no longer serves)."""
 
 import asyncio
 
