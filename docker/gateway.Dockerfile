@@ -33,7 +33,6 @@ RUN apt-get update \
       golang-github-golang-protobuf-1-5-dev=1.5.2-3 \
       golang-github-gomodule-redigo-dev=1:1.8.3-1 \
       golang-golang-x-crypto-dev=1:0.4.0-1 \
-      golang-golang-x-sync-dev=0.1.0-1 \
       golang-github-prometheus-client-golang-dev=1.14.0-3 \
  && rm -rf /var/lib/apt/lists/*
 # protos.py reads the KServe v2 descriptors from tritonclient: the venv of the build stage has it.

@@ -17,7 +17,7 @@ package_dir=$(realpath "${3:-$source_dir}")
 
 packages=(golang-go protobuf-compiler golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev golang-github-gomodule-redigo-dev
-  golang-golang-x-crypto-dev golang-golang-x-sync-dev golang-github-prometheus-client-golang-dev)
+  golang-golang-x-crypto-dev golang-github-prometheus-client-golang-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

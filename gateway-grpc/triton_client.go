@@ -13,7 +13,6 @@ import (
 
 	"gatewaygrpc/kserve"
 	"gatewaygrpc/shared"
-	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -51,13 +50,13 @@ type TritonPool struct {
 	next      atomic.Uint64
 	infoMu    sync.Mutex
 	info      map[[2]string]*ModelInfo
-	fetches   singleflight.Group // one info fetch per model at a time, shared by its callers
+	fetches   *Coalescer[*ModelInfo] // one info fetch per model at a time, shared by its callers
 }
 
 func newTritonPool(c Config) *TritonPool {
 	p := &TritonPool{
 		targets: c.TritonURLs, timeout: millis(c.TritonTimeout), infoTTL: seconds(c.ModelInfoTTL),
-		info: map[[2]string]*ModelInfo{},
+		info: map[[2]string]*ModelInfo{}, fetches: newCoalescer[*ModelInfo](),
 	}
 	p.adopt(resolve(p.targets))
 	return p
@@ -247,14 +246,11 @@ func (p *TritonPool) ModelInfo(ctx context.Context, model, version string) (*Mod
 		return cached, nil
 	}
 	// The shared fetch is bounded by the Triton timeout, not by the first caller's deadline:
-	// a client that goes away must not fail the others.
-	shared, err, _ := p.fetches.Do(model+"\x00"+version, func() (any, error) {
+	// a client that goes away must not fail the others (coalescer.go).
+	info, _, err := p.fetches.Run(ctx, model+"\x00"+version, func() (*ModelInfo, error) {
 		return p.fetchInfo(context.Background(), model, version, cached)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return shared.(*ModelInfo), nil
+	}, nil)
+	return info, err
 }
 
 // fetchInfo fetches and keeps the ModelInfo of a model (see ModelInfo); cached is the expired one.
