@@ -108,26 +108,41 @@ def transformers_optimize(source: Path, target: Path, hint: TransformerHint) -> 
 
 @dataclass(frozen=True)
 class Optimized:
-    """`base`: portable (transformer-fused or BASIC-optimized), what FP16 and INT8 start from;
-    `fp32`: `base` optimized at EXTENDED, the served FP32 model; `report`: what changed."""
+    """`base`: portable (transformer-fused or BASIC-optimized), what FP16 and dynamic INT8 start
+    from; `unfused`: the export at ORT's BASIC level (no transformer fusions), what static INT8
+    starts from (`base` itself without a transformer hint); `fp32`: `base` optimized at
+    EXTENDED, the served FP32 model; `report`: what changed.
+
+    Static INT8 from the unfused graph: ORT fuses each QDQ MatMul into an integer kernel, which the
+    transformer-fused ops (Attention, SkipLayerNormalization, BiasGelu) leave unfused. MiniLM on
+    an AMD Zen 3 (AVX2), the conversion's latency table: from the fused graph 1.3-2.0x FP32's
+    latency, from the unfused one 0.67-0.73x (docs/results/openvino/README.md, run 12).
+    """
 
     base: Path
+    unfused: Path
     fp32: Path
     report: OptimizationReport
 
+    def source(self, kind: str) -> Path:
+        """The graph the variant `kind` is built from: `unfused` for int8_static, else `base`."""
+        return self.unfused if kind == "int8_static" else self.base
+
 
 def optimize(exported: Path, workdir: Path, hint: TransformerHint | None) -> Optimized:
-    """Optimize `exported` into `workdir/base.onnx` and `workdir/fp32.onnx`.
+    """Optimize `exported` into `workdir/base.onnx`, `workdir/fp32.onnx` and, with a transformer
+    hint, `workdir/unfused.onnx` (see Optimized).
 
-    The base feeds quantization and FP16 conversion: the quantizers know Attention but not
-    CPU-only fusions such as FusedConv.
+    The base feeds FP16 and dynamic INT8: the quantizers know Attention but not CPU-only fusions
+    such as FusedConv.
     """
     report = OptimizationReport(before=op_counts(exported))
-    base = workdir / "base.onnx"
+    base = unfused = workdir / "base.onnx"
     if hint is not None:
         report.transformer_fusions = transformers_optimize(exported, base, hint)
+        unfused = ort_offline(exported, workdir / "unfused.onnx", "basic")
     else:
         ort_offline(exported, base, "basic")
     optimized = ort_offline(base, workdir / "fp32.onnx", "extended")
     report.after = op_counts(optimized)
-    return Optimized(base, optimized, report)
+    return Optimized(base, unfused, optimized, report)

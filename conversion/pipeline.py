@@ -351,12 +351,22 @@ def optimize_graph(
 def keep_fp32(
     kind: str, base: Path, conversion: Conversion, more: tuple[str, ...] = ()
 ) -> tuple[str, ...]:
-    """Nodes a variant keeps in FP32: the user's, first/last layers for static INT8, `more`."""
+    """Nodes a variant keeps in FP32: the user's, first/last layers for static INT8, a
+    transformer's MatMuls without weights for static INT8 (variants.activation_matmuls), `more`."""
     q = conversion.settings.quantization
-    first_last = (
-        variants.first_and_last_layers(base) if kind == "int8_static" and q.keep_first_last else []
-    )
-    return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *more]))
+    static = kind == "int8_static"
+    first_last = variants.first_and_last_layers(base) if static and q.keep_first_last else []
+    transformer = static and conversion.settings.transformer is not None
+    attention = variants.activation_matmuls(base) if transformer else []
+    return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *attention, *more]))
+
+
+def static_op_types(conversion: Conversion) -> tuple[str, ...] | None:
+    """What static INT8 quantizes unless the user says: a transformer's weight layers
+    (variants.TRANSFORMER_STATIC_OPS), else every type the quantizer knows (None)."""
+    if conversion.settings.transformer is None:
+        return None
+    return variants.TRANSFORMER_STATIC_OPS
 
 
 def build_variant(
@@ -377,7 +387,7 @@ def build_variant(
             conversion.calibration.equal_shaped(q.calibration_batch_size),
             method=q.calibration_method,
             per_channel=q.per_channel,
-            op_types=q.op_types,
+            op_types=q.op_types or static_op_types(conversion),
             keep_fp32=keep,
             cache=target.parent / "calibration_ranges.json",
         )
@@ -410,19 +420,19 @@ def build_variants(
             )
         with steps.step(kind) as advance:
             openvino = kind in openvino_variants.OV_KINDS
-            kept = () if openvino else keep_fp32(kind, optimized.base, conversion)
+            kept = () if openvino else keep_fp32(kind, optimized.source(kind), conversion)
             result = results[kind] = VariantResult(kind, kept_fp32=kept)
             try:
                 if openvino:
                     result.path = build_openvino(kind, exported, workdir, conversion)
                 else:
                     result.path = build_variant(
-                        kind, optimized.base, workdir / f"{kind}.onnx", conversion
+                        kind, optimized.source(kind), workdir / f"{kind}.onnx", conversion
                     )
                 loaded = gate.session(result.path)  # must load in ORT (OpenVINO for an IR)
                 result.inference_precision = getattr(loaded, "inference_precision", None)
             except Exception as error:
-                result.error = f"could not be built or loaded: {variants.explain_failure(error, kind, optimized.base)}"
+                result.error = f"could not be built or loaded: {variants.explain_failure(error, kind, optimized.source(kind))}"
                 advance(note="[red]failed to build")
     return results
 
@@ -522,13 +532,15 @@ def search_one(
     outputs, validation = exported.outputs, conversion.validation
     sample = Dataset([{n: a[:SEARCH_SAMPLE_ROWS] for n, a in validation.batches[0].items()}])
     sample_fp32 = gate.run(optimized.fp32, sample, outputs)
-    members = {k: v for k, v in variants.layers(optimized.base, kind).items() if k not in kept}
+    members = {
+        k: v for k, v in variants.layers(optimized.source(kind), kind).items() if k not in kept
+    }
     trial = iter(range(1_000_000))
 
     def build(keep: tuple[str, ...]) -> Path:
         nodes = tuple(n for layer in keep for n in members[layer])
         target = workdir / f"{kind}_search_{next(trial)}.onnx"
-        return build_variant(kind, optimized.base, target, conversion, nodes)
+        return build_variant(kind, optimized.source(kind), target, conversion, nodes)
 
     def judge(path: Path) -> gate.Verdict:
         values = gate.metrics(outputs, fp32, gate.run(path, validation, outputs), validation.labels)

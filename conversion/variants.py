@@ -31,6 +31,10 @@ CALIBRATION_METHODS = {
     "percentile": CalibrationMethod.Percentile,
 }
 QUANTIZABLE = ("Conv", "Gemm", "MatMul", "Attention")
+# Static INT8 of a transformer (built from the unfused graph, optimize.Optimized): only the
+# layers with weights. Quantizing every op there also quantizes LayerNorm's and Softmax's
+# primitive ops: MiniLM's embeddings fell to mean cosine 0.39 against FP32 (0.99 keeping them).
+TRANSFORMER_STATIC_OPS = ("MatMul", "Gemm")
 # MinMax: the calibration rows go through the calibrator MINMAX_ROWS at a time and each chunk's
 # ranges are merged before the next ("CalibStridedMinMax" of one chunk), instead of holding
 # every activation of every row until the end: EfficientNet-Lite1 at 240 px holds ~140 MB of
@@ -92,6 +96,16 @@ def quantizable_nodes(path: Path, op_types: tuple[str, ...] = QUANTIZABLE) -> li
     """Names of the compute nodes INT8 quantizes (Conv, Gemm, MatMul, Attention), in graph order."""
     graph = onnx.load(str(path), load_external_data=False).graph
     return [n.name for n in graph.node if n.op_type in op_types]
+
+
+def activation_matmuls(path: Path) -> list[str]:
+    """Names of the MatMul nodes with no weight input (attention's Q x K^T and scores x V), in
+    graph order: static INT8 of a transformer keeps them FP32 (pipeline.keep_fp32), as it keeps
+    LayerNorm and Softmax by quantizing only TRANSFORMER_STATIC_OPS."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    weights |= {out for n in graph.node if n.op_type == "Constant" for out in n.output}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not set(n.input) & weights]
 
 
 def quantized_op_types(kind: str) -> set[str]:

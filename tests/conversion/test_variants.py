@@ -166,3 +166,28 @@ def test_a_layer_is_its_compute_node_with_the_quantized_nodes_after_it(tmp_path)
     assert layers(tmp_path / "w" / "base.onnx", "int8_dynamic")["/model/stem/Gemm"] == [
         "/model/stem/Gemm"
     ]
+
+
+def test_the_matmuls_without_a_weight_are_the_activation_matmuls(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from conversion.variants import activation_matmuls
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    weight = numpy_helper.from_array(np.eye(4, dtype=np.float32), "weight")
+    constant = helper.make_node(
+        "Constant", [], ["folded"], value=numpy_helper.from_array(np.eye(4, dtype=np.float32))
+    )
+    nodes = [
+        helper.make_node("MatMul", ["x", "weight"], ["projected"], name="dense"),
+        constant,
+        helper.make_node("MatMul", ["projected", "folded"], ["again"], name="dense_constant"),
+        helper.make_node("Transpose", ["again"], ["again_t"], name="transpose"),
+        helper.make_node("MatMul", ["again", "again_t"], ["scores"], name="scores"),
+        helper.make_node("MatMul", ["scores", "again"], ["y"], name="context"),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[weight])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph), path)
+    assert activation_matmuls(path) == ["scores", "context"]
