@@ -16,13 +16,20 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from conversion import variants
+
 if TYPE_CHECKING:
     from conversion.pipeline import Conversion, Report
 
 
 def _calibration(conversion: Conversion) -> dict:
     q = conversion.settings.quantization
+    transformer = conversion.settings.transformer is not None
+    op_types = variants.static_op_types(q.op_types, transformer)
     return {
+        # static INT8: the graph it quantizes (optimize.Optimized) and which op types
+        "static_source": "unfused export (ORT BASIC)" if transformer else "optimized base",
+        "static_op_types": list(op_types) if op_types else "all",
         "method": q.calibration_method,
         "samples": len(conversion.calibration),
         "batch_size": q.calibration_batch_size,

@@ -361,14 +361,6 @@ def keep_fp32(
     return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *attention, *more]))
 
 
-def static_op_types(conversion: Conversion) -> tuple[str, ...] | None:
-    """What static INT8 quantizes unless the user says: a transformer's weight layers
-    (variants.TRANSFORMER_STATIC_OPS), else every type the quantizer knows (None)."""
-    if conversion.settings.transformer is None:
-        return None
-    return variants.TRANSFORMER_STATIC_OPS
-
-
 def build_variant(
     kind: str, base: Path, target: Path, conversion: Conversion, more: tuple[str, ...] = ()
 ) -> Path:
@@ -387,7 +379,9 @@ def build_variant(
             conversion.calibration.equal_shaped(q.calibration_batch_size),
             method=q.calibration_method,
             per_channel=q.per_channel,
-            op_types=q.op_types or static_op_types(conversion),
+            op_types=variants.static_op_types(
+                q.op_types, conversion.settings.transformer is not None
+            ),
             keep_fp32=keep,
             cache=target.parent / "calibration_ranges.json",
         )

@@ -109,6 +109,14 @@ def activation_matmuls(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type == "MatMul" and not set(n.input) & weights]
 
 
+def static_op_types(chosen: tuple[str, ...] | None, transformer: bool) -> tuple[str, ...] | None:
+    """What static INT8 quantizes: the user's op types (`chosen`) if given, else a transformer's
+    weight layers (TRANSFORMER_STATIC_OPS), else every type the quantizer knows (None)."""
+    if chosen:
+        return chosen
+    return TRANSFORMER_STATIC_OPS if transformer else None
+
+
 def quantized_op_types(kind: str) -> set[str]:
     """The op types onnxruntime's quantizer quantizes for `kind` by default (its registries)."""
     from onnxruntime.quantization.registry import (

@@ -30,6 +30,8 @@ def test_the_manifest_records_variants_sizes_accuracy_verdicts_and_latency(digit
         elif variant["served_as"] is None:
             assert variant["not_served"].startswith(("not faster than", "slower than", "int8_"))
     assert manifest["export"]["dynamic_axes_proven"] == {"batch": 3}
+    assert manifest["calibration"]["static_source"] == "optimized base"
+    assert manifest["calibration"]["static_op_types"] == "all"
     assert manifest["outputs"] == [
         {"name": "logits", "task": "classification", "dims": ["batch", 10]}
     ]

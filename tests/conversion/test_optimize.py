@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import onnx
 
@@ -57,6 +59,9 @@ def test_minilm_static_int8_quantizes_only_the_layers_with_weights_of_the_unfuse
     quantized_weights = {out for out, source in dequantized.items() if source in weights}
     with_weights = [n for n in model.graph.node if set(n.input) & quantized_weights]
     assert with_weights and {n.op_type for n in with_weights} == {"MatMul"}
+    manifest = json.loads((minilm_converted.repository / "minilm" / "manifest.json").read_text())
+    assert manifest["calibration"]["static_source"] == "unfused export (ORT BASIC)"
+    assert manifest["calibration"]["static_op_types"] == ["MatMul", "Gemm"]
     # attention's scores and context MatMuls take no quantized input
     for node in model.graph.node:
         if node.op_type == "MatMul" and set(node.input) & set(dequantized):
