@@ -348,26 +348,23 @@ def optimize_graph(
     return optimized
 
 
-def keep_fp32(
-    kind: str, base: Path, conversion: Conversion, more: tuple[str, ...] = ()
-) -> tuple[str, ...]:
-    """Nodes a variant keeps in FP32: the user's, first/last layers for static INT8, a
-    transformer's MatMuls without weights for static INT8 (variants.activation_matmuls), `more`."""
+def keep_fp32(kind: str, source: Path, conversion: Conversion) -> tuple[str, ...]:
+    """Nodes of `source` a variant keeps in FP32: the user's, first/last layers for static INT8,
+    a transformer's MatMuls without weights for static INT8 (variants.activation_matmuls)."""
     q = conversion.settings.quantization
     static = kind == "int8_static"
-    first_last = variants.first_and_last_layers(base) if static and q.keep_first_last else []
+    first_last = variants.first_and_last_layers(source) if static and q.keep_first_last else []
     transformer = static and conversion.settings.transformer is not None
-    attention = variants.activation_matmuls(base) if transformer else []
-    return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *attention, *more]))
+    attention = variants.activation_matmuls(source) if transformer else []
+    return tuple(dict.fromkeys([*q.keep_fp32, *first_last, *attention]))
 
 
 def build_variant(
-    kind: str, base: Path, target: Path, conversion: Conversion, more: tuple[str, ...] = ()
+    kind: str, base: Path, target: Path, conversion: Conversion, keep: tuple[str, ...]
 ) -> Path:
-    """Build one variant of `base` at `target` (FP16, INT8 dynamic, INT8 static; OpenVINO
-    variants are built from the export instead: `build_openvino`)."""
+    """Build one variant of `base` at `target` with the nodes `keep` in FP32 (FP16, INT8
+    dynamic, INT8 static; OpenVINO variants are built from the export instead: `build_openvino`)."""
     q = conversion.settings.quantization
-    keep = keep_fp32(kind, base, conversion, more)
     if kind == "fp16":
         return variants.to_fp16(base, target, keep)
     if kind == "int8_dynamic":
@@ -414,19 +411,21 @@ def build_variants(
             )
         with steps.step(kind) as advance:
             openvino = kind in openvino_variants.OV_KINDS
-            kept = () if openvino else keep_fp32(kind, optimized.source(kind), conversion)
+            source = optimized.source(kind)
+            kept = () if openvino else keep_fp32(kind, source, conversion)
             result = results[kind] = VariantResult(kind, kept_fp32=kept)
             try:
                 if openvino:
                     result.path = build_openvino(kind, exported, workdir, conversion)
                 else:
-                    result.path = build_variant(
-                        kind, optimized.source(kind), workdir / f"{kind}.onnx", conversion
-                    )
+                    target = workdir / f"{kind}.onnx"
+                    result.path = build_variant(kind, source, target, conversion, kept)
                 loaded = gate.session(result.path)  # must load in ORT (OpenVINO for an IR)
                 result.inference_precision = getattr(loaded, "inference_precision", None)
             except Exception as error:
-                result.error = f"could not be built or loaded: {variants.explain_failure(error, kind, optimized.source(kind))}"
+                result.error = (
+                    f"could not be built or loaded: {variants.explain_failure(error, kind, source)}"
+                )
                 advance(note="[red]failed to build")
     return results
 
@@ -461,14 +460,32 @@ def judge_all(
             )
         for kind in built[1:]:
             path = results[kind].path
-            candidate = gate.run(path, validation, outputs, advance)
-            values = gate.metrics(outputs, fp32, candidate, validation.labels)
-            for name, dependence in gate.batch_dependence(path, validation, outputs).items():
-                values[name]["batch_dependence"] = dependence
-            results[kind].verdict = gate.judge(kind, outputs, values, settings, baseline=baseline)
+            results[kind].verdict = judge_variant(
+                kind, path, fp32, outputs, conversion, baseline, advance
+            )
             note_bf16(results[kind], fp32, outputs, conversion)
         advance(0, note=" ".join(f"{k}:{'ok' if results[k].passed else 'REJECT'}" for k in built))
     return fp32
+
+
+def judge_variant(
+    kind: str,
+    path: Path,
+    fp32: gate.Outputs,
+    outputs: tuple[OutputSpec, ...],
+    conversion: Conversion,
+    baseline: dict[str, float],
+    progress=None,
+) -> gate.Verdict:
+    """The gate's verdict on the variant at `path` against the FP32 outputs over the validation
+    set, its measured batch dependence included (`baseline`: FP32's own, by output)."""
+    validation = conversion.validation
+    values = gate.metrics(
+        outputs, fp32, gate.run(path, validation, outputs, progress), validation.labels
+    )
+    for name, dependence in gate.batch_dependence(path, validation, outputs).items():
+        values[name]["batch_dependence"] = dependence
+    return gate.judge(kind, outputs, values, conversion.settings.gate, baseline=baseline)
 
 
 def note_bf16(
@@ -518,27 +535,27 @@ def search_one(
     conversion: Conversion,
     workdir: Path,
     kept: tuple[str, ...],
+    baseline: dict[str, float],
     budget_s: float,
     advance,
 ) -> int8_search.SearchResult:
     """int8_search.search for one INT8 kind over its layers (variants.layers): distance on the
-    first SEARCH_SAMPLE_ROWS validation rows, the full gate on the whole validation set."""
+    first SEARCH_SAMPLE_ROWS validation rows, the full gate (judge_variant, `baseline`: FP32's
+    batch dependence) on the whole validation set."""
     outputs, validation = exported.outputs, conversion.validation
     sample = Dataset([{n: a[:SEARCH_SAMPLE_ROWS] for n, a in validation.batches[0].items()}])
     sample_fp32 = gate.run(optimized.fp32, sample, outputs)
-    members = {
-        k: v for k, v in variants.layers(optimized.source(kind), kind).items() if k not in kept
-    }
+    source = optimized.source(kind)
+    members = {k: v for k, v in variants.layers(source, kind).items() if k not in kept}
     trial = iter(range(1_000_000))
 
     def build(keep: tuple[str, ...]) -> Path:
         nodes = tuple(n for layer in keep for n in members[layer])
         target = workdir / f"{kind}_search_{next(trial)}.onnx"
-        return build_variant(kind, optimized.source(kind), target, conversion, nodes)
+        return build_variant(kind, source, target, conversion, tuple(dict.fromkeys(kept + nodes)))
 
     def judge(path: Path) -> gate.Verdict:
-        values = gate.metrics(outputs, fp32, gate.run(path, validation, outputs), validation.labels)
-        return gate.judge(kind, outputs, values, conversion.settings.gate)
+        return judge_variant(kind, path, fp32, outputs, conversion, baseline)
 
     return int8_search.search(
         kind,
@@ -577,11 +594,13 @@ def search_int8(
             steps.skip(f"{kind} search", f"fully quantized it is already {slow}")
         else:
             searched.append(kind)
+    fp32_metrics = results["fp32"].verdict.metrics
+    baseline = {name: values["batch_dependence"] for name, values in fp32_metrics.items()}
     found = []
     for kind in searched:
         kept = results[kind].kept_fp32
         with steps.step(f"{kind} search") as advance:
-            args = (fp32, optimized, exported, conversion, workdir, kept)
+            args = (fp32, optimized, exported, conversion, workdir, kept, baseline)
             result = search_one(kind, *args, budget / len(searched), advance)
             verdict = "pass" if result.path else "none passed"
             advance(note=f"{len(result.kept_fp32)} layer(s) kept FP32: {verdict}")

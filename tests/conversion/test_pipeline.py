@@ -238,6 +238,8 @@ def test_a_failing_int8_variant_gets_the_fewest_fp32_nodes_that_make_it_pass(tmp
     manifest = json.loads((tmp_path / "repo" / "outlier" / "manifest.json").read_text())
     assert manifest["int8_search"][0]["kept_fp32"] == list(search.kept_fp32)
     assert manifest["variants"]["int8_static_mixed"]["kept_fp32"] == list(search.kept_fp32)
+    # the search judges like the gate: the mixed variant's batch dependence is measured too
+    assert "batch_dependence" in manifest["variants"]["int8_static_mixed"]["metrics"]["output"]
 
 
 def test_an_int8_kind_already_slower_than_fp32_is_not_searched(tmp_path):
