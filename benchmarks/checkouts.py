@@ -132,8 +132,9 @@ def main(
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"--out {out} is a file, not a folder")
     try:
+        wrk.require()
         commits = [commit_of(path.resolve()) for path in checkout]
-    except CheckoutError as error:
+    except (CheckoutError, wrk.WrkError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     texts = payloads.short_sentences(sentences)

@@ -180,6 +180,11 @@ def main(
     out: Path = Path("reports/text-path"),
 ) -> None:
     """Measure each (repository, variant) in turn; write `<out>/results.json`."""
+    try:
+        wrk.require()
+    except wrk.WrkError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     texts = payloads.short_sentences(sentences)
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -39,8 +39,17 @@ class WrkError(RuntimeError):
     pass
 
 
+MISSING = "wrk is not installed: `make tools` installs it (Debian's package `wrk`)"
+
+
 def available() -> bool:
     return shutil.which("wrk") is not None
+
+
+def require() -> None:
+    """WrkError (`MISSING`) when wrk is not on PATH: checked before a benchmark starts a stack."""
+    if not available():
+        raise WrkError(MISSING)
 
 
 def run(
@@ -137,9 +146,12 @@ def _wrk(url: str, script: Path, concurrency: int, duration_s: float) -> dict:
         str(script),
         url,
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=False
-    )
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
+    except FileNotFoundError:
+        raise WrkError(MISSING) from None
     line = next((out for out in done.stdout.splitlines() if out.startswith(MARK)), None)
     if done.returncode != 0 or line is None:
         raise WrkError(

@@ -57,3 +57,15 @@ def test_every_checkout_is_checked_before_any_stack_starts(tmp_path):
         )
 
     assert not (tmp_path / "out").exists()
+
+
+def test_without_wrk_the_run_stops_before_any_stack_starts_and_says_how_to_install_it(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no wrk here
+
+    with pytest.raises(typer.Exit):
+        measure_this_checkout("minilm_text", tmp_path / "out")
+
+    assert "make tools" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
