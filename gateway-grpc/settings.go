@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -92,7 +93,45 @@ func configFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if err == nil && len(c.TritonURLs) == 0 {
 		err = fmt.Errorf("GATEWAY_TRITON_URL: no endpoint given")
 	}
+	if err == nil {
+		err = c.outOfRange()
+	}
 	return c, err
+}
+
+// outOfRange names the first setting outside its range, as gateway/settings.py bounds it: ports
+// 1-65535; counts, timeouts and sizes at least 1; TTLs, delays and the cacheable size at least 0.
+func (c Config) outOfRange() error {
+	bounds := []struct {
+		name      string
+		value     float64
+		low, high float64
+	}{
+		{"GRPC_PORT", float64(c.GRPCPort), 1, 65535},
+		{"GRPC_METRICS_PORT", float64(c.MetricsPort), 1, 65535},
+		{"CACHE_TTL_S", float64(c.CacheTTL), 0, math.Inf(1)},
+		{"CACHE_MAX_VALUE_BYTES", float64(c.MaxValueBytes), 0, math.Inf(1)},
+		{"REDIS_TIMEOUT_MS", float64(c.RedisTimeout), 1, math.Inf(1)},
+		{"REDIS_RETRY_AFTER_S", c.RedisRetry, 0, math.Inf(1)},
+		{"TRITON_TIMEOUT_MS", float64(c.TritonTimeout), 1, math.Inf(1)},
+		{"MODEL_INFO_TTL_S", c.ModelInfoTTL, 0, math.Inf(1)},
+		{"MAX_IN_FLIGHT", float64(c.MaxInFlight), 1, math.Inf(1)},
+		{"MAX_BODY_BYTES", float64(c.MaxBodyBytes), 1, math.Inf(1)},
+	}
+	for _, b := range bounds {
+		if b.value < b.low {
+			return fmt.Errorf("GATEWAY_%s=%v: must be at least %v", b.name, b.value, b.low)
+		}
+		if b.value > b.high {
+			return fmt.Errorf("GATEWAY_%s=%v: must be at most %v", b.name, b.value, b.high)
+		}
+	}
+	for model, ttl := range c.ModelTTL {
+		if ttl < 0 {
+			return fmt.Errorf("GATEWAY_CACHE_MODEL_TTL_S: %q: %d is negative", model, ttl)
+		}
+	}
+	return nil
 }
 
 // TTL is the cache time to live of a model's predictions in seconds; 0 means do not cache.

@@ -2,13 +2,15 @@
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from pydantic import ValidationError
 
-from gateway.settings import get_settings
+from gateway.settings import Settings, get_settings
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -33,13 +35,26 @@ def shared_metrics_dir(workers: int) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def settings_or_exit() -> Settings:
+    """The process's settings; SystemExit(2) after naming each malformed variable on stderr."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            variable = ".".join(map(str, problem["loc"]))
+            print(f"error: {variable}={problem['input']!r}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     """Serve `gateway.app:create_app` on GATEWAY_HOST:GATEWAY_PORT with GATEWAY_WORKERS uvicorn
     worker processes (uvloop, httptools, no access log); returns when uvicorn stops.
 
-    A malformed GATEWAY_* variable raises pydantic's ValidationError before anything listens.
+    A malformed or out-of-range GATEWAY_* variable stops it before anything listens: one line
+    per problem on stderr, `error: <variable>=<value>: <reason>`, and exit status 2, as
+    gateway-grpc does.
     """
-    settings = get_settings()
+    settings = settings_or_exit()
     with shared_metrics_dir(settings.workers):
         uvicorn.run(
             "gateway.app:create_app",

@@ -18,6 +18,7 @@ from pydantic import AliasGenerator, Field, StrictInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+NonNegative = Annotated[int, Field(ge=0)]
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -26,7 +27,9 @@ class Settings(BaseSettings):
     """The gateway's settings: each field from `GATEWAY_<FIELD>`, else its default; units are in
     the names (`_ms` milliseconds, `_s` seconds, `_bytes` bytes).
 
-    Raises pydantic's ValidationError for a number that is not a plain decimal, an empty
+    Raises pydantic's ValidationError for a number that is not a plain decimal or is out of its
+    range (ports 1-65535; counts, timeouts and sizes at least 1; TTLs, delays, CPU indices and
+    the cacheable size at least 0: gateway-grpc/settings.go `ranges` alike), an empty
     GATEWAY_TRITON_URL, or a per-model TTL that is not an integer.
     """
 
@@ -40,16 +43,19 @@ class Settings(BaseSettings):
     )
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
-    port: int = Field(8080, description="HTTP port.")
-    grpc_port: int = Field(8081, description="KServe v2 gRPC port, served by `gateway-grpc`.")
-    grpc_metrics_port: int = Field(
-        8082, description="`gateway-grpc`'s /metrics, /healthz and /readyz (HTTP)."
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
+    grpc_port: int = Field(
+        8081, ge=1, le=65535, description="KServe v2 gRPC port, served by `gateway-grpc`."
     )
-    workers: int = Field(1, description="Worker processes (uvicorn); each has its own pools.")
-    cpus: Annotated[list[int], NoDecode] = Field(
+    grpc_metrics_port: int = Field(
+        8082, ge=1, le=65535, description="`gateway-grpc`'s /metrics, /healthz and /readyz (HTTP)."
+    )
+    workers: int = Field(1, ge=1, description="Worker processes (uvicorn); each has its own pools.")
+    cpus: Annotated[list[NonNegative], NoDecode] = Field(
         [],
         description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
-        "`0,1`; keeps the hand-offs between gRPC's threads (calls to Triton) on one core. Empty: no pinning.",
+        "`0,1` (each >= 0); keeps the hand-offs between gRPC's threads (calls to Triton) on one core. "
+        "Empty: no pinning.",
     )
     triton_url: CommaList = Field(
         ["127.0.0.1:8001"],
@@ -60,21 +66,26 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="Redis for the prediction cache."
     )
     cache_enabled: bool = Field(True, description="Master switch for the prediction cache.")
-    cache_ttl_s: int = Field(3600, description="Time to live of a cached prediction.")
-    cache_model_ttl_s: dict[str, StrictInt] = Field(
-        {}, description='Per-model TTL as JSON, e.g. {"digits": 60}; 0 disables caching a model.'
+    cache_ttl_s: int = Field(3600, ge=0, description="Time to live of a cached prediction.")
+    cache_model_ttl_s: dict[str, Annotated[StrictInt, Field(ge=0)]] = Field(
+        {},
+        description='Per-model TTL as JSON, e.g. {"digits": 60}; each >= 0; 0 disables caching a model.',
     )
-    cache_max_value_bytes: int = Field(1 << 20, description="Larger responses are not cached.")
-    redis_timeout_ms: int = Field(50, description="Redis connect and command timeout.")
+    cache_max_value_bytes: int = Field(
+        1 << 20, ge=0, description="Larger responses are not cached."
+    )
+    redis_timeout_ms: int = Field(50, ge=1, description="Redis connect and command timeout.")
     redis_retry_after_s: float = Field(
-        1.0, description="After a Redis error, skip the cache this long."
+        1.0, ge=0, description="After a Redis error, skip the cache this long."
     )
-    triton_timeout_ms: int = Field(10_000, description="Deadline of one inference (-> 504).")
+    triton_timeout_ms: int = Field(10_000, ge=1, description="Deadline of one inference (-> 504).")
     model_info_ttl_s: float = Field(
-        1.0, description="How long model metadata and fingerprint are reused."
+        1.0, ge=0, description="How long model metadata and fingerprint are reused."
     )
-    max_in_flight: int = Field(256, description="Concurrent requests before load shedding (429).")
-    max_body_bytes: int = Field(8 << 20, description="Largest request body (-> 413).")
+    max_in_flight: int = Field(
+        256, ge=1, description="Concurrent requests before load shedding (429)."
+    )
+    max_body_bytes: int = Field(8 << 20, ge=1, description="Largest request body (-> 413).")
     api_keys: CommaList = Field(
         [], description="Accepted X-API-Key values, comma-separated; empty = open."
     )
@@ -129,12 +140,15 @@ def get_settings() -> Settings:
 
 def settings_table() -> str:
     """The Markdown table of every GATEWAY_* variable, as the README shows it."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows = ["| variable | default | range | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = ",".join(default) if isinstance(default, list) else default
         shown = shown if shown not in ("", {}) else "(none)"
-        rows.append(f"| `GATEWAY_{name.upper()}` | `{shown}` | {field.description} |")
+        low = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+        span = f"{low}-{high}" if high is not None else (f">= {low}" if low is not None else "")
+        rows.append(f"| `GATEWAY_{name.upper()}` | `{shown}` | {span} | {field.description} |")
     return "\n".join(rows)
 
 

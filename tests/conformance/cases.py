@@ -1717,6 +1717,17 @@ def settings_cases() -> list[dict]:
         ("GATEWAY_CACHE_MODEL_TTL_S", '{"digits": 60.5}'),
         ("GATEWAY_CACHE_MODEL_TTL_S", "[]"),
         ("GATEWAY_TRITON_URL", " , "),
+        ("GATEWAY_GRPC_PORT", "0"),
+        ("GATEWAY_GRPC_METRICS_PORT", "65536"),
+        ("GATEWAY_CACHE_TTL_S", "-1"),
+        ("GATEWAY_CACHE_MODEL_TTL_S", '{"digits": -60}'),
+        ("GATEWAY_CACHE_MAX_VALUE_BYTES", "-1"),
+        ("GATEWAY_REDIS_TIMEOUT_MS", "0"),
+        ("GATEWAY_REDIS_RETRY_AFTER_S", "-0.5"),
+        ("GATEWAY_TRITON_TIMEOUT_MS", "-100"),
+        ("GATEWAY_MODEL_INFO_TTL_S", "-1"),
+        ("GATEWAY_MAX_IN_FLIGHT", "0"),
+        ("GATEWAY_MAX_BODY_BYTES", "0"),
     ]
     return [
         {"name": name, "env": env, "settings": {**defaults, **changes}}

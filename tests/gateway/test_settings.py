@@ -1,4 +1,9 @@
-"""Settings come from GATEWAY_* variables; lists are comma-separated."""
+"""Settings come from GATEWAY_* variables; lists are comma-separated. The variables both
+gateways read, and their ranges, are pinned by the conformance corpus (tests/conformance); the
+ones only this gateway reads are here."""
+
+import pytest
+from pydantic import ValidationError
 
 from gateway.settings import Settings
 
@@ -20,3 +25,19 @@ def test_comma_separated_lists_and_per_model_ttl(monkeypatch):
 def test_the_master_switch_disables_every_model(monkeypatch):
     monkeypatch.setenv("GATEWAY_CACHE_ENABLED", "false")
     assert Settings().ttl_for("digits") == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_PORT", "0"),
+        ("GATEWAY_PORT", "65536"),
+        ("GATEWAY_WORKERS", "0"),
+        ("GATEWAY_CPUS", "0,-1"),
+    ],
+)
+def test_a_value_out_of_its_range_is_refused_by_name(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValidationError, match=variable):
+        Settings()
