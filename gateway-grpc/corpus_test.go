@@ -94,7 +94,8 @@ func readCorpus(t *testing.T) corpusFile {
 }
 
 // standIn is Triton's gRPC service for the corpus: each model's metadata and config (version "" or
-// "1", else Triton's NOT_FOUND), ModelInfer answered with the current case's answer or error.
+// "1", else Triton's NOT_FOUND), ModelInfer answered with the current case's answer or error;
+// once exiting, what Triton 2.51 answers during its graceful shutdown (measured).
 // metadataCalls counts ModelMetadata calls; a non-nil metadataGate holds each until it is closed.
 type standIn struct {
 	metadata      map[string]*kserve.ModelMetadataResponse
@@ -104,6 +105,7 @@ type standIn struct {
 	received      []*kserve.ModelInferRequest
 	metadataCalls atomic.Int32
 	metadataGate  chan struct{}
+	exiting       atomic.Bool // Triton 2.51 in its graceful shutdown (triton_client_test.go)
 }
 
 func newStandIn(t *testing.T, models map[string]corpusModel) *standIn {
@@ -139,6 +141,9 @@ func served(name string) string {
 }
 
 func (s *standIn) known(name, version string) error {
+	if s.exiting.Load() {
+		return status.Error(codes.NotFound, "Request for unknown model: '"+name+"' has no available versions")
+	}
 	if _, ok := s.metadata[served(name)]; ok && (version == "" || version == "1") {
 		return nil
 	}
@@ -196,6 +201,9 @@ func (s *standIn) serviceDesc() *grpc.ServiceDesc {
 		HandlerType: (*interface{})(nil),
 		Methods: []grpc.MethodDesc{
 			unary("ServerReady", func(func(interface{}) error) (interface{}, error) {
+				if s.exiting.Load() {
+					return nil, status.Error(codes.Unavailable, "Server exiting")
+				}
 				return &kserve.ServerReadyResponse{Ready: true}, nil
 			}),
 			unary("ModelMetadata", func(decode func(interface{}) error) (interface{}, error) {

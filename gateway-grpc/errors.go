@@ -36,6 +36,13 @@ func fromTriton(code codes.Code, message string) (error, string) {
 	return status.Errorf(codes.Internal, "inference server error (%s): %s", codeName(code), message), ""
 }
 
+// tritonNotReady is UNAVAILABLE (503, retry) for Triton's NOT_FOUND from a server that is not ready,
+// as gateway/errors.py's triton_not_ready: during its graceful shutdown Triton 2.51 unloads every
+// model and answers "has no available versions" for each, while ServerReady says "Server exiting".
+func tritonNotReady(message string) error {
+	return status.Error(codes.Unavailable, "inference server unavailable: "+shared.NotReady+": "+message)
+}
+
 // isInputFault: an INTERNAL or UNKNOWN error whose (lower-case) message names a fault of the input.
 func isInputFault(code codes.Code, lowered string) bool {
 	for _, faultCode := range shared.InputFaultCodes {

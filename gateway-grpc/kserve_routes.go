@@ -28,14 +28,7 @@ func (g *Gateway) ServerLive(context.Context, *kserve.ServerLiveRequest) (*kserv
 
 func (g *Gateway) ServerReady(ctx context.Context) bool {
 	for _, e := range g.triton.ordered() {
-		if e.conn == nil {
-			continue
-		}
-		response := &kserve.ServerReadyResponse{}
-		call, cancel := context.WithTimeout(ctx, time.Second)
-		err := e.conn.Invoke(call, methodPrefix+"ServerReady", &kserve.ServerReadyRequest{}, response)
-		cancel()
-		if err == nil && response.Ready {
+		if e.ready(ctx, time.Second) {
 			return true
 		}
 	}

@@ -65,6 +65,9 @@ var ServedExtensions = []string{{
 // InputFaultAnswer is the words before Triton's message in the client's INVALID_ARGUMENT.
 const InputFaultAnswer = {go_string(errors.INPUT_FAULT_ANSWER)}
 
+// NotReady is the words before Triton's NOT_FOUND when its ServerReady is not true (shutting down).
+const NotReady = {go_string(errors.NOT_READY)}
+
 // Config parameters the gateways read (gateway/model_config.py).
 const (
 	FingerprintParameter = {go_string(model_config.FINGERPRINT_PARAMETER)}

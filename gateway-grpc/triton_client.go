@@ -161,6 +161,18 @@ func (p *TritonPool) ordered() []*endpoint {
 	return rotated
 }
 
+// ready is Triton's ServerReady on e: false when it says so, fails or does not answer within
+// timeout (Triton 2.51 answers UNAVAILABLE "Server exiting" during its graceful shutdown).
+func (e *endpoint) ready(ctx context.Context, timeout time.Duration) bool {
+	if e.conn == nil {
+		return false
+	}
+	response := &kserve.ServerReadyResponse{}
+	call, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return e.conn.Invoke(call, methodPrefix+"ServerReady", &kserve.ServerReadyRequest{}, response) == nil && response.Ready
+}
+
 // Invoke calls method on the next healthy endpoint; an unreachable one is set aside for 2 s and
 // the next is tried. Errors come back mapped as the gateway answers them (see fromTriton).
 func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interface{}, timeout time.Duration) error {
@@ -181,6 +193,9 @@ func (p *TritonPool) Invoke(ctx context.Context, method string, in, out interfac
 		code := status.Code(err)
 		tritonErrors.WithLabelValues(codeName(code)).Inc()
 		mapped, reason := fromTriton(code, status.Convert(err).Message())
+		if status.Code(mapped) == codes.NotFound && !e.ready(ctx, timeout) {
+			mapped = tritonNotReady(status.Convert(err).Message()) // shutting down: it unloads every model
+		}
 		if reason != "" {
 			queueRejections.WithLabelValues(reason).Inc()
 		}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Calls that find a model's info missing (or expired) together make one metadata fetch, whose
@@ -75,5 +78,39 @@ func TestAnExpiredInfoStaysInUseWhileTritonIsHung(t *testing.T) {
 	info, err := pool.ModelInfo(context.Background(), model, "")
 	if err != nil || info != known {
 		t.Fatalf("got %v, %v; want the known info", info, err)
+	}
+}
+
+func shuttingDownPool(t *testing.T) (*TritonPool, *standIn) {
+	triton := newStandIn(t, readCorpus(t).Models)
+	server := grpc.NewServer()
+	server.RegisterService(triton.serviceDesc(), triton)
+	config := defaultConfig()
+	config.TritonURLs, config.ModelInfoTTL = []string{serveOnFreePort(t, server)}, 0
+	return newTritonPool(config), triton
+}
+
+// While Triton shuts down (every model "has no available versions", ServerReady "Server
+// exiting") the last known info stays in use, so cached answers keep being served.
+func TestAnExpiredInfoStaysInUseWhileTritonShutsDown(t *testing.T) {
+	pool, triton := shuttingDownPool(t)
+	known, err := pool.ModelInfo(context.Background(), "digits", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	triton.exiting.Store(true)
+	info, err := pool.ModelInfo(context.Background(), "digits", "")
+	if err != nil || info != known {
+		t.Fatalf("got %v, %v; want the known info", info, err)
+	}
+}
+
+// A model Triton cannot find while it shuts down is UNAVAILABLE (503, retry), not NOT_FOUND.
+func TestAModelTritonCannotFindWhileShuttingDownIsUnavailable(t *testing.T) {
+	pool, triton := shuttingDownPool(t)
+	triton.exiting.Store(true)
+	_, err := pool.ModelInfo(context.Background(), "digits", "")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "Triton is not ready") {
+		t.Fatalf("got %v, want UNAVAILABLE naming Triton not ready", err)
 	}
 }

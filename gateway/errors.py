@@ -35,6 +35,8 @@ INPUT_FAULTS = (
     "got invalid dimensions for input",
 )
 INPUT_FAULT_ANSWER = "the model rejected the input"
+# the words of a NOT_FOUND from a Triton whose ServerReady is not true (triton_not_ready)
+NOT_READY = "Triton is not ready"
 INPUT_FAULT_CODES = ("INTERNAL", "UNKNOWN")
 # The most names a message lists (a request with 5,000 unknown names must not get a 5 MB answer).
 MAX_LISTED = 10
@@ -74,6 +76,17 @@ def unknown_model(model: str, version: str = "") -> GatewayError:
     """Triton 2.51's 404 for a model (or version) it does not serve."""
     shown = f"'{model}' version {version}" if version else f"'{model}'"
     return GatewayError(404, f"Request for unknown model: {shown} is not found")
+
+
+def triton_not_ready(message: str) -> GatewayError:
+    """503 with Retry-After 1 s for Triton's NOT_FOUND from a server that is not ready: during its
+    graceful shutdown Triton 2.51 unloads every model and answers "Request for unknown model: 'm'
+    has no available versions" for each (measured: ~3 s with this repository), while ServerReady
+    answers UNAVAILABLE "Server exiting". A retry reaches the next Triton, or this one restarted;
+    the last known model info stays in use meanwhile, so cached answers keep being served."""
+    return GatewayError(
+        503, f"inference server unavailable: {NOT_READY}: {message}", retry_after_s=1
+    )
 
 
 def from_triton(code: str, message: str) -> GatewayError:

@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 from gateway import metrics, model_config
 from gateway.cache_key import canonical_bytes
 from gateway.coalescer import Coalescer
-from gateway.errors import GatewayError, from_triton, unknown_model
+from gateway.errors import GatewayError, from_triton, triton_not_ready, unknown_model
 from gateway.model_names import canonical_version, check_model_name
 from gateway.tensors import Tensor, TensorError, tensor_from_raw
 
@@ -179,6 +179,8 @@ class TritonPool:
                 code, message = str(error.code()), error.details() or ""
             metrics.TRITON_ERRORS.labels(code.rsplit(".", 1)[-1] or "UNKNOWN").inc()
             mapped = from_triton(code, message)
+            if mapped.status == 404 and not await self._ready(endpoint):
+                mapped = triton_not_ready(message)  # shutting down: it unloads every model
             if mapped.reason:
                 metrics.QUEUE_REJECTIONS.labels(mapped.reason).inc()
             if mapped.status != 503:
@@ -187,6 +189,14 @@ class TritonPool:
             last_error = mapped
         assert last_error is not None
         raise last_error
+
+    async def _ready(self, endpoint: Endpoint) -> bool:
+        """Triton's ServerReady on `endpoint`; False when it says so, fails or does not answer in
+        time (Triton 2.51 answers UNAVAILABLE "Server exiting" during its graceful shutdown)."""
+        try:
+            return await endpoint.client.is_server_ready(client_timeout=self.timeout_s)
+        except (InferenceServerException, grpc.aio.AioRpcError):
+            return False
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
         """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s` seconds.

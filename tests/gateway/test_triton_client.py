@@ -1,10 +1,11 @@
 """The Triton endpoint pool follows DNS without dropping live connections, fetches a model's info
 once for all the requests that find it expired, and keeps the last known info while Triton is
-down or hung (never for a model Triton no longer serves)."""
+down, hung or shutting down (never for a model a ready Triton no longer serves)."""
 
 import asyncio
 
 import pytest
+from tritonclient.utils import InferenceServerException
 
 from gateway.errors import GatewayError
 from gateway.triton_client import TritonPool
@@ -88,4 +89,73 @@ async def test_an_unknown_model_is_not_answered_from_an_expired_info():
 
     with pytest.raises(GatewayError):
         await pool.model_info("digits")
+    await pool.close()
+
+
+class ShuttingDownTriton:
+    """Stands in for one endpoint's tritonclient: serves digits until `exiting`, then answers as
+    Triton 2.51 does during its graceful shutdown (measured): NOT_FOUND "has no available
+    versions" for the model, ServerReady UNAVAILABLE "Server exiting"; `ready_after_unload`
+    instead keeps ServerReady true (a model unloaded on purpose)."""
+
+    def __init__(self) -> None:
+        self.exiting = False
+        self.ready_after_unload = False
+
+    def _gone(self) -> InferenceServerException:
+        message = "Request for unknown model: 'digits' has no available versions"
+        return InferenceServerException(message, status="StatusCode.NOT_FOUND")
+
+    async def get_model_metadata(self, *args, **kwargs) -> dict:
+        if self.exiting:
+            raise self._gone()
+        return METADATA
+
+    async def get_model_config(self, *args, **kwargs) -> dict:
+        if self.exiting:
+            raise self._gone()
+        return CONFIG
+
+    async def is_server_ready(self, *args, **kwargs) -> bool:
+        if self.exiting and not self.ready_after_unload:
+            raise InferenceServerException("Server exiting", status="StatusCode.UNAVAILABLE")
+        return True
+
+
+def shutting_down_pool() -> tuple[TritonPool, ShuttingDownTriton]:
+    pool = TritonPool(["127.0.0.1:1"], 1000, 0.0)
+    pool.endpoints[0].client = triton = ShuttingDownTriton()
+    return pool, triton
+
+
+async def test_while_triton_shuts_down_the_known_info_stays_in_use():
+    pool, triton = shutting_down_pool()
+    known = await pool.model_info("digits")
+    triton.exiting = True
+
+    assert await pool.model_info("digits") is known  # cached answers keep being served
+    await pool.close()
+
+
+async def test_a_model_triton_cannot_find_while_shutting_down_is_a_503_to_retry():
+    pool, triton = shutting_down_pool()
+    triton.exiting = True
+
+    with pytest.raises(GatewayError) as raised:
+        await pool.model_info("digits")
+
+    assert (raised.value.status, raised.value.retry_after_s) == (503, 1)
+    assert raised.value.message.startswith("inference server unavailable: Triton is not ready")
+    await pool.close()
+
+
+async def test_a_model_unloaded_from_a_ready_triton_stays_a_404():
+    pool, triton = shutting_down_pool()
+    await pool.model_info("digits")
+    triton.exiting = triton.ready_after_unload = True
+
+    with pytest.raises(GatewayError) as raised:
+        await pool.model_info("digits")
+
+    assert raised.value.status == 404
     await pool.close()
