@@ -181,3 +181,12 @@ def test_up_without_gateway_grpc_built_prints_one_clear_line_and_starts_nothing(
     with pytest.raises(StackError, match=r"gateway-grpc is not built: run `make gateway-grpc`"):
         stack.start()
     assert stack.processes.names() == []
+
+
+def test_the_python_gateway_runs_every_thread_on_one_cpu(stack):
+    pid = stack.local.component_states()["gateway"].pid
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+
+    cpus = {frozenset(os.sched_getaffinity(tid)) for tid in threads}
+
+    assert cpus == {frozenset({min(os.sched_getaffinity(0))})}
