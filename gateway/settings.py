@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     Raises pydantic's ValidationError for a number that is not a plain decimal or is out of its
     range (ports 1-65535; counts, timeouts and sizes at least 1; TTLs, delays, CPU indices and
-    the cacheable size at least 0: gateway-grpc/settings.go `ranges` alike), an empty
+    the cacheable size at least 0: gateway-grpc/settings.go `outOfRange` alike), an empty
     GATEWAY_TRITON_URL, or a per-model TTL that is not an integer.
     """
 
