@@ -50,12 +50,19 @@ def demo(
         _fail(error)
 
 
+def _static_op_types() -> set[str]:
+    from conversion.variants import quantized_op_types
+
+    return quantized_op_types("int8_static")
+
+
 def _settings(
     variants: str,
     calibration_method: str,
     batch_size: int,
     keep_first_last: bool,
     keep_fp32: list[str],
+    op_types: str,
     search_budget: float,
     gate: GateSettings,
     serve_slower: bool,
@@ -65,6 +72,14 @@ def _settings(
         raise SpecError(
             f"--calibration-method '{calibration_method}': one of {CALIBRATION_METHODS}"
         )
+    chosen = tuple(t.strip() for t in op_types.split(",") if t.strip())
+    known = _static_op_types() if chosen else set()
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise SpecError(
+            f"--op-types {', '.join(unknown)}: not an op type static INT8 quantizes "
+            f"(onnxruntime's QDQ registry: {', '.join(sorted(known))})"
+        )
     return Settings(
         quantization=QuantizationSettings(
             variants=tuple(v for v in variants.split(",") if v),
@@ -72,6 +87,7 @@ def _settings(
             calibration_batch_size=batch_size,
             keep_first_last=keep_first_last,
             keep_fp32=tuple(keep_fp32),
+            op_types=chosen or None,
             search_budget_s=search_budget,
         ),
         gate=gate,
@@ -164,6 +180,11 @@ def convert(
     keep_fp32: list[str] = typer.Option(
         [], "--keep-fp32", help="A node to keep in FP32 in FP16/INT8 variants (repeat)."
     ),
+    op_types: str = typer.Option(
+        "",
+        help="Static INT8: comma-separated ONNX op types to quantize, e.g. MatMul,Gemm (default: "
+        "a transformer's weight layers with --transformer, else every type the quantizer knows).",
+    ),
     int8_search_budget: float = typer.Option(
         Q.search_budget_s,
         help="Seconds to search for the fewest FP32 nodes that make a failing INT8 pass (0: off).",
@@ -199,6 +220,7 @@ def convert(
             batch_size,
             keep_first_last,
             keep_fp32,
+            op_types,
             int8_search_budget,
             gate,
             serve_slower,

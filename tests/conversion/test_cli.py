@@ -351,3 +351,22 @@ def test_arguments_that_do_not_fit_an_hf_folder_are_refused(tmp_path, extra, mes
     result = run_cli(*args)
     assert result.returncode == 1
     assert f"step 'read arguments' failed: {message}" in result.said
+
+
+def test_a_misspelled_op_type_is_refused_before_any_work(tmp_path, random_digits):
+    args = _args("tests.conversion.factories:digits_untrained", random_digits, tmp_path)
+    result = run_cli(*args, "--op-types", "Conv,Matmul")
+    assert result.returncode == 1
+    assert "--op-types Matmul: not an op type static INT8 quantizes" in result.said
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_op_types_given_are_what_static_int8_quantizes():
+    from conversion.__main__ import _settings
+    from conversion.settings import GateSettings
+
+    settings = _settings(
+        "fp32,int8_static", "minmax", 8, False, [], " MatMul, Gemm ,", 0, GateSettings(), False, 8
+    )
+
+    assert settings.quantization.op_types == ("MatMul", "Gemm")
