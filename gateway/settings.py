@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 import re
 from functools import lru_cache
 from typing import Annotated, Any
@@ -19,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
 NonNegative = Annotated[int, Field(ge=0)]
+# uvicorn workers per CPU at most: each is a process (~65 MB) and CPU-bound beyond that
+WORKERS_PER_CPU = 4
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -28,7 +31,7 @@ class Settings(BaseSettings):
     the names (`_ms` milliseconds, `_s` seconds, `_bytes` bytes).
 
     Raises pydantic's ValidationError for a number that is not a plain decimal or is out of its
-    range (ports 1-65535; counts, timeouts and sizes at least 1; TTLs, delays, CPU indices and
+    range (ports 1-65535; counts, timeouts and sizes at least 1, workers at most 4 per CPU; TTLs, delays, CPU indices and
     the cacheable size at least 0: gateway-grpc/settings.go `outOfRange` alike), an empty
     GATEWAY_TRITON_URL, or a per-model TTL that is not an integer.
     """
@@ -50,7 +53,12 @@ class Settings(BaseSettings):
     grpc_metrics_port: int = Field(
         8082, ge=1, le=65535, description="`gateway-grpc`'s /metrics, /healthz and /readyz (HTTP)."
     )
-    workers: int = Field(1, ge=1, description="Worker processes (uvicorn); each has its own pools.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description=f"Worker processes (uvicorn), at most {WORKERS_PER_CPU} per CPU this process may "
+        "use; each has its own pools.",
+    )
     cpus: Annotated[list[NonNegative], NoDecode] = Field(
         [],
         description="Pin worker i, all its threads, to the i-th of these CPUs, round-robin, e.g. "
@@ -102,6 +110,14 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a decimal integer")
         if kind is float and not (NUMBER.fullmatch(value) and math.isfinite(float(value))):
             raise ValueError(f"{value!r} is not a finite decimal number")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_per_cpu(cls, value: int) -> int:
+        limit = WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+        if value > limit:
+            raise ValueError(f"at most {limit} ({WORKERS_PER_CPU} per CPU this process may use)")
         return value
 
     @field_validator("triton_url", "api_keys", "cpus", mode="before")

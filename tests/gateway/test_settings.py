@@ -33,6 +33,7 @@ def test_the_master_switch_disables_every_model(monkeypatch):
         ("GATEWAY_PORT", "0"),
         ("GATEWAY_PORT", "65536"),
         ("GATEWAY_WORKERS", "0"),
+        ("GATEWAY_WORKERS", "100000"),  # each a process: it would fork until memory runs out
         ("GATEWAY_CPUS", "0,-1"),
     ],
 )
