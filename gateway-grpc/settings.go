@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -81,7 +80,7 @@ func configFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	set("REDIS_URL", str(&c.RedisURL))
 	set("CACHE_ENABLED", func(v string) (e error) { c.CacheEnabled, e = parseBool(v); return })
 	set("CACHE_TTL_S", integer(&c.CacheTTL))
-	set("CACHE_MODEL_TTL_S", func(v string) error { return json.Unmarshal([]byte(v), &c.ModelTTL) })
+	set("CACHE_MODEL_TTL_S", func(v string) error { return parseModelTTL(v, &c.ModelTTL) })
 	set("CACHE_MAX_VALUE_BYTES", integer(&c.MaxValueBytes))
 	set("REDIS_TIMEOUT_MS", integer(&c.RedisTimeout))
 	set("REDIS_RETRY_AFTER_S", float(&c.RedisRetry))
@@ -99,8 +98,16 @@ func configFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	return c, err
 }
 
+// Upper bounds, as gateway/settings.py's MAX_MS, MAX_S and MAX_INT32.
+const (
+	maxMillis  = 86_400_000
+	maxSeconds = 86_400
+	maxInt32   = 1<<31 - 1
+)
+
 // outOfRange names the first setting outside its range, as gateway/settings.py bounds it: ports
-// 1-65535; counts, timeouts and sizes at least 1; TTLs, delays and the cacheable size at least 0.
+// 1-65535; counts, timeouts and sizes at least 1; TTLs, delays and the cacheable size at least 0;
+// timeouts at most a day, counts, sizes and TTLs at most 2^31-1.
 func (c Config) outOfRange() error {
 	bounds := []struct {
 		name      string
@@ -109,14 +116,14 @@ func (c Config) outOfRange() error {
 	}{
 		{"GRPC_PORT", float64(c.GRPCPort), 1, 65535},
 		{"GRPC_METRICS_PORT", float64(c.MetricsPort), 1, 65535},
-		{"CACHE_TTL_S", float64(c.CacheTTL), 0, math.Inf(1)},
-		{"CACHE_MAX_VALUE_BYTES", float64(c.MaxValueBytes), 0, math.Inf(1)},
-		{"REDIS_TIMEOUT_MS", float64(c.RedisTimeout), 1, math.Inf(1)},
-		{"REDIS_RETRY_AFTER_S", c.RedisRetry, 0, math.Inf(1)},
-		{"TRITON_TIMEOUT_MS", float64(c.TritonTimeout), 1, math.Inf(1)},
-		{"MODEL_INFO_TTL_S", c.ModelInfoTTL, 0, math.Inf(1)},
-		{"MAX_IN_FLIGHT", float64(c.MaxInFlight), 1, math.Inf(1)},
-		{"MAX_BODY_BYTES", float64(c.MaxBodyBytes), 1, math.Inf(1)},
+		{"CACHE_TTL_S", float64(c.CacheTTL), 0, maxInt32},
+		{"CACHE_MAX_VALUE_BYTES", float64(c.MaxValueBytes), 0, maxInt32},
+		{"REDIS_TIMEOUT_MS", float64(c.RedisTimeout), 1, maxMillis},
+		{"REDIS_RETRY_AFTER_S", c.RedisRetry, 0, maxSeconds},
+		{"TRITON_TIMEOUT_MS", float64(c.TritonTimeout), 1, maxMillis},
+		{"MODEL_INFO_TTL_S", c.ModelInfoTTL, 0, maxSeconds},
+		{"MAX_IN_FLIGHT", float64(c.MaxInFlight), 1, maxInt32},
+		{"MAX_BODY_BYTES", float64(c.MaxBodyBytes), 1, maxInt32},
 	}
 	for _, b := range bounds {
 		if b.value < b.low {
@@ -127,10 +134,33 @@ func (c Config) outOfRange() error {
 		}
 	}
 	for model, ttl := range c.ModelTTL {
-		if ttl < 0 {
-			return fmt.Errorf("GATEWAY_CACHE_MODEL_TTL_S: %q: %d is negative", model, ttl)
+		if ttl < 0 || ttl > maxInt32 {
+			return fmt.Errorf("GATEWAY_CACHE_MODEL_TTL_S: %q: %d is outside 0-%d", model, ttl, maxInt32)
 		}
 	}
+	return nil
+}
+
+// parseModelTTL reads a JSON object of integers, as gateway/settings.py does: null, strings,
+// fractions and null values are refused (json.Unmarshal into map[string]int would take null, and a
+// null value, as "nothing": a TTL of 0, "do not cache").
+func parseModelTTL(value string, ttl *map[string]int) error {
+	var read map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(value), &read); err != nil {
+		return err
+	}
+	if read == nil {
+		return fmt.Errorf(`not a JSON object of integers, e.g. {"digits": 60}`)
+	}
+	parsed := map[string]int{}
+	for model, raw := range read {
+		n, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("%q: %s is not an integer", model, raw)
+		}
+		parsed[model] = n
+	}
+	*ttl = parsed
 	return nil
 }
 

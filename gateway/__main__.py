@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from gateway.settings import Settings, get_settings
 
@@ -43,6 +44,9 @@ def settings_or_exit() -> Settings:
         for problem in error.errors():
             variable = ".".join(map(str, problem["loc"]))
             print(f"error: {variable}={problem['input']!r}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as error:  # a value pydantic-settings could not decode
+        print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -9,6 +9,7 @@ JSON object of integers.
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import os
 import re
@@ -22,6 +23,9 @@ CommaList = Annotated[list[str], NoDecode]
 NonNegative = Annotated[int, Field(ge=0)]
 # uvicorn workers per CPU at most: each is a process (~65 MB) and CPU-bound beyond that
 WORKERS_PER_CPU = 4
+# upper bounds, as gateway-grpc/settings.go's outOfRange (a Go time.Duration holds ~292 years)
+MAX_MS, MAX_S, MAX_INT32 = 86_400_000, 86_400.0, 2**31 - 1
+TTL = Annotated[StrictInt, Field(ge=0, le=MAX_INT32)]
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -74,26 +78,35 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="Redis for the prediction cache."
     )
     cache_enabled: bool = Field(True, description="Master switch for the prediction cache.")
-    cache_ttl_s: int = Field(3600, ge=0, description="Time to live of a cached prediction.")
-    cache_model_ttl_s: dict[str, Annotated[StrictInt, Field(ge=0)]] = Field(
+    cache_ttl_s: int = Field(
+        3600, ge=0, le=MAX_INT32, description="Time to live of a cached prediction."
+    )
+    cache_model_ttl_s: Annotated[dict[str, TTL], NoDecode] = Field(
         {},
-        description='Per-model TTL as JSON, e.g. {"digits": 60}; each >= 0; 0 disables caching a model.',
+        description='Per-model TTL as a JSON object of integers, e.g. {"digits": 60}; each in '
+        "the range of GATEWAY_CACHE_TTL_S; 0 disables caching a model.",
     )
     cache_max_value_bytes: int = Field(
-        1 << 20, ge=0, description="Larger responses are not cached."
+        1 << 20, ge=0, le=MAX_INT32, description="Larger responses are not cached."
     )
-    redis_timeout_ms: int = Field(50, ge=1, description="Redis connect and command timeout.")
+    redis_timeout_ms: int = Field(
+        50, ge=1, le=MAX_MS, description="Redis connect and command timeout."
+    )
     redis_retry_after_s: float = Field(
-        1.0, ge=0, description="After a Redis error, skip the cache this long."
+        1.0, ge=0, le=MAX_S, description="After a Redis error, skip the cache this long."
     )
-    triton_timeout_ms: int = Field(10_000, ge=1, description="Deadline of one inference (-> 504).")
+    triton_timeout_ms: int = Field(
+        10_000, ge=1, le=MAX_MS, description="Deadline of one inference (-> 504)."
+    )
     model_info_ttl_s: float = Field(
-        1.0, ge=0, description="How long model metadata and fingerprint are reused."
+        1.0, ge=0, le=MAX_S, description="How long model metadata and fingerprint are reused."
     )
     max_in_flight: int = Field(
-        256, ge=1, description="Concurrent requests before load shedding (429)."
+        256, ge=1, le=MAX_INT32, description="Concurrent requests before load shedding (429)."
     )
-    max_body_bytes: int = Field(8 << 20, ge=1, description="Largest request body (-> 413).")
+    max_body_bytes: int = Field(
+        8 << 20, ge=1, le=MAX_INT32, description="Largest request body (-> 413)."
+    )
     api_keys: CommaList = Field(
         [], description="Accepted X-API-Key values, comma-separated; empty = open."
     )
@@ -111,6 +124,21 @@ class Settings(BaseSettings):
         if kind is float and not (NUMBER.fullmatch(value) and math.isfinite(float(value))):
             raise ValueError(f"{value!r} is not a finite decimal number")
         return value
+
+    @field_validator("cache_model_ttl_s", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """A JSON object, parsed here (not by pydantic-settings) so that malformed JSON is a
+        ValidationError naming the variable, as every other bad value is."""
+        if not isinstance(value, str):
+            return value
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not JSON ({error.msg} at character {error.pos})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError('not a JSON object of integers, e.g. {"digits": 60}')
+        return parsed
 
     @field_validator("workers")
     @classmethod

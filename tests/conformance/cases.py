@@ -1728,6 +1728,19 @@ def settings_cases() -> list[dict]:
         ("GATEWAY_MODEL_INFO_TTL_S", "-1"),
         ("GATEWAY_MAX_IN_FLIGHT", "0"),
         ("GATEWAY_MAX_BODY_BYTES", "0"),
+        ("GATEWAY_TRITON_TIMEOUT_MS", "99999999999999999999"),
+        ("GATEWAY_TRITON_TIMEOUT_MS", "86400001"),
+        ("GATEWAY_REDIS_TIMEOUT_MS", "9223372036854775807"),
+        ("GATEWAY_MODEL_INFO_TTL_S", "1e300"),
+        ("GATEWAY_REDIS_RETRY_AFTER_S", "86401"),
+        ("GATEWAY_CACHE_TTL_S", "2147483648"),
+        ("GATEWAY_MAX_IN_FLIGHT", "2147483648"),
+        ("GATEWAY_CACHE_MODEL_TTL_S", '{"digits": 99999999999999999999}'),
+        ("GATEWAY_CACHE_MODEL_TTL_S", '{"digits": null}'),
+        ("GATEWAY_CACHE_MODEL_TTL_S", "null"),
+        ("GATEWAY_CACHE_MODEL_TTL_S", "{"),
+        ("GATEWAY_CACHE_MODEL_TTL_S", ""),
+        ("GATEWAY_CACHE_MODEL_TTL_S", '{"digits": 60} x'),
     ]
     return [
         {"name": name, "env": env, "settings": {**defaults, **changes}}
