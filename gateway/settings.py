@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     the names (`_ms` milliseconds, `_s` seconds, `_bytes` bytes).
 
     Raises pydantic's ValidationError for a number that is not a plain decimal or is out of its
-    range (ports 1-65535; counts, timeouts and sizes at least 1, workers at most 4 per CPU; TTLs, delays, CPU indices and
+    range (ports 1-65535; counts, timeouts and sizes at least 1, timeouts at most a day, other
+    numbers at most 2^31-1, workers at most 4 per CPU; TTLs, delays, CPU indices and
     the cacheable size at least 0: gateway-grpc/settings.go `outOfRange` alike), an empty
     GATEWAY_TRITON_URL, or a per-model TTL that is not an integer.
     """
