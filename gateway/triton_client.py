@@ -179,7 +179,7 @@ class TritonPool:
                 code, message = str(error.code()), error.details() or ""
             metrics.TRITON_ERRORS.labels(code.rsplit(".", 1)[-1] or "UNKNOWN").inc()
             mapped = from_triton(code, message)
-            if mapped.status == 404 and not await self._ready(endpoint):
+            if mapped.status == 404 and not await _server_ready(endpoint, self.timeout_s):
                 mapped = triton_not_ready(message)  # shutting down: it unloads every model
             if mapped.reason:
                 metrics.QUEUE_REJECTIONS.labels(mapped.reason).inc()
@@ -189,14 +189,6 @@ class TritonPool:
             last_error = mapped
         assert last_error is not None
         raise last_error
-
-    async def _ready(self, endpoint: Endpoint) -> bool:
-        """Triton's ServerReady on `endpoint`; False when it says so, fails or does not answer in
-        time (Triton 2.51 answers UNAVAILABLE "Server exiting" during its graceful shutdown)."""
-        try:
-            return await endpoint.client.is_server_ready(client_timeout=self.timeout_s)
-        except (InferenceServerException, grpc.aio.AioRpcError):
-            return False
 
     async def model_info(self, model: str, version: str = "") -> ModelInfo:
         """Metadata, config parameters and fingerprint, reused for `model_info_ttl_s` seconds.
@@ -329,14 +321,17 @@ class TritonPool:
     async def ready(self) -> bool:
         """True when any endpoint's Triton reports ServerReady within 1 s (KServe v2 readiness);
         an endpoint that answers with an error (InferenceServerException) counts as not ready."""
+        return any(await asyncio.gather(*(_server_ready(e, 1.0) for e in self.endpoints)))
 
-        async def one(endpoint: Endpoint) -> bool:
-            try:
-                return await endpoint.client.is_server_ready(client_timeout=1.0)
-            except InferenceServerException:
-                return False
 
-        return any(await asyncio.gather(*(one(e) for e in self.endpoints)))
+async def _server_ready(endpoint: Endpoint, timeout_s: float) -> bool:
+    """Triton's ServerReady on `endpoint`; False when it says so, fails or does not answer within
+    `timeout_s` (tritonclient raises InferenceServerException for each; Triton 2.51 answers
+    UNAVAILABLE "Server exiting" during its graceful shutdown)."""
+    try:
+        return await endpoint.client.is_server_ready(client_timeout=timeout_s)
+    except InferenceServerException:
+        return False
 
 
 def _tensor_info(tensor: dict) -> TensorInfo:
